@@ -1,0 +1,41 @@
+"""lossbench: train every loss x model x dataset with paired seeds and tell which loss to use, and how sure.
+
+The public plugin API (DESIGN.md section 3) is re-exported here; plugins import from ``lossbench``.
+"""
+
+from lossbench.api import (
+    GAN,
+    VAE,
+    AdversarialLoss,
+    DataSpec,
+    Dataset,
+    FeatureNetwork,
+    Metric,
+    ModeAssignment,
+    ModelFactory,
+    Recipe,
+    Samples,
+    VAELoss,
+    hookimpl,
+)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # EvaluationContext and RunSpec live in modules that import torch-heavy code; load them on first use.
+    if name == "EvaluationContext":
+        from lossbench.evaluate import EvaluationContext
+
+        return EvaluationContext
+    if name == "RunSpec":
+        from lossbench.grid import RunSpec
+
+        return RunSpec
+    raise AttributeError(f"module 'lossbench' has no attribute {name!r}")
+
+
+__all__ = [
+    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "Metric",
+    "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "VAELoss", "hookimpl", "__version__",
+]

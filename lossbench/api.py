@@ -1,0 +1,244 @@
+"""The plugin-facing types: what a third-party loss, model, dataset or metric is written against.
+
+This module is the public contract of DESIGN.md section 3. Everything here is re-exported from ``lossbench``;
+plugins import from there (``from lossbench import AdversarialLoss, Recipe, hookimpl``). Additions are allowed
+(new optional methods with defaults), changes to what exists are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, Union, runtime_checkable
+
+import pluggy
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
+    from lossbench.evaluate import EvaluationContext
+
+PROJECT_NAME = "lossbench"
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+FAMILIES = ("gan", "vae")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training defaults a loss needs, taken from its paper (the harness follows them for that loss)."""
+
+    n_critic: int = 1
+    optimizer: str = "adam"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Recipe.optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        if int(self.n_critic) != self.n_critic or self.n_critic < 1:
+            raise ValueError(f"Recipe.n_critic must be a positive integer, not {self.n_critic!r}")
+        if not (self.lr_g > 0 and self.lr_d > 0):
+            raise ValueError("Recipe learning rates must be positive")
+
+
+class AdversarialLoss:
+    """A GAN loss (family ``"gan"``), written in terms of the discriminator's raw scores.
+
+    Scores are the discriminator's raw outputs, shape ``[batch]``: logits for the classic losses, unbounded critic
+    values for the Wasserstein family. Set ``scores_are_logits = False`` for the latter so that the harness does
+    not report sigmoid(D) for them. Losses may be negative.
+    """
+
+    family: ClassVar[str] = "gan"
+    name: str = ""
+    recipe: Recipe = Recipe()
+    scores_are_logits: bool = True
+    generator_needs_real: bool = False  # True: the harness recomputes D(real) for generator_loss (relativistic)
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        """Scalar the discriminator minimises."""
+        raise NotImplementedError(f"{type(self).__name__} must implement discriminator_loss")
+
+    def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
+        """Scalar the generator minimises.
+
+        ``real_scores`` (no gradient) are D's scores of the last real batch: from the last critic step, or
+        recomputed with the updated D when ``generator_needs_real`` is True (relativistic losses).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement generator_loss")
+
+    def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | None:
+        """Optional regulariser added to the discriminator loss (GP, DRAGAN, R1...). ``critic`` maps x -> scores."""
+        return None
+
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        """Optional hook after each discriminator update (e.g. weight clipping)."""
+
+    def bind(self, dataset: "Dataset", device: torch.device) -> "AdversarialLoss":
+        """Return the loss to use for one run on ``dataset`` (default: itself). Extension beyond DESIGN.md."""
+        return self
+
+
+class VAELoss:
+    """A VAE objective (family ``"vae"``): ``loss`` is minimised over encoder and decoder together.
+
+    ``reconstruction`` is the decoder's output in data space (images in [-1, 1]); ``mu`` and ``logvar`` are the
+    encoder's Gaussian posterior parameters.
+    """
+
+    family: ClassVar[str] = "vae"
+    name: str = ""
+    recipe: Recipe = Recipe(lr_g=1e-3, lr_d=1e-3, betas=(0.9, 0.999))
+
+    def loss(self, x: Tensor, reconstruction: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+        """Scalar to minimise."""
+        raise NotImplementedError(f"{type(self).__name__} must implement loss")
+
+    def bind(self, dataset: "Dataset", device: torch.device) -> "VAELoss":
+        """Return the loss to use for one run on ``dataset`` (default: itself), e.g. to attach a feature network."""
+        return self
+
+
+Loss = Union[AdversarialLoss, VAELoss]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The shape and kind of one dataset's samples, which is all a model factory needs to know."""
+
+    shape: tuple[int, ...]
+    kind: str  # "points" | "image"
+    n_modes: int | None = None
+
+    @property
+    def channels(self) -> int:
+        """Image channels (images are ``(C, H, W)``)."""
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        """Image side in pixels (images are square)."""
+        return self.shape[-1]
+
+
+@dataclass
+class Samples:
+    """A batch of samples: ``x`` is ``(N, *shape)`` float32 (images in [-1, 1]); ``y`` are mode labels if known."""
+
+    x: Tensor
+    y: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, index: Tensor) -> "Samples":
+        """The samples at ``index``."""
+        return Samples(self.x[index], None if self.y is None else self.y[index])
+
+    def to(self, device: torch.device | str) -> "Samples":
+        return Samples(self.x.to(device), None if self.y is None else self.y.to(device))
+
+
+@dataclass
+class ModeAssignment:
+    """Which mode each sample belongs to, and whether it is a high-quality sample of that mode."""
+
+    mode: Tensor  # (N,) int64
+    high_quality: Tensor  # (N,) bool
+
+
+class Dataset:
+    """A dataset plugin. ``load`` returns the training samples; ``mode_of`` assigns generated samples to modes."""
+
+    name: str = ""
+    spec: DataSpec
+
+    def load(self, root: Path | None) -> Samples:
+        """All training samples. ``root`` is the user's data folder (``--data-root``) for on-disk datasets."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load")
+
+    def mode_of(self, x: Tensor) -> ModeAssignment | None:
+        """Mode of each sample in ``x`` (points: nearest centre; images: the dataset's classifier), or None."""
+        return None
+
+    def availability(self, root: Path | None) -> str | None:
+        """None when the data can be loaded; otherwise one line saying which files to put where.
+
+        Extension beyond DESIGN.md: lets the default grid skip on-disk datasets whose files are absent.
+        """
+        return None
+
+    def feature_network(self, device: torch.device) -> "FeatureNetwork | None":
+        """A network whose features score samples of this dataset (images: its own classifier), or None."""
+        return None
+
+
+@runtime_checkable
+class FeatureNetwork(Protocol):
+    """A feature space for scoring: ``features`` maps ``(N, *shape)`` samples to ``(N, d)`` features."""
+
+    name: str  # recorded beside every value computed in this space, e.g. "digits-classifier"
+
+    def features(self, x: Tensor) -> Tensor: ...
+
+
+@dataclass
+class GAN:
+    """A built GAN: ``generator(z)`` has the data's shape; ``discriminator(x)`` returns scores of shape ``[B]``."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+
+    family: ClassVar[str] = "gan"
+
+
+@dataclass
+class VAE:
+    """A built VAE: ``encoder(x) -> (mu, logvar)``; ``decoder(z)`` returns samples in data space."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    latent_dim: int
+
+    family: ClassVar[str] = "vae"
+
+
+class ModelFactory:
+    """A model plugin: builds a fresh GAN or VAE for a dataset it supports."""
+
+    name: str = ""
+    family: str = "gan"
+
+    def supports(self, data: DataSpec) -> bool:
+        """Whether this model can be built for data of this spec."""
+        raise NotImplementedError(f"{type(self).__name__} must implement supports")
+
+    def build(self, data: DataSpec) -> GAN | VAE:
+        """A new, randomly initialised model (the harness seeds torch before calling this)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build")
+
+
+class Metric:
+    """A metric plugin: values computed from one evaluation of one run.
+
+    ``compute`` returns ``{key: value}`` with keys ``<name>`` or ``<name>_<part>``. Values are floats (NaN only
+    where undefined); a ``str`` value is a fact about the others (e.g. ``fid_features``) and is stored as text.
+    Metrics with ``curve = True`` are also computed during training every ``eval_every`` steps on fewer samples.
+    """
+
+    name: str = ""
+    curve: bool = False
+    needs_samples: bool = True  # False: computed from the history alone, so also for diverged runs
+
+    def compute(self, ctx: "EvaluationContext") -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement compute")
+
+
+def describe(obj: object) -> str:
+    """One-line description of a registered object: its ``description`` attribute or its docstring's first line."""
+    text = getattr(obj, "description", None) or type(obj).__doc__ or ""
+    return text.strip().splitlines()[0].strip() if text.strip() else ""

@@ -1,0 +1,232 @@
+"""The ``lossbench`` command: a thin click layer over the library. Errors become one clear line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from lossbench import __version__
+from lossbench.api import describe
+from lossbench.errors import LossbenchError, UsageError
+from lossbench.grid import DEFAULT_PRESET, PRESETS, GridPlan, RunSpec, parse_seeds
+from lossbench.plugins import PluginConfig, load_environment
+from lossbench.registry import KINDS
+from lossbench.train import DATA_ROOT_ENV, RunResult
+
+
+class LossbenchGroup(click.Group):
+    """Turns a ``LossbenchError`` anywhere below into click's own error output: one line, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+        except LossbenchError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+
+def plugin_options(command: Callable) -> Callable:
+    command = click.option("--strict-plugins", is_flag=True, help="Any plugin problem is fatal (non-zero exit).")(command)
+    command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False),
+                           help="Folder of *.py plugins (default: ./plugins, or $LOSSBENCH_PLUGINS_DIR).")(command)
+    return command
+
+
+def load(plugins_dir: Path | None, strict: bool):
+    """Load the plugins, print each problem as a warning, and stop if --strict-plugins."""
+    config = PluginConfig(plugins_dir=plugins_dir, strict=strict)
+    env = load_environment(config)
+    for problem in env.problems:
+        click.echo(f"warning: {problem}", err=True)
+    env.raise_if_strict(strict)
+    return config, env
+
+
+@click.group(cls=LossbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lossbench")
+def main() -> None:
+    """lossbench: which loss should you train your generative model with, and how sure can you be?"""
+
+
+class ProgressDisplay:
+    """A progress bar of runs done / total with an ETA, and the current run's step (GridListener for the CLI)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.current = ""
+
+    def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
+        for note in plan.notes:
+            click.echo(note, err=True)
+        click.echo(f"{len(plan.specs)} runs in the grid: {len(todo)} to train, {resumed} already stored (resumed)", err=True)
+        self.bar = click.progressbar(length=len(todo), label="runs", show_eta=True, show_pos=True,
+                                     item_show_func=lambda _item: self.current, file=sys.stderr)
+        self.bar.__enter__()
+
+    def step(self, spec: RunSpec, step: int) -> None:
+        self.current = f"{spec.label} step {step}/{spec.steps}"
+        if self.bar is not None:
+            self.bar.render_progress()
+
+    def finished(self, result: RunResult) -> None:
+        spec = result.spec
+        self.current = f"{spec.label} {result.status}"
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@main.command()
+@click.option("--grid", "whole_grid", is_flag=True, help="Run every compatible loss x model x dataset (the default grid).")
+@click.option("-l", "--loss", "losses", multiple=True, help="Only this loss (repeatable).")
+@click.option("-m", "--model", "models", multiple=True, help="Only this model (repeatable).")
+@click.option("-d", "--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--seeds", help="Seeds to run, e.g. 0,1,2 or 0-4.")
+@click.option("--n-seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
+              help="Steps, batch size and sample sizes: smoke (seconds, for tests), quick, standard, paper.")
+@click.option("--steps", type=click.IntRange(min=1), help="Override the preset's training steps.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
+@click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
+@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
+              help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.")
+@plugin_options
+def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
+        seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
+        workers: int, ray_address: str | None, results: Path, reports: Path, resume: bool, retry_failed: bool,
+        data_root: Path | None, plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Train and score every selected loss x model x dataset x seed; store and export the results."""
+    import os
+
+    from lossbench.driver import GridOptions, run_grid
+
+    if not (whole_grid or losses or models or datasets):
+        raise UsageError("say what to run: --grid for every combination, or filters -l/-m/-d")
+    if seeds is not None and n_seeds is not None:
+        raise UsageError("give --seeds or --n-seeds, not both")
+    seed_list = parse_seeds(seeds) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
+    if data_root is not None:
+        os.environ[DATA_ROOT_ENV] = str(data_root)
+    config, env = load(plugins_dir, strict_plugins)
+    options = GridOptions(
+        losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
+        device=device, executor=executor, workers=workers, results=results, resume=resume,
+        retry_failed=retry_failed, data_root=data_root,
+        executor_options={"address": ray_address} if executor == "ray" else {},
+    )
+    display = ProgressDisplay()
+    started = time.perf_counter()
+    try:
+        outcome = run_grid(env, config, options, display)
+    except KeyboardInterrupt:
+        display.close()
+        click.echo("interrupted: the runs committed so far are kept; run the same command again to resume", err=True)
+        sys.exit(130)
+    display.close()
+    counts = outcome.counts
+    click.echo(
+        f"trained {len(outcome.trained)} runs in {time.perf_counter() - started:.1f}s "
+        f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed), "
+        f"{outcome.resumed} resumed; results in {results}/"
+    )
+    for result in outcome.trained:
+        if result.status == "failed":
+            click.echo(f"failed: {result.spec.label}: {result.reason}", err=True)
+    if counts.get("failed", 0):
+        sys.exit(1)
+
+
+def _rows(kind: str, env) -> list[dict[str, Any]]:
+    registry = env.catalog.registry(kind)
+    rows = []
+    for name, entry in registry.entries.items():
+        obj = entry.obj
+        row: dict[str, Any] = {"name": name, "plugin": entry.plugin, "description": describe(obj)}
+        if kind in ("losses", "models"):
+            row["family"] = obj.family
+        if kind == "datasets":
+            row.update(kind=obj.spec.kind, shape=list(obj.spec.shape), modes=obj.spec.n_modes)
+        rows.append(row)
+    return rows
+
+
+@main.command(name="list")
+@click.argument("kind", required=False, type=click.Choice(list(KINDS)))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@plugin_options
+def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """What is registered (losses, models, datasets, metrics), and by which plugin."""
+    _config, env = load(plugins_dir, strict_plugins)
+    kinds = [kind] if kind else list(KINDS)
+    listing = {k: _rows(k, env) for k in kinds}
+    if as_json:
+        click.echo(json.dumps(listing if not kind else listing[kind], indent=2))
+        return
+    for k in kinds:
+        click.echo(f"{k}:")
+        for row in listing[k]:
+            family = f" [{row['family']}]" if "family" in row else ""
+            click.echo(f"  {row['name']:<18}{family:<7} {row['description']}  ({row['plugin']})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@plugin_options
+def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Installed plugins: where each comes from, its version, its hooks and what it registered."""
+    _config, env = load(plugins_dir, strict_plugins)
+    infos = [vars(info) for info in env.plugins.infos.values()]
+    if as_json:
+        problems = [{"plugin": p.plugin, "reason": p.reason} for p in env.problems]
+        click.echo(json.dumps({"plugins": infos, "problems": problems}, indent=2))
+        return
+    for info in infos:
+        version = f" {info['distribution']} {info['version']}" if info.get("version") else ""
+        click.echo(f"{info['name']} ({info['source']}{version}; {info['location']})")
+        click.echo(f"  hooks: {', '.join(info['hooks']) or '-'}")
+        for kind, names in info["registered"].items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--metric", default=None, help="Only this metric key (e.g. modes_covered).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(results: Path, metric: str | None, as_json: bool) -> None:
+    """Print the summary table (mean and 95% CI over seeds) from the store."""
+    from lossbench.store import Store
+    from lossbench.tables import summarise
+
+    with Store.open(results, create=False) as store:
+        summary = summarise(store.runs_wide())
+    if metric:
+        summary = summary[summary["metric"] == metric]
+    if as_json:
+        click.echo(summary.to_json(orient="records", indent=2))
+        return
+    if summary.empty:
+        click.echo("no results stored yet")
+        return
+    columns = ["dataset", "model", "loss", "metric", "n_ok", "n_seeds", "mean", "ci_low", "ci_high", "rank"]
+    click.echo(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,184 @@
+"""Expand the user's filters into RunSpecs: compatible loss x model x dataset x seed, with stable run ids."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from lossbench.errors import DataUnavailable, UsageError
+from lossbench.registry import Catalog
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How long and how carefully each run trains and is scored."""
+
+    name: str
+    steps_points: int  # generator steps on points datasets
+    steps_image: int  # generator steps on image datasets
+    batch_size: int
+    log_every: int
+    eval_every: int  # light evaluation (curve metrics) every this many steps
+    eval_samples: int  # samples per light evaluation
+    final_samples: int  # samples of the final evaluation (capped by half the dataset for the real sets)
+    n_seeds: int
+
+    def steps(self, kind: str) -> int:
+        return self.steps_image if kind == "image" else self.steps_points
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("smoke", 40, 20, 64, 10, 20, 256, 500, 2),
+        Preset("quick", 1500, 400, 128, 25, 250, 500, 2500, 3),
+        Preset("standard", 10_000, 3000, 256, 50, 1000, 2000, 5000, 5),
+        Preset("paper", 50_000, 20_000, 256, 100, 2500, 5000, 10_000, 10),
+    )
+}
+DEFAULT_PRESET = "quick"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one run's result. Its hash is the run's id in the store."""
+
+    loss: str
+    model: str
+    dataset: str
+    seed: int
+    steps: int
+    batch_size: int
+    log_every: int
+    eval_every: int
+    eval_samples: int
+    final_samples: int
+    device: str = "cpu"
+    preset: str = "custom"
+
+    @property
+    def run_id(self) -> str:
+        """Stable 16-hex-digit id: the same spec gives the same id in every process and on every machine."""
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.model}/{self.loss}/seed{self.seed}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunSpec":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in fields})
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' or '0-4' (or a mix) to a sorted list of distinct non-negative seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                low, high = part.split("-", 1)
+                seeds.update(range(int(low), int(high) + 1))
+            else:
+                seeds.add(int(part))
+        except ValueError:
+            raise UsageError(f"--seeds {text!r}: {part!r} is not a seed; give integers like 0,1,2 or 0-4") from None
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds {text!r}: give one or more non-negative integers like 0,1,2")
+    return sorted(seeds)
+
+
+def _select(what: str, registry, requested: Sequence[str]) -> list[str]:
+    if not requested:
+        return registry.names()
+    for name in requested:
+        registry.get(name)  # raises UnknownNameError with suggestions
+    return list(dict.fromkeys(requested))
+
+
+@dataclass
+class GridPlan:
+    """The RunSpecs of a grid and the notes to show the user (datasets skipped because their files are absent)."""
+
+    specs: list[RunSpec]
+    notes: list[str]
+
+
+def expand(
+    catalog: Catalog,
+    *,
+    losses: Sequence[str] = (),
+    models: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    seeds: Iterable[int] | None = None,
+    preset: str = DEFAULT_PRESET,
+    steps: int | None = None,
+    device: str = "cpu",
+    data_root: Path | None = None,
+) -> GridPlan:
+    """Every compatible (dataset, model, loss, seed) the filters allow, in a stable order.
+
+    Unknown names raise ``UnknownNameError``. A dataset asked for by name whose files are absent raises
+    ``DataUnavailable``; in the default grid it is skipped with a note saying where its files would go.
+    """
+    if preset not in PRESETS:
+        from lossbench.registry import unknown_name_message
+
+        raise UsageError(unknown_name_message("preset", preset, list(PRESETS)))
+    chosen = PRESETS[preset]
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps must be at least 1, not {steps}")
+    loss_names = _select("loss", catalog.losses, losses)
+    model_names = _select("model", catalog.models, models)
+    dataset_names = _select("dataset", catalog.datasets, datasets)
+    seed_list = list(seeds) if seeds is not None else list(range(chosen.n_seeds))
+
+    notes: list[str] = []
+    specs: list[RunSpec] = []
+    for dataset_name in dataset_names:
+        dataset = catalog.datasets.get(dataset_name)
+        missing = dataset.availability(data_root)
+        if missing:
+            if datasets:
+                raise DataUnavailable(f"dataset {dataset_name!r}: {missing}")
+            notes.append(f"skipped dataset {dataset_name!r}: {missing}")
+            continue
+        for model_name in model_names:
+            model = catalog.models.get(model_name)
+            if not model.supports(dataset.spec):
+                continue
+            for loss_name in loss_names:
+                if catalog.losses.get(loss_name).family != model.family:
+                    continue
+                for seed in seed_list:
+                    specs.append(
+                        RunSpec(
+                            loss=loss_name,
+                            model=model_name,
+                            dataset=dataset_name,
+                            seed=int(seed),
+                            steps=steps if steps is not None else chosen.steps(dataset.spec.kind),
+                            batch_size=chosen.batch_size,
+                            log_every=chosen.log_every,
+                            eval_every=chosen.eval_every,
+                            eval_samples=chosen.eval_samples,
+                            final_samples=chosen.final_samples,
+                            device=device,
+                            preset=chosen.name,
+                        )
+                    )
+    if not specs:
+        raise UsageError(
+            "no run matches: the chosen losses, models and datasets have no compatible combination "
+            f"(losses: {', '.join(loss_names)}; models: {', '.join(model_names)}; datasets: {', '.join(dataset_names)})"
+        )
+    return GridPlan(specs, notes)

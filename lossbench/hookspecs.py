@@ -1,0 +1,146 @@
+"""The hook contracts every lossbench plugin implements: the one file a plugin author must read.
+
+A plugin is any Python module or object with functions decorated by ``lossbench.hookimpl`` whose names match the
+hooks below. lossbench finds plugins in three places, in this order:
+
+1. its own built-ins (``lossbench/builtin/``), registered through these very hooks;
+2. installed distributions that declare an entry point in the ``lossbench`` group, e.g. in ``pyproject.toml``::
+
+       [project.entry-points.lossbench]
+       mine = "lossbench_mine.plugin"
+
+3. every ``*.py`` file in the plugins folder: ``./plugins`` when it exists, ``--plugins-dir DIR`` or
+   ``$LOSSBENCH_PLUGINS_DIR``. The plugin's name is the file's stem.
+
+A minimal loss plugin, one file dropped into ``./plugins/``::
+
+    import torch.nn.functional as F
+    from lossbench import AdversarialLoss, Recipe, hookimpl
+
+    class SoftplusHinge(AdversarialLoss):
+        '''Hinge loss with softplus instead of relu.'''
+        name = "softplus-hinge"
+        recipe = Recipe(betas=(0.0, 0.9))
+
+        def discriminator_loss(self, real_scores, fake_scores):
+            return F.softplus(1 - real_scores).mean() + F.softplus(1 + fake_scores).mean()
+
+        def generator_loss(self, fake_scores, real_scores):
+            return -fake_scores.mean()
+
+    @hookimpl
+    def register_losses(register):
+        register(SoftplusHinge())
+
+Rules that hold for every ``register_*`` hook:
+
+* Call ``register(obj)`` once per object; the hook's return value is ignored.
+* ``obj.name`` is a lowercase slug (``[a-z0-9][a-z0-9-]*``); it is how users select it (``-l softplus-hinge``).
+* A name registered twice is an error naming both plugins; the first registration is kept, the second is
+  rejected (built-ins register first, so a plugin cannot silently replace a built-in).
+* ``obj.description`` (or the first line of the class docstring) is shown by ``lossbench list``.
+* A malformed object (missing methods, wrong family, no name) is rejected with the plugin's name and the
+  reason; the plugin's other objects and every other plugin still load. ``--strict-plugins`` makes any
+  plugin problem fatal (non-zero exit).
+* Hooks run in the driver process and again in each worker process, so they must be cheap and free of side
+  effects: create objects, do not load data or train anything at registration time.
+
+Hook implementations whose names are not listed here are reported as unknown hooks (a typo such as
+``register_loss`` would otherwise be silently ignored).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+from lossbench.api import PROJECT_NAME, AdversarialLoss, Dataset, Metric, ModelFactory, VAELoss
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_losses(register: Callable[[AdversarialLoss | VAELoss], None]) -> None:
+    """Register loss objects: instances of ``AdversarialLoss`` (family "gan") or ``VAELoss`` (family "vae").
+
+    ``AdversarialLoss`` members (scores are the discriminator's raw outputs, shape ``[batch]``):
+
+    * ``discriminator_loss(real_scores, fake_scores) -> Tensor``: scalar the discriminator minimises.
+    * ``generator_loss(fake_scores, real_scores) -> Tensor``: scalar the generator minimises.
+    * ``penalty(critic, real, fake) -> Tensor | None``: optional regulariser added to the discriminator's loss;
+      ``critic`` is a callable ``x -> scores`` that may be differentiated with respect to its input.
+    * ``after_discriminator_step(discriminator) -> None``: optional, e.g. weight clipping.
+    * ``recipe: Recipe``: ``n_critic``, ``optimizer`` ("adam" | "rmsprop" | "sgd"), ``lr_g``, ``lr_d``,
+      ``betas``: the training defaults of the loss's paper, which the harness follows.
+    * ``scores_are_logits: bool`` (default True): False for critics (Wasserstein), so that sigmoid(D) and the
+      equilibrium gap are not reported for them.
+
+    ``VAELoss`` members: ``loss(x, reconstruction, mu, logvar) -> Tensor`` and ``recipe``.
+
+    Both may define ``bind(dataset, device) -> loss`` to return a per-run copy that needs the dataset (for
+    example a perceptual loss that uses the dataset's classifier). Every loss must return a finite scalar with
+    gradients; a non-scalar output fails the run with the loss's name, a non-finite one ends it as diverged.
+    """
+
+
+@hookspec
+def register_models(register: Callable[[ModelFactory], None]) -> None:
+    """Register model factories (``ModelFactory``): ``name``, ``family`` ("gan" | "vae"), ``supports(spec)``
+    and ``build(spec) -> GAN | VAE``.
+
+    The harness pairs a model only with losses of its family and datasets it ``supports``. ``build`` must return
+    freshly initialised modules: the harness seeds torch before calling it, so that every loss starts from the
+    same weights for a given seed, model and dataset. ``GAN.generator(z)`` with ``z`` of shape
+    ``[B, latent_dim]`` returns ``[B, *spec.shape]``; ``GAN.discriminator(x)`` returns ``[B]``.
+    ``VAE.encoder(x)`` returns ``(mu, logvar)``, each ``[B, latent_dim]``; ``VAE.decoder(z)`` returns samples.
+    Images are in [-1, 1] (end the generator with ``tanh``).
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[[Dataset], None]) -> None:
+    """Register datasets (``Dataset``): ``name``, ``spec: DataSpec(shape, kind, n_modes)``,
+    ``load(root) -> Samples`` and ``mode_of(x) -> ModeAssignment | None``.
+
+    ``load`` must be deterministic (a fixed seed for generated data) and must never download: data that lives
+    on the user's disk is read from ``root`` (``--data-root`` / ``$LOSSBENCH_DATA``), and when it is missing
+    ``load`` raises ``lossbench.errors.DataUnavailable`` with a message that says which files to put where.
+    ``availability(root)`` returns that message without loading (None when available), so that the default
+    grid can skip the dataset. ``feature_network(device)`` may return a network whose features the scoring
+    metrics use (image datasets: their classifier).
+    """
+
+
+@hookspec
+def register_metrics(register: Callable[[Metric], None]) -> None:
+    """Register metrics (``Metric``): ``name``, ``curve`` and ``compute(ctx) -> dict[str, float | str]``.
+
+    ``ctx`` is an ``EvaluationContext``: ``real``, ``reference`` (a second real set, disjoint from ``real``,
+    for real-vs-real floors), ``fake``, ``dataset``, ``spec`` (the RunSpec), ``history`` (a DataFrame of the run
+    so far) and ``features(which="default") -> (real, fake)`` numpy arrays, cached per evaluation so that
+    several metrics share one feature extraction. Keys are ``<name>`` or ``<name>_<part>``; values are floats,
+    NaN only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
+    fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
+    Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples.
+    """
+
+
+@hookspec
+def run_finished(record: dict[str, Any]) -> None:
+    """Called in the driver after each run has been committed to the store.
+
+    ``record`` holds ``run_id``, ``loss``, ``model``, ``dataset``, ``seed``, ``status`` ("ok" | "diverged" |
+    "failed"), ``reason``, ``failed_step``, ``metrics`` (dict) and ``history`` (a pandas DataFrame). Use it to
+    log elsewhere (TensorBoard, W&B). An exception here is reported with the plugin's name; the grid goes on
+    and the stored run is kept.
+    """
+
+
+HOOK_NAMES: tuple[str, ...] = (
+    "register_losses",
+    "register_models",
+    "register_datasets",
+    "register_metrics",
+    "run_finished",
+)

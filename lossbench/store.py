@@ -1,0 +1,206 @@
+"""The results store of record: one SQLite file, written by the driver only, one transaction per finished run.
+
+A crash or SIGKILL loses at most the runs in flight: each committed run is complete (run row, history, curves,
+metrics, samples) or absent. A file that is not a lossbench store (corrupt, or another program's database) is
+refused with a clear message and never written to.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from lossbench.errors import StoreError
+from lossbench.grid import RunSpec
+from lossbench.train import HISTORY_COLUMNS, RunResult
+
+DB_NAME = "lossbench.db"
+APP_ID = "lossbench"
+SCHEMA_VERSION = "1"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+RUN_KEY_COLUMNS = ["run_id", "dataset", "model", "loss", "seed", "preset", "steps", "device"]
+RUN_OUTCOME_COLUMNS = ["status", "reason", "failed_step"]
+
+SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, dataset TEXT NOT NULL, model TEXT NOT NULL, loss TEXT NOT NULL, seed INTEGER NOT NULL,
+    preset TEXT, steps INTEGER, device TEXT, spec_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')), reason TEXT, failed_step INTEGER,
+    train_seconds REAL, eval_seconds REAL, environment_json TEXT, finished_at TEXT NOT NULL
+);
+CREATE TABLE history (run_id TEXT NOT NULL REFERENCES runs(run_id), {", ".join(f"{c} REAL" for c in HISTORY_COLUMNS)});
+CREATE INDEX history_run ON history(run_id);
+CREATE TABLE curves (run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER, key TEXT, value REAL);
+CREATE INDEX curves_run ON curves(run_id);
+CREATE TABLE metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), key TEXT NOT NULL, value REAL, text TEXT,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE samples (run_id TEXT PRIMARY KEY REFERENCES runs(run_id), npy BLOB NOT NULL);
+"""
+
+
+def _nan_to_none(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+class Store:
+    """A lossbench SQLite store. Open with ``Store.open(results_dir)``."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self.connection = connection
+
+    # -- opening ------------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, results_dir: Path, create: bool = True) -> "Store":
+        """Open (or, with ``create``, start) the store in ``results_dir``; refuse corrupt or foreign files."""
+        path = Path(results_dir) / DB_NAME
+        if path.exists():
+            with open(path, "rb") as handle:
+                if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                    raise StoreError(f"{path} is not a SQLite database (corrupt or foreign); it was left untouched. "
+                                     "Move it away or choose another --results folder.")
+        elif not create:
+            raise StoreError(f"no results store at {path}; run `lossbench run --grid --results {results_dir}` first")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(path, timeout=30)
+            store = cls(path, connection)
+            store._check_or_initialise()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a readable lossbench store ({exc}); it was left untouched. "
+                             "Move it away or choose another --results folder.") from None
+        return store
+
+    def _check_or_initialise(self) -> None:
+        tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            with self.connection:
+                self.connection.executescript("BEGIN;" + SCHEMA + "COMMIT;")
+                self.connection.executemany(
+                    "INSERT INTO meta VALUES (?, ?)", [("app", APP_ID), ("schema_version", SCHEMA_VERSION)]
+                )
+            return
+        meta = dict(self.connection.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        if meta.get("app") != APP_ID:
+            raise StoreError(f"{self.path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}); "
+                             "it was left untouched. Choose another --results folder.")
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema {meta.get('schema_version')!r}; this lossbench reads "
+                             f"schema {SCHEMA_VERSION!r}. Use the lossbench version that wrote it, or another --results.")
+        check = self.connection.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"{self.path} is corrupt ({check}); it was left untouched.")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------------------------
+    def commit(self, result: RunResult) -> None:
+        """Write one finished run (replacing an earlier record of the same run) in a single transaction."""
+        spec, run_id = result.spec, result.run_id
+        with self.connection:
+            for table in ("history", "curves", "metrics", "samples", "runs"):
+                self.connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            self.connection.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, spec.dataset, spec.model, spec.loss, spec.seed, spec.preset, spec.steps, spec.device,
+                    json.dumps(spec.to_dict(), sort_keys=True), result.status, result.reason, result.failed_step,
+                    result.train_seconds, result.eval_seconds, json.dumps(result.environment, sort_keys=True),
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                ),
+            )
+            self.connection.executemany(
+                f"INSERT INTO history VALUES (?, {', '.join('?' for _ in HISTORY_COLUMNS)})",
+                [(run_id, *map(_nan_to_none, row)) for row in result.history.itertuples(index=False)],
+            )
+            self.connection.executemany(
+                "INSERT INTO curves VALUES (?, ?, ?, ?)",
+                [(run_id, int(step), key, _nan_to_none(value)) for step, key, value in result.curves.itertuples(index=False)],
+            )
+            rows = [(run_id, key, _nan_to_none(value), None) for key, value in result.metrics.items()]
+            rows += [(run_id, key, None, text) for key, text in result.texts.items() if key not in result.metrics]
+            self.connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
+            if result.samples is not None:
+                buffer = io.BytesIO()
+                np.save(buffer, result.samples, allow_pickle=False)
+                self.connection.execute("INSERT INTO samples VALUES (?, ?)", (run_id, buffer.getvalue()))
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def finished_ids(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT run_id FROM runs")}
+
+    def failed_ids(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT run_id FROM runs WHERE status = 'failed'")}
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run: identity, outcome, timings and environment (not the metrics)."""
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY dataset, model, loss, seed, run_id", self.connection)
+
+    def metrics(self) -> pd.DataFrame:
+        """Long table: run_id, key, value, text."""
+        return pd.read_sql_query("SELECT * FROM metrics ORDER BY run_id, key", self.connection)
+
+    def history(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM history ORDER BY run_id, step", self.connection)
+
+    def curves(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM curves ORDER BY run_id, step, key", self.connection)
+
+    def samples(self, run_id: str) -> np.ndarray | None:
+        row = self.connection.execute("SELECT npy FROM samples WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else np.load(io.BytesIO(row[0]), allow_pickle=False)
+
+    def spec(self, run_id: str) -> RunSpec:
+        row = self.connection.execute("SELECT spec_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        return RunSpec.from_dict(json.loads(row[0]))
+
+    def runs_wide(self) -> pd.DataFrame:
+        """One row per run with its metric values as columns: the deterministic content of ``runs.csv``."""
+        runs = self.runs()[RUN_KEY_COLUMNS + RUN_OUTCOME_COLUMNS]
+        metrics = self.metrics()
+        numeric = metrics.dropna(subset=["value"]).pivot(index="run_id", columns="key", values="value")
+        text = metrics.dropna(subset=["text"]).pivot(index="run_id", columns="key", values="text")
+        wide = runs.set_index("run_id").join(numeric).join(text, rsuffix="_text").reset_index()
+        return wide
+
+
+def history_with_keys(store: Store) -> pd.DataFrame:
+    """The history table with each run's dataset, model, loss and seed, for exports and figures."""
+    keys = store.runs()[["run_id", "dataset", "model", "loss", "seed"]]
+    return keys.merge(store.history(), on="run_id", how="inner")
+
+
+def export(store: Store, results_dir: Path, extra_tables: Iterable[tuple[str, pd.DataFrame]] = ()) -> list[Path]:
+    """Write runs.csv, history.csv, curves.csv (and each extra table) as CSV and Parquet; return the paths."""
+    results_dir = Path(results_dir)
+    curves = store.runs()[["run_id", "dataset", "model", "loss", "seed"]].merge(store.curves(), on="run_id")
+    tables = [("runs", store.runs_wide()), ("history", history_with_keys(store)), ("curves", curves), *extra_tables]
+    written = []
+    for name, frame in tables:
+        csv_path = results_dir / f"{name}.csv"
+        frame.to_csv(csv_path, index=False)
+        frame.to_parquet(results_dir / f"{name}.parquet", index=False)
+        written.append(csv_path)
+    return written
