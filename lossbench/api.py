@@ -77,6 +77,10 @@ class AdversarialLoss:
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
         """Optional hook after each discriminator update (e.g. weight clipping)."""
 
+    def supports(self, data: "DataSpec") -> bool:
+        """Whether this loss applies to data of this spec (default: any). Extension beyond DESIGN.md."""
+        return True
+
     def bind(self, dataset: "Dataset", device: torch.device) -> "AdversarialLoss":
         """Return the loss to use for one run on ``dataset`` (default: itself). Extension beyond DESIGN.md."""
         return self
@@ -96,6 +100,10 @@ class VAELoss:
     def loss(self, x: Tensor, reconstruction: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
         """Scalar to minimise."""
         raise NotImplementedError(f"{type(self).__name__} must implement loss")
+
+    def supports(self, data: "DataSpec") -> bool:
+        """Whether this loss applies to data of this spec (default: any). Extension beyond DESIGN.md."""
+        return True
 
     def bind(self, dataset: "Dataset", device: torch.device) -> "VAELoss":
         """Return the loss to use for one run on ``dataset`` (default: itself), e.g. to attach a feature network."""

@@ -64,6 +64,8 @@ class EvaluationContext:
     reference: Samples | None = None  # a second real set, disjoint from ``real``, for real-vs-real floors
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     final: bool = True  # False during training (curve evaluations on fewer samples)
+    curves: pd.DataFrame | None = None  # light evaluations so far: columns step, key, value
+    diverged_at: int | None = None  # the step at which the run diverged, if it did
     _spaces: dict[str, FeatureSpace] = field(default_factory=dict, repr=False)
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 

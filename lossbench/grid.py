@@ -157,7 +157,8 @@ def expand(
             if not model.supports(dataset.spec):
                 continue
             for loss_name in loss_names:
-                if catalog.losses.get(loss_name).family != model.family:
+                loss = catalog.losses.get(loss_name)
+                if loss.family != model.family or not loss.supports(dataset.spec):
                     continue
                 for seed in seed_list:
                     specs.append(

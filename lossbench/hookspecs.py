@@ -78,7 +78,8 @@ def register_losses(register: Callable[[AdversarialLoss | VAELoss], None]) -> No
 
     ``VAELoss`` members: ``loss(x, reconstruction, mu, logvar) -> Tensor`` and ``recipe``.
 
-    Both may define ``bind(dataset, device) -> loss`` to return a per-run copy that needs the dataset (for
+    Both may define ``supports(spec) -> bool`` (default True) to restrict the datasets they apply to, and
+    ``bind(dataset, device) -> loss`` to return a per-run copy that needs the dataset (for
     example a perceptual loss that uses the dataset's classifier). Every loss must return a finite scalar with
     gradients; a non-scalar output fails the run with the loss's name, a non-finite one ends it as diverged.
     """
@@ -118,11 +119,13 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
 
     ``ctx`` is an ``EvaluationContext``: ``real``, ``reference`` (a second real set, disjoint from ``real``,
     for real-vs-real floors), ``fake``, ``dataset``, ``spec`` (the RunSpec), ``history`` (a DataFrame of the run
-    so far) and ``features(which="default") -> (real, fake)`` numpy arrays, cached per evaluation so that
+    so far), ``curves`` (the light evaluations so far: step, key, value), ``diverged_at`` (step or None),
+    ``final`` (False for the light evaluations during training) and ``features(which="default") -> (real, fake)`` numpy arrays, cached per evaluation so that
     several metrics share one feature extraction. Keys are ``<name>`` or ``<name>_<part>``; values are floats,
     NaN only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
     fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
-    Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples.
+    Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples. Metrics with
+    ``needs_samples = False`` read only the history and are computed for diverged runs too.
     """
 
 

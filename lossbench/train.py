@@ -213,7 +213,7 @@ class _Run:
     def history_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
 
-    def evaluate(self, model: GAN | VAE, final: bool) -> tuple[dict, dict, dict, Samples]:
+    def evaluate(self, model: GAN | VAE, final: bool, diverged_at: int | None = None) -> tuple[dict, dict, dict, Samples]:
         started = time.perf_counter()
         spec = self.spec
         n = len(self.real) if final else min(spec.eval_samples, len(self.real))
@@ -228,6 +228,8 @@ class _Run:
             reference=self.reference if final else self.reference.subset(torch.arange(min(n, len(self.reference)))),
             device=self.device,
             final=final,
+            curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
+            diverged_at=diverged_at,
         )
         metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
         outcome = run_metrics(metrics, ctx)
@@ -395,7 +397,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         samples = _keep_samples(fake, run.dataset.spec.kind)
     else:  # a diverged model's samples are not finite: score only what the history says
         run.metrics = [m for m in run.metrics if not getattr(m, "needs_samples", True)]
-        values, texts, errors, _fake = run.evaluate(model, final=True)
+        values, texts, errors, _fake = run.evaluate(model, final=True, diverged_at=failed_step)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
         reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
