@@ -182,7 +182,7 @@ class Store:
         metrics = self.metrics()
         numeric = metrics.dropna(subset=["value"]).pivot(index="run_id", columns="key", values="value")
         text = metrics.dropna(subset=["text"]).pivot(index="run_id", columns="key", values="text")
-        wide = runs.set_index("run_id").join(numeric).join(text, rsuffix="_text").reset_index()
+        wide = runs.set_index("run_id").join(numeric).join(text).reset_index()
         return wide
 
 

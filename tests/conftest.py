@@ -1,0 +1,47 @@
+"""Shared fixtures: every test works in its own folder, with a session-wide cache for trained classifiers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Classifiers are trained once per session into a temporary cache, never into the user's ~/.cache."""
+    if "LOSSBENCH_CACHE" not in os.environ:
+        os.environ["LOSSBENCH_CACHE"] = str(tmp_path_factory.mktemp("lossbench-cache"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh current directory, so that ./plugins, ./results and ./reports are the test's own."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOSSBENCH_PLUGINS_DIR", raising=False)
+    monkeypatch.delenv("LOSSBENCH_DISABLE_PLUGINS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(workdir: Path):
+    """Invoke the real ``lossbench`` click command in-process; returns click's Result."""
+    from lossbench.cli import main
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def run_lossbench(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``lossbench`` in a child process (for entry points, signals and exit codes as a user sees them)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
