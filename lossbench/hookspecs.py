@@ -82,6 +82,7 @@ def register_losses(register: Callable[[AdversarialLoss | VAELoss], None]) -> No
     ``bind(dataset, device) -> loss`` to return a per-run copy that needs the dataset (for
     example a perceptual loss that uses the dataset's classifier). Every loss must return a finite scalar with
     gradients; a non-scalar output fails the run with the loss's name, a non-finite one ends it as diverged.
+    Call ``register(loss)`` once per loss object.
     """
 
 
@@ -95,7 +96,7 @@ def register_models(register: Callable[[ModelFactory], None]) -> None:
     same weights for a given seed, model and dataset. ``GAN.generator(z)`` with ``z`` of shape
     ``[B, latent_dim]`` returns ``[B, *spec.shape]``; ``GAN.discriminator(x)`` returns ``[B]``.
     ``VAE.encoder(x)`` returns ``(mu, logvar)``, each ``[B, latent_dim]``; ``VAE.decoder(z)`` returns samples.
-    Images are in [-1, 1] (end the generator with ``tanh``).
+    Images are in [-1, 1] (end the generator with ``tanh``). Call ``register(factory)`` once per factory.
     """
 
 
@@ -109,7 +110,7 @@ def register_datasets(register: Callable[[Dataset], None]) -> None:
     ``load`` raises ``lossbench.errors.DataUnavailable`` with a message that says which files to put where.
     ``availability(root)`` returns that message without loading (None when available), so that the default
     grid can skip the dataset. ``feature_network(device)`` may return a network whose features the scoring
-    metrics use (image datasets: their classifier).
+    metrics use (image datasets: their classifier). Call ``register(dataset)`` once per dataset.
     """
 
 
@@ -125,7 +126,8 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
     NaN only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
     fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
     Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples. Metrics with
-    ``needs_samples = False`` read only the history and are computed for diverged runs too.
+    ``needs_samples = False`` read only the history and are computed for diverged runs too. Call
+    ``register(metric)`` once per metric.
     """
 
 
@@ -133,10 +135,11 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
 def run_finished(record: dict[str, Any]) -> None:
     """Called in the driver after each run has been committed to the store.
 
-    ``record`` holds ``run_id``, ``loss``, ``model``, ``dataset``, ``seed``, ``status`` ("ok" | "diverged" |
-    "failed"), ``reason``, ``failed_step``, ``metrics`` (dict) and ``history`` (a pandas DataFrame). Use it to
-    log elsewhere (TensorBoard, W&B). An exception here is reported with the plugin's name; the grid goes on
-    and the stored run is kept.
+    ``record`` holds ``run_id``, ``loss``, ``model``, ``dataset``, ``seed``, ``spec`` (the RunSpec as a dict),
+    ``status`` ("ok" | "diverged" | "failed"), ``reason``, ``failed_step``, ``metrics`` (dict of floats),
+    ``texts`` (dict of str facts, e.g. the feature space), ``history`` (a pandas DataFrame), ``train_seconds``
+    and ``eval_seconds``. Use it to log elsewhere (TensorBoard, W&B). An exception here is reported with the
+    plugin's name; the grid goes on and the stored run is kept.
     """
 
 

@@ -1,0 +1,55 @@
+"""Test helpers for plugin authors, and the pytest plugin that provides them as fixtures.
+
+Installed with lossbench as a ``pytest11`` entry point, so that in a plugin package's tests::
+
+    from lossbench.testing import check_loss, smoke_run
+
+    def test_conforms():
+        check_loss(MyLoss())                      # ConformanceError (an AssertionError) names any problem
+
+    def test_trains(lossbench_smoke):             # fixture: smoke_run writing into the test's tmp_path
+        result = lossbench_smoke(losses=["my-loss"], models=["mlp"], datasets=["ring8"])
+        assert result.ok
+
+Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
+``ConformanceError`` (from ``lossbench.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.smoke``).
+Fixtures: ``lossbench_smoke`` and ``lossbench_environment``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from lossbench.conformance import (ConformanceError, check_dataset, check_loss, check_metric, check_model,
+                                   make_context)
+from lossbench.plugins import Environment, load_environment
+from lossbench.smoke import SmokeResult, smoke_run
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the helpers work without pytest; the fixtures need it
+    pytest = None  # type: ignore[assignment]
+
+__all__ = [
+    "ConformanceError", "SmokeResult", "check_dataset", "check_loss", "check_metric", "check_model", "make_context",
+    "smoke_run", "lossbench_environment", "lossbench_smoke",
+]
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def lossbench_smoke(tmp_path: Path) -> Callable[..., SmokeResult]:
+        """``smoke_run`` with its results written under the test's ``tmp_path``."""
+
+        def run(**kwargs: Any) -> SmokeResult:
+            kwargs.setdefault("results_dir", tmp_path / "lossbench-results")
+            return smoke_run(**kwargs)
+
+        return run
+
+    @pytest.fixture(scope="session")
+    def lossbench_environment() -> Environment:
+        """The plugins and catalog that ``lossbench`` itself would load here (built-ins, entry points, ./plugins)."""
+        return load_environment()
