@@ -107,7 +107,8 @@ def _unknown_hooks(manager: pluggy.PluginManager, module: object) -> list[str]:
     return unknown
 
 
-def _register(loaded: LoadedPlugins, name: str, module: object, info: PluginInfo) -> None:
+def register_plugin(loaded: LoadedPlugins, name: str, module: object, info: PluginInfo) -> None:
+    """Register one plugin object under ``name``, recording rejection and unknown hooks as problems."""
     manager = loaded.manager
     if manager.is_blocked(name):
         return
@@ -148,7 +149,7 @@ def load_plugins(config: PluginConfig = PluginConfig()) -> LoadedPlugins:
 
     for module_name in BUILTIN_MODULES:
         module = importlib.import_module(module_name)
-        _register(loaded, module_name, module, PluginInfo(module_name, "builtin", module_name, PROJECT_NAME))
+        register_plugin(loaded, module_name, module, PluginInfo(module_name, "builtin", module_name, PROJECT_NAME))
 
     if config.entry_points:
         for ep in metadata.entry_points(group=PROJECT_NAME):
@@ -162,7 +163,7 @@ def load_plugins(config: PluginConfig = PluginConfig()) -> LoadedPlugins:
             except Exception as exc:
                 loaded.problems.append(PluginProblem(ep.name, f"failed to import {ep.value}: {_describe_exception(exc)}"))
                 continue
-            _register(loaded, ep.name, module, info)
+            register_plugin(loaded, ep.name, module, info)
 
     folder = config.resolved_plugins_dir()
     if folder is not None:
@@ -178,7 +179,7 @@ def load_plugins(config: PluginConfig = PluginConfig()) -> LoadedPlugins:
                 except Exception as exc:
                     loaded.problems.append(PluginProblem(name, f"failed to import {path}: {_describe_exception(exc)}"))
                     continue
-                _register(loaded, name, module, PluginInfo(name, "plugins folder", str(path)))
+                register_plugin(loaded, name, module, PluginInfo(name, "plugins folder", str(path)))
     return loaded
 
 

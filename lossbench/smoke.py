@@ -16,7 +16,7 @@ import pandas as pd
 
 from lossbench.conformance import ConformanceError
 from lossbench.driver import GridOptions, GridOutcome, run_grid
-from lossbench.plugins import Environment, PluginConfig, PluginInfo, _register, build_catalog, load_plugins
+from lossbench.plugins import Environment, PluginConfig, PluginInfo, register_plugin, build_catalog, load_plugins
 from lossbench.train import RunResult
 
 
@@ -61,7 +61,7 @@ def environment_with(modules: Iterable[ModuleType], config: PluginConfig) -> Env
         if loaded.manager.is_registered(module):
             continue
         name = module.__name__
-        _register(loaded, name, module, PluginInfo(name, "module", getattr(module, "__file__", None) or name))
+        register_plugin(loaded, name, module, PluginInfo(name, "module", getattr(module, "__file__", None) or name))
     return Environment(loaded, build_catalog(loaded))
 
 
