@@ -1,4 +1,6 @@
-"""Built-in datasets."""
+"""Built-in datasets: Gaussian mixtures with exact modes, scikit-learn's 8x8 digits (plain and stacked), and
+MNIST, Fashion-MNIST and CIFAR-10 read from the user's disk. Image datasets assign modes with their own small
+classifier (``lossbench.classifier``), whose penultimate features are also their scoring feature space."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from lossbench import classifier as clf
+from lossbench import ondisk
 from lossbench.api import DataSpec, Dataset, ModeAssignment, Samples, hookimpl
 
 
@@ -31,17 +35,195 @@ class GaussianMixture(Dataset):
         return Samples(x, y)
 
     def mode_of(self, x: Tensor) -> ModeAssignment:
-        distances = torch.cdist(x.float().cpu(), self.centres)
+        """Nearest centre; high quality when within 3 std of it (the VEEGAN / Unrolled-GAN protocol)."""
+        distances = torch.cdist(x.detach().float().cpu(), self.centres)
         nearest, mode = distances.min(dim=1)
         return ModeAssignment(mode=mode, high_quality=nearest <= 3 * self.std)
 
 
 def ring8() -> GaussianMixture:
+    """8 Gaussians evenly spaced on a circle of radius 2, std 0.02."""
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     centres = 2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     return GaussianMixture("ring8", centres, 0.02, 1, "8 Gaussians on a circle of radius 2, std 0.02 (VEEGAN)")
 
 
+def grid25() -> GaussianMixture:
+    """25 Gaussians at {-4, -2, 0, 2, 4}^2, std 0.05."""
+    axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
+    centres = torch.cartesian_prod(axis, axis)
+    return GaussianMixture("grid25", centres, 0.05, 2, "25 Gaussians on the grid {-4,-2,0,2,4}^2, std 0.05 (VEEGAN)")
+
+
+class ClassifiedImages(Dataset):
+    """An image dataset whose modes are its classes, assigned by its own classifier (trained once, cached).
+
+    ``mode_of``: the mode is the predicted class; a sample is high quality when the classifier's max softmax
+    probability is at least ``classifier.CONFIDENCE_THRESHOLD`` (0.5), i.e. the classifier is more sure of that
+    class than of all others together.
+    """
+
+    plan: clf.TrainingPlan = clf.TrainingPlan()
+
+    def __init__(self) -> None:
+        self._root: Path | None = None
+        self._loaded: dict[str, Samples] = {}
+        self._classifiers: dict[str, clf.Classifier] = {}
+
+    # subclasses read their data here; ``load`` remembers the root so that ``mode_of`` finds the same data
+    def read(self, root: Path | None) -> Samples:
+        raise NotImplementedError(f"{type(self).__name__} must implement read")
+
+    def load(self, root: Path | None = None) -> Samples:
+        key = str(root)
+        if key not in self._loaded:
+            self._loaded[key] = self.read(root)
+        self._root = root
+        return self._loaded[key]
+
+    def _classifier_root(self) -> Path | None:
+        """The root last loaded (the run's); before any load, the harness's --data-root / $LOSSBENCH_DATA."""
+        if self._loaded:
+            return self._root
+        from lossbench.train import data_root
+
+        return data_root()
+
+    def classifier(self) -> clf.Classifier:
+        """This dataset's classifier (trained on first use, then from the cache); ``.accuracy`` is held-out.
+
+        Kept on the dataset as well, so that the evaluations during training do not hash the data again.
+        """
+        root = self._classifier_root()
+        key = str(root)
+        if key not in self._classifiers:
+            self._classifiers[key] = clf.get_classifier(self.name, self.load(root), self.spec.shape, self.plan)
+        return self._classifiers[key]
+
+    def mode_of(self, x: Tensor) -> ModeAssignment:
+        label, confidence = self.classifier().predict(x.detach())
+        return ModeAssignment(mode=label, high_quality=confidence >= clf.CONFIDENCE_THRESHOLD)
+
+    def feature_network(self, device: torch.device) -> clf.ClassifierFeatures:
+        """The classifier's 128-d penultimate features (differentiable with respect to the input)."""
+        classifier = self.classifier()
+        return clf.ClassifierFeatures(classifier.name, classifier.copy_on(device))
+
+
+class Digits(ClassifiedImages):
+    """scikit-learn's bundled 8x8 digits: 1,797 images, 10 classes, scaled to [-1, 1]. Offline."""
+
+    name = "digits"
+    description = "scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), offline"
+    spec = DataSpec(shape=(1, 8, 8), kind="image", n_modes=10)
+    plan = clf.TrainingPlan(epochs=10, batch_size=64, lr=3e-3)
+
+    def read(self, root: Path | None = None) -> Samples:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        x = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0  # 0..16 -> -1..1
+        return Samples(x.contiguous(), torch.as_tensor(bunch.target, dtype=torch.int64))
+
+    def load(self, root: Path | None = None) -> Samples:
+        return super().load(None)  # bundled with scikit-learn: no data folder involved
+
+
+class StackedDigits(Dataset):
+    """Three digits stacked as channels (PacGAN's stacked-MNIST at 8x8): 1,000 modes ``100*c0 + 10*c1 + c2``.
+
+    Each channel is assigned by the digits classifier; a sample is high quality when every channel's max
+    softmax is at least 0.5. Features are the three channels' digits-classifier features, concatenated.
+    """
+
+    name = "stacked-digits"
+    description = "three 8x8 digits stacked as RGB channels, 1,000 modes (PacGAN's stacked-MNIST protocol at 8x8)"
+    spec = DataSpec(shape=(3, 8, 8), kind="image", n_modes=1000)
+    n_samples = 50_000
+    seed = 3
+
+    def __init__(self, digits: Digits | None = None) -> None:
+        self.digits = digits or Digits()
+        self._cache: Samples | None = None
+
+    def load(self, root: Path | None = None) -> Samples:
+        if self._cache is None:
+            base = self.digits.load(None)
+            generator = torch.Generator().manual_seed(self.seed)
+            index = torch.randint(len(base), (self.n_samples, 3), generator=generator)
+            x = base.x[index].reshape(self.n_samples, 3, 8, 8)  # (N, 3, 1, 8, 8) -> channels
+            labels = base.y[index]  # type: ignore[index]
+            y = 100 * labels[:, 0] + 10 * labels[:, 1] + labels[:, 2]
+            self._cache = Samples(x.contiguous(), y)
+        return self._cache
+
+    def mode_of(self, x: Tensor) -> ModeAssignment:
+        classifier = self.digits.classifier()
+        n = x.shape[0]
+        label, confidence = classifier.predict(x.detach().reshape(n * 3, 1, 8, 8))
+        label, confidence = label.reshape(n, 3), confidence.reshape(n, 3)
+        mode = 100 * label[:, 0] + 10 * label[:, 1] + label[:, 2]
+        return ModeAssignment(mode=mode, high_quality=(confidence >= clf.CONFIDENCE_THRESHOLD).all(dim=1))
+
+    def feature_network(self, device: torch.device) -> clf.ClassifierFeatures:
+        classifier = self.digits.classifier()
+        return clf.ClassifierFeatures(f"{classifier.name}-x3", classifier.copy_on(device), groups=3)
+
+
+class IdxImages(ClassifiedImages):
+    """MNIST-format idx files read from ``<root>/<folder>/raw/`` (training split), scaled to [-1, 1]."""
+
+    spec = DataSpec(shape=(1, 28, 28), kind="image", n_modes=10)
+    # the CPU trains on a 15,000-image subset for 2 epochs: a first use in tens of seconds, not minutes
+    plan = clf.TrainingPlan(epochs=2, batch_size=128, lr=3e-3, max_train=15_000)
+
+    def __init__(self, name: str, layout: ondisk.IdxLayout, description: str) -> None:
+        super().__init__()
+        self.name = name
+        self.layout = layout
+        self.description = description
+
+    def availability(self, root: Path | None) -> str | None:
+        return ondisk.idx_availability(self.layout, root)
+
+    def read(self, root: Path | None) -> Samples:
+        images, labels = ondisk.read_idx_dataset(self.layout, root)
+        return Samples(ondisk.to_unit_range(images), labels)
+
+
+class Cifar10(ClassifiedImages):
+    """CIFAR-10's python batches read from ``<root>/cifar-10-batches-py/`` (training split), scaled to [-1, 1]."""
+
+    name = "cifar10"
+    description = "CIFAR-10 32x32 colour images (50,000, 10 classes) read from --data-root/cifar-10-batches-py/"
+    spec = DataSpec(shape=(3, 32, 32), kind="image", n_modes=10)
+    plan = clf.TrainingPlan(epochs=3, batch_size=128, lr=3e-3, max_train=20_000)
+
+    def availability(self, root: Path | None) -> str | None:
+        return ondisk.cifar_availability(root)
+
+    def read(self, root: Path | None) -> Samples:
+        images, labels = ondisk.read_cifar10(root)
+        return Samples(ondisk.to_unit_range(images), labels)
+
+
+def mnist() -> IdxImages:
+    return IdxImages("mnist", ondisk.IdxLayout("MNIST", "MNIST"),
+                     "MNIST 28x28 handwritten digits (60,000, 10 classes) read from --data-root/MNIST/raw/")
+
+
+def fashion_mnist() -> IdxImages:
+    return IdxImages("fashion-mnist", ondisk.IdxLayout("Fashion-MNIST", "FashionMNIST"),
+                     "Fashion-MNIST 28x28 clothing images (60,000, 10 classes) read from --data-root/FashionMNIST/raw/")
+
+
+def builtin_datasets() -> list[Dataset]:
+    """Fresh instances of every built-in dataset (stacked digits shares the digits classifier)."""
+    digits = Digits()
+    return [ring8(), grid25(), digits, StackedDigits(digits), mnist(), fashion_mnist(), Cifar10()]
+
+
 @hookimpl
 def register_datasets(register) -> None:
-    register(ring8())
+    for dataset in builtin_datasets():
+        register(dataset)
