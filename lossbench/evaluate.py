@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lossbench.api import Dataset, Metric, Samples
+from lossbench.errors import DataUnavailable
 
 FEATURE_BATCH = 512
+
+INCEPTION_FEATURES = "inception-v3-pool3"  # the name stored beside every value computed with FID Inception
+INCEPTION_WEIGHTS_ENV = "LOSSBENCH_INCEPTION_WEIGHTS"  # set by ``--inception-weights PATH``
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's file name in the torch hub cache
+INCEPTION_MIN_SIDE = 16  # smaller images (the 8x8 built-ins) are scored in their classifier's space
+INCEPTION_BATCH = 32  # 299x299 inputs: keep a CPU batch within a few hundred MB
 
 
 def _flatten(x: Tensor) -> Tensor:
@@ -34,14 +46,123 @@ class FeatureSpace:
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
 
 
+def hub_inception_path() -> Path:
+    """Where pytorch-fid looks for its weights: ``<torch hub dir>/checkpoints/<file>`` (honours ``$TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def inception_weights() -> Path | None:
+    """The FID Inception weights file if present offline, else None.
+
+    ``$LOSSBENCH_INCEPTION_WEIGHTS`` (``--inception-weights``) wins; a path given there that is not a file is an
+    error (the user asked for it), while an empty torch hub cache just means "score in the fallback space".
+    """
+    given = os.environ.get(INCEPTION_WEIGHTS_ENV)
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise DataUnavailable(f"--inception-weights / ${INCEPTION_WEIGHTS_ENV}: no file at {path} "
+                                  f"(expected pytorch-fid's {INCEPTION_FILE})")
+        return path
+    cached = hub_inception_path()
+    return cached if cached.is_file() else None
+
+
+@contextlib.contextmanager
+def _hub_serving(weights: Path) -> Iterator[None]:
+    """Make pytorch-fid's ``load_state_dict_from_url`` find ``weights`` in the hub cache, so it never downloads.
+
+    pytorch-fid always loads through the torch hub cache. A file already there needs nothing; a file elsewhere
+    is linked into a temporary hub folder for the duration of the build, and the previous hub folder restored.
+    """
+    if weights.resolve() == hub_inception_path().resolve():
+        yield
+        return
+    previous = getattr(torch.hub, "_hub_dir", None)
+    with tempfile.TemporaryDirectory(prefix="lossbench-hub-") as hub:
+        checkpoints = Path(hub) / "checkpoints"
+        checkpoints.mkdir()
+        try:
+            (checkpoints / INCEPTION_FILE).symlink_to(weights.resolve())
+        except OSError:  # no symlinks on this filesystem: copy
+            shutil.copyfile(weights, checkpoints / INCEPTION_FILE)
+        torch.hub.set_dir(hub)
+        try:
+            yield
+        finally:
+            torch.hub._hub_dir = previous  # restore exactly, including "unset" (follow $TORCH_HOME)
+
+
+_INCEPTION: dict[tuple[str, str], nn.Module] = {}
+
+
+def load_inception(weights: Path, device: torch.device) -> nn.Module:
+    """pytorch-fid's ``InceptionV3`` (pool3 block, FID weights, its own resize and normalisation), kept per process.
+
+    Built only once the weights file is known to exist, so that pytorch-fid never tries the network.
+    """
+    key = (str(weights.resolve()), str(device))
+    if key not in _INCEPTION:
+        from pytorch_fid.inception import InceptionV3
+
+        block = InceptionV3.BLOCK_INDEX_BY_DIM[2048]
+        try:
+            with _hub_serving(weights):
+                model = InceptionV3([block], use_fid_inception=True)
+        except Exception as exc:
+            raise DataUnavailable(f"Inception weights at {weights} could not be loaded "
+                                  f"({type(exc).__name__}: {exc}); expected pytorch-fid's {INCEPTION_FILE}") from None
+        _INCEPTION[key] = model.eval().to(device)
+    return _INCEPTION[key]
+
+
+def inception_space(weights: Path, device: torch.device) -> FeatureSpace:
+    """2048-d pool3 features of pytorch-fid's Inception; images go from [-1, 1] to its [0, 1], grey to 3 channels."""
+    model = load_inception(weights, device)
+
+    def extract(x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"Inception features need (N, 1 or 3, H, W) images, got shape {tuple(x.shape)}")
+        x = ((x.float() + 1) / 2).clamp(0, 1)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        chunks = []
+        for chunk in x.split(INCEPTION_BATCH):
+            pooled = model(chunk)[0]
+            if pooled.shape[2:] != (1, 1):  # as pytorch-fid's get_activations
+                pooled = torch.nn.functional.adaptive_avg_pool2d(pooled, (1, 1))
+            chunks.append(pooled.flatten(1))
+        return torch.cat(chunks)
+
+    return FeatureSpace(INCEPTION_FEATURES, extract)
+
+
+def _inception_suits(dataset: Dataset) -> bool:
+    spec = dataset.spec
+    return spec.kind == "image" and len(spec.shape) == 3 and spec.channels in (1, 3) and spec.size >= INCEPTION_MIN_SIDE
+
+
 def resolve_feature_space(which: str, dataset: Dataset, device: torch.device) -> FeatureSpace:
     """The feature space called ``which`` for ``dataset``.
 
-    ``"default"``: raw coordinates for points; for images the dataset's own feature network (its classifier)
-    when it has one, else raw pixels. ``"raw"``: coordinates or pixels.
+    ``"default"``: raw coordinates for points; for images of at least 16 px, FID Inception's pool3 when its
+    weights are present offline; otherwise (and always for the 8x8 built-ins, which Inception would see as a
+    few blurred pixels) the dataset's own feature network (its classifier) when it has one, else raw pixels.
+    ``"inception"``: FID Inception, an error naming where to put the weights when they are absent.
+    ``"classifier"``: the dataset's feature network. ``"raw"``: coordinates or pixels.
     """
     if which == "raw" or (which == "default" and dataset.spec.kind == "points"):
         return FeatureSpace("coordinates" if dataset.spec.kind == "points" else "pixels", lambda x: x)
+    if which == "inception":
+        weights = inception_weights()
+        if weights is None:
+            raise DataUnavailable(f"FID Inception weights not found: put pytorch-fid's {INCEPTION_FILE} at "
+                                  f"{hub_inception_path()} or pass --inception-weights PATH")
+        return inception_space(weights, device)
+    if which == "default" and _inception_suits(dataset):
+        weights = inception_weights()
+        if weights is not None:
+            return inception_space(weights, device)
     if which in ("default", "classifier"):
         network = dataset.feature_network(device)
         if network is not None:
@@ -49,7 +170,7 @@ def resolve_feature_space(which: str, dataset: Dataset, device: torch.device) ->
         if which == "classifier":
             raise ValueError(f"dataset {dataset.name!r} has no classifier feature network")
         return FeatureSpace("pixels", lambda x: x)
-    raise ValueError(f"unknown feature space {which!r} (known: default, raw, classifier)")
+    raise ValueError(f"unknown feature space {which!r} (known: default, raw, classifier, inception)")
 
 
 @dataclass

@@ -1,43 +1,258 @@
-"""Built-in metrics."""
+"""Built-in metrics: sample quality (FID, KID, PRDC), mode collapse and training stability (DESIGN.md section 5).
+
+Every metric reads one ``EvaluationContext``: features are extracted once per space and shared, so FID, KID and
+PRDC of one evaluation cost one pass of the feature network. Each metric names the better direction of its
+keys in ``better`` (read by ``lossbench.tables.better_direction``) and the feature space of its values in a
+``<metric>_features`` text.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import torch
 
 from lossbench.api import Metric, hookimpl
+from lossbench.frechet import (
+    expected_modes_covered, frechet_distance_features, kernel_inception_distance, prdc,
+)
+from lossbench.seeding import derive_seed
+
+LAST_WINDOW = 0.2  # "last window": the last 20% of logged history rows ...
+LAST_WINDOW_MIN_ROWS = 2  # ... but at least two, so that a short run still has a spread
+EARLY_WINDOW = 0.1  # "early": logged steps within the first 10% of the run's steps
+OVERPOWERING_ACCURACY = 0.99
+COLLAPSE_SHARE = 0.5  # collapsed: fewer modes than half of what a perfect sampler would cover
+
+
+def _floor_pair(ctx, which: str = "default") -> tuple[np.ndarray, np.ndarray] | None:
+    """Real and reference features of equal size for a real-vs-real floor, or None without a reference set.
+
+    Only at the final evaluation: the floor depends on the sample size alone, and light evaluations stay cheap.
+    """
+    if not ctx.final or ctx.reference is None or len(ctx.reference) < 2:
+        return None
+    real, _fake = ctx.features(which)
+    reference = ctx.reference_features(which)
+    n = min(len(real), len(reference))
+    return real[:n], reference[:n]
+
+
+class FrechetDistance(Metric):
+    """Fréchet distance between Gaussians fitted to real and generated features (FID in Inception space).
+
+    ``fid``: generated vs real. ``fid_floor``: the same distance between the real set and a disjoint real set
+    of the same size, the value a perfect generator would get at this sample size (FID is biased upwards at
+    small n). ``fid_features``: the space, e.g. "inception-v3-pool3", "digits-classifier", "coordinates"; only
+    the first is an Inception FID.
+    """
+
+    name = "fid"
+    curve = True
+    better = {"fid": "lower", "fid_floor": "lower"}
+
+    def compute(self, ctx) -> dict[str, float | str]:
+        real, fake = ctx.features("default")
+        values: dict[str, float | str] = {
+            "fid": frechet_distance_features(real, fake),
+            "fid_features": ctx.feature_space("default").name,
+        }
+        pair = _floor_pair(ctx)
+        if pair is not None:
+            values["fid_floor"] = frechet_distance_features(*pair)
+        return values
+
+
+class KernelInceptionDistance(Metric):
+    """KID: unbiased MMD² with the cubic polynomial kernel (Bińkowski et al. 2018), in FID's feature space.
+
+    Unbiased, so about 0 for a perfect generator at any sample size. Averaged over seeded random subsets of at
+    most 1,000 samples (``kid_std`` is their spread, given only when subsets were drawn); ``kid_floor`` is real vs a disjoint real set.
+    """
+
+    name = "kid"
+    better = {"kid": "lower", "kid_std": "lower", "kid_floor": "lower"}
+
+    def compute(self, ctx) -> dict[str, float | str]:
+        real, fake = ctx.features("default")
+        seed = derive_seed("kid", ctx.spec.run_id)
+        mean, std = kernel_inception_distance(real, fake, seed)
+        values: dict[str, float | str] = {"kid": mean, "kid_features": ctx.feature_space("default").name}
+        if not math.isnan(std):
+            values["kid_std"] = std
+        pair = _floor_pair(ctx)
+        if pair is not None:
+            values["kid_floor"] = kernel_inception_distance(*pair, seed)[0]
+        return values
+
+
+class PrecisionRecallDensityCoverage(Metric):
+    """Precision, recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020), k = 5.
+
+    Precision/density: are generated samples realistic; recall/coverage: is the real data's variety reproduced.
+    """
+
+    name = "prdc"
+    better = {f"prdc_{part}": "higher" for part in ("precision", "recall", "density", "coverage")}
+
+    def compute(self, ctx) -> dict[str, float | str]:
+        real, fake = ctx.features("default")
+        values: dict[str, float | str] = {f"prdc_{key}": value for key, value in prdc(real, fake).items()}
+        values["prdc_features"] = ctx.feature_space("default").name
+        return values
+
+
+def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int,
+                    true_weights: object | None = None) -> dict[str, float]:
+    """Mode-collapse numbers from per-sample mode assignments (VEEGAN / PacGAN protocol).
+
+    - ``modes_covered``: modes with at least one high-quality sample assigned to them.
+    - ``modes_high_quality``: share of all samples that are high quality (mixtures: within 3 std of the nearest
+      centre; images: what the dataset's classifier calls confident).
+    - ``modes_kl``: KL(p_gen || p_true) where p_gen is the histogram of the high-quality samples over modes and
+      p_true the true mode weights: ``true_weights`` (normalised) when given, else uniform, which is exact for
+      the equal-weight mixtures and the protocol for digits and stacked digits (KL to uniform). NaN when no
+      sample is high quality (no histogram to compare).
+    - ``modes_covered_share``: ``modes_covered / n_modes``.
+    - ``modes_collapsed``: 1 when fewer modes are covered than half of what a perfect sampler of the same
+      number of samples would cover (``expected_modes_covered``), else 0.
+    """
+    mode, high_quality = mode.cpu().long(), high_quality.cpu().bool()
+    counts = torch.bincount(mode[high_quality], minlength=n_modes)[:n_modes].double()
+    covered = int((counts > 0).sum())
+    true = torch.ones(n_modes, dtype=torch.float64)
+    if true_weights is not None:
+        true = torch.as_tensor(true_weights, dtype=torch.float64).flatten()
+        if true.shape != (n_modes,) or not bool((true > 0).all()):
+            raise ValueError(f"mode_weights must be {n_modes} positive numbers, got {true.tolist()}")
+    true = true / true.sum()
+    if counts.sum() > 0:
+        p = counts / counts.sum()
+        mask = p > 0
+        kl = float((p[mask] * (p[mask] / true[mask]).log()).sum())
+    else:
+        kl = math.nan
+    expected = expected_modes_covered(len(mode), n_modes)
+    return {
+        "modes_covered": float(covered),
+        "modes_covered_share": covered / n_modes,
+        "modes_high_quality": float(high_quality.double().mean()) if len(mode) else math.nan,
+        "modes_kl": kl,
+        "modes_collapsed": float(covered < COLLAPSE_SHARE * expected),
+    }
 
 
 class ModeCoverage(Metric):
-    """Modes covered, share of high-quality samples and KL(generated || true) mode histogram (VEEGAN protocol)."""
+    """Modes covered, high-quality share and KL(generated || true) mode histogram (VEEGAN protocol).
+
+    Mixtures: exact nearest centre, high quality within 3 std. Digits (10 modes) and stacked digits (1,000):
+    through the dataset's classifier. Only for datasets that know their modes (``spec.n_modes`` and
+    ``mode_of``); see ``mode_statistics`` for the definitions. A dataset whose modes are not equally likely
+    may say so with a ``mode_weights`` attribute (n_modes positive numbers); the default is uniform.
+    """
 
     name = "modes"
     curve = True
+    better = {"modes_covered": "higher", "modes_covered_share": "higher", "modes_high_quality": "higher",
+              "modes_kl": "lower", "modes_collapsed": "lower"}
 
     def compute(self, ctx) -> dict[str, float]:
         n_modes = ctx.dataset.spec.n_modes
-        assignment = ctx.dataset.mode_of(ctx.fake.x)
-        if assignment is None or not n_modes:
+        if not n_modes:
             return {}
-        hq_modes = assignment.mode[assignment.high_quality]
-        counts = torch.bincount(hq_modes, minlength=n_modes).double()
-        covered = int((counts > 0).sum())
-        share = float(assignment.high_quality.double().mean())
-        if ctx.real.y is not None:
-            true = torch.bincount(ctx.real.y.cpu(), minlength=n_modes).double()
-        else:
-            true = torch.ones(n_modes, dtype=torch.float64)
-        true = true / true.sum()
-        if counts.sum() == 0:
-            kl = math.nan
-        else:
-            p = counts / counts.sum()
-            mask = p > 0
-            kl = float((p[mask] * (p[mask] / true[mask]).log()).sum())
-        return {"modes_covered": covered, "modes_high_quality": share, "modes_kl": kl}
+        assignment = ctx.dataset.mode_of(ctx.fake.x)
+        if assignment is None:
+            return {}
+        return mode_statistics(assignment.mode, assignment.high_quality, n_modes,
+                               getattr(ctx.dataset, "mode_weights", None))
+
+
+def _last_window(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = max(LAST_WINDOW_MIN_ROWS, math.ceil(LAST_WINDOW * len(frame)))
+    return frame.iloc[len(frame) - rows:]
+
+
+def _finite(series: pd.Series) -> np.ndarray:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    return values[np.isfinite(values)]
+
+
+def _std(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: int | None,
+                         curves: pd.DataFrame | None) -> dict[str, float]:
+    """Per-run stability numbers from the training history (columns of ``train.HISTORY_COLUMNS``).
+
+    "Last window" = the last 20% of logged history rows (at least two); values that are not finite (the row
+    logged at divergence) are left out of every statistic.
+
+    - ``stability_diverged``: 1 if a loss became non-finite, else 0; ``stability_diverged_step``: that step
+      (NaN when the run did not diverge).
+    - ``stability_equilibrium_gap``: |mean sigmoid(D(fake)) - 0.5| over the last window. NaN when scores are
+      not logits (Wasserstein critics: ``d_fake`` is NaN) and for VAEs.
+    - ``stability_d_overpowering``: 1 when the discriminator's mean accuracy over the last window is >= 0.99
+      (it separates real from fake perfectly; the generator's signal is gone), else 0; NaN without accuracy.
+    - ``stability_g_grad_early``: median ‖∇G‖ over logged steps in the first 10% of the run's steps: a
+      saturating loss (minimax) starves G early. ``lossbench.tables.grad_ratio`` divides it by the
+      non-saturating loss's on the same seed.
+    - ``stability_loss_oscillation``: std of the generator loss over the last window (NaN with < 2 values).
+    - ``stability_fid_variability``: sample std of the FID curve (light evaluations during training) over its
+      last half, at least its last 2 evaluations (NaN with fewer than 2).
+    """
+    values: dict[str, float] = {
+        "stability_diverged": float(diverged_at is not None),
+        "stability_diverged_step": float(diverged_at) if diverged_at is not None else math.nan,
+    }
+    if history is None or history.empty:
+        values.update({key: math.nan for key in (
+            "stability_equilibrium_gap", "stability_d_overpowering", "stability_g_grad_early",
+            "stability_loss_oscillation")})
+    else:
+        history = history.sort_values("step")
+        last = _last_window(history)
+        d_fake = _finite(last["d_fake"])
+        values["stability_equilibrium_gap"] = abs(float(d_fake.mean()) - 0.5) if len(d_fake) else math.nan
+        accuracy = _finite(last["d_accuracy"])
+        values["stability_d_overpowering"] = (float(accuracy.mean() >= OVERPOWERING_ACCURACY) if len(accuracy)
+                                              else math.nan)
+        early_limit = max(1.0, EARLY_WINDOW * total_steps)
+        early = _finite(history.loc[history["step"] <= early_limit, "grad_norm_g"])
+        values["stability_g_grad_early"] = float(np.median(early)) if len(early) else math.nan
+        values["stability_loss_oscillation"] = _std(_finite(last["g_loss"]))
+    fid_curve = np.array([])
+    if curves is not None and not curves.empty:
+        fid_curve = _finite(curves[curves["key"] == "fid"].sort_values("step")["value"])
+    tail = fid_curve[-max(2, math.ceil(len(fid_curve) / 2)):]
+    values["stability_fid_variability"] = _std(tail)
+    return values
+
+
+class Stability(Metric):
+    """Training stability from the run's history: divergence, equilibrium gap, D overpowering, oscillation.
+
+    Also the early generator gradient (saturation) and FID-curve variability; definitions in
+    ``stability_statistics``. Computed for diverged runs too (it needs no samples).
+    """
+
+    name = "stability"
+    needs_samples = False
+    better = {
+        "stability_diverged": "lower", "stability_diverged_step": "higher", "stability_equilibrium_gap": "lower",
+        "stability_d_overpowering": "lower", "stability_g_grad_early": "higher",
+        "stability_g_grad_ratio": "higher", "stability_loss_oscillation": "lower",
+        "stability_fid_variability": "lower",
+    }
+
+    def compute(self, ctx) -> dict[str, float]:
+        return stability_statistics(ctx.history, int(ctx.spec.steps), ctx.diverged_at, ctx.curves)
 
 
 @hookimpl
 def register_metrics(register) -> None:
-    register(ModeCoverage())
+    for metric in (FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(), ModeCoverage(),
+                   Stability()):
+        register(metric)

@@ -1,0 +1,195 @@
+"""Built-in metrics through a real EvaluationContext: modes on hand-made samples, FID/KID/PRDC keys and feature
+spaces, and a real training run that carries every metric and its curves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lossbench.api import DataSpec, Dataset, Samples
+from lossbench.builtin.metrics import (
+    FrechetDistance, KernelInceptionDistance, ModeCoverage, PrecisionRecallDensityCoverage, mode_statistics,
+)
+from lossbench.evaluate import EvaluationContext, run_metrics
+from lossbench.frechet import frechet_distance_features, prdc
+from lossbench.grid import RunSpec
+from lossbench.plugins import load_environment
+from lossbench.tables import better_direction
+from lossbench.train import run_safely
+
+RING_STD = 0.02
+
+
+def spec(**overrides) -> RunSpec:
+    values = dict(loss="nonsaturating", model="mlp", dataset="ring8", seed=0, steps=40, batch_size=64, log_every=5,
+                  eval_every=10, eval_samples=200, final_samples=400, device="cpu", preset="test")
+    values.update(overrides)
+    return RunSpec(**values)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_environment().catalog
+
+
+@pytest.fixture(scope="module")
+def ring8(catalog) -> Dataset:
+    return catalog.datasets.get("ring8")
+
+
+def ring_centres() -> torch.Tensor:
+    angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    return (2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)).float()
+
+
+def balanced_real() -> Samples:
+    """100 samples at each of the 8 centres, labelled: the true mode histogram is exactly uniform."""
+    y = torch.arange(8).repeat(100)
+    return Samples(ring_centres()[y], y)
+
+
+def context(dataset: Dataset, real: Samples, fake: Samples, reference: Samples | None = None,
+            final: bool = True) -> EvaluationContext:
+    return EvaluationContext(real=real, fake=fake, dataset=dataset, spec=spec(), history=pd.DataFrame(),
+                             reference=reference, final=final)
+
+
+def test_three_of_eight_modes(ring8) -> None:
+    centres = ring_centres()
+    offset = torch.tensor([0.05, 0.0])  # 2.5 std from the centre: high quality (within 3 std)
+    fake = torch.cat([
+        centres[0].repeat(1000, 1),
+        (centres[1] + offset).repeat(500, 1),
+        centres[2].repeat(500, 1),
+        torch.zeros(500, 2),  # the ring's middle: 2 away from every centre, not high quality
+    ])
+    values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
+    assert values["modes_covered"] == 3
+    assert values["modes_covered_share"] == 3 / 8
+    assert values["modes_high_quality"] == pytest.approx(2000 / 2500)
+    # high-quality histogram (1/2, 1/4, 1/4) against uniform 1/8: 1/2 ln 4 + 2 * 1/4 ln 2 = 1.5 ln 2
+    assert values["modes_kl"] == pytest.approx(1.5 * math.log(2), rel=1e-12)
+    assert values["modes_collapsed"] == 1.0  # 3 < half of the 8 a perfect sampler covers with 2,500 samples
+
+
+def test_samples_far_from_every_centre(ring8) -> None:
+    fake = torch.full((2500, 2), 10.0)
+    values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
+    assert values["modes_high_quality"] == 0.0 and values["modes_covered"] == 0
+    assert math.isnan(values["modes_kl"])  # no high-quality sample: no histogram to compare
+
+
+def test_all_modes_evenly_is_not_collapsed(ring8) -> None:
+    y = torch.arange(8).repeat(300)
+    fake = ring_centres()[y] + RING_STD * torch.randn((len(y), 2), generator=torch.Generator().manual_seed(0))
+    values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
+    assert values["modes_covered"] == 8 and values["modes_collapsed"] == 0.0
+    assert 0 < 1 - values["modes_high_quality"] < 0.03  # 3 std holds 98.9% of a 2-d Gaussian's mass
+    assert values["modes_kl"] < 1e-3  # near-balanced high-quality histogram
+
+
+def test_true_histogram_is_uniform_unless_the_dataset_gives_weights(ring8) -> None:
+    mode = torch.tensor([0, 0, 1, 1])
+    hq = torch.ones(4, dtype=torch.bool)
+    # p_gen (1/2, 1/2, 0) against uniform thirds: ln(3/2)
+    assert mode_statistics(mode, hq, 3)["modes_kl"] == pytest.approx(math.log(3 / 2))
+    # declared weights 3:1 -> p_true (3/4, 1/4)
+    skewed = mode_statistics(mode, hq, 2, [3, 1])
+    assert skewed["modes_kl"] == pytest.approx(0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25))
+    with pytest.raises(ValueError, match="mode_weights"):
+        mode_statistics(mode, hq, 2, [1, 0])
+    # real labels do not define the truth: a skewed real set still scores against uniform
+    skewed_real = Samples(ring_centres()[[0, 0, 0, 1]], torch.tensor([0, 0, 0, 1]))
+    fake = Samples(ring_centres()[torch.arange(8).repeat(10)])
+    assert ModeCoverage().compute(context(ring8, skewed_real, fake))["modes_kl"] == pytest.approx(0, abs=1e-12)
+
+
+def test_fid_kid_prdc_in_coordinates_with_floor(ring8) -> None:
+    data = ring8.load(None)
+    real, reference, fake = data.subset(torch.arange(500)), data.subset(torch.arange(500, 1000)), Samples(
+        data.x[1000:1500] * 1.1)
+    ctx = context(ring8, real, fake, reference)
+    evaluation = run_metrics([FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage()], ctx)
+    assert not evaluation.errors
+    values, texts = evaluation.values, evaluation.texts
+    assert texts == {"fid_features": "coordinates", "kid_features": "coordinates", "prdc_features": "coordinates"}
+    x_real, x_fake, x_ref = (s.x.double().numpy() for s in (real, fake, reference))
+    assert values["fid"] == pytest.approx(frechet_distance_features(x_real, x_fake), rel=1e-12)
+    assert values["fid_floor"] == pytest.approx(frechet_distance_features(x_real, x_ref), rel=1e-12)
+    assert values["fid_floor"] < values["fid"]
+    assert values["kid"] > values["kid_floor"]
+    assert values["prdc_coverage"] == pytest.approx(prdc(x_real, x_fake)["coverage"])
+    light = run_metrics([FrechetDistance()], context(ring8, real, fake, reference, final=False)).values
+    assert "fid_floor" not in light and light["fid"] == values["fid"]  # floors only at the final evaluation
+
+
+class GreyImages(Dataset):
+    """8x8 grey images with a small feature network: the 8x8 built-ins score in such a classifier space."""
+
+    name = "grey-images"
+    spec = DataSpec(shape=(1, 8, 8), kind="image", n_modes=None)
+
+    class Network:
+        name = "grey-images-classifier"
+
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([x.mean(dim=(1, 2, 3)), x.std(dim=(1, 2, 3))], dim=1)
+
+    def load(self, root=None) -> Samples:
+        return Samples(torch.rand((64, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1)
+
+    def feature_network(self, device):
+        return self.Network()
+
+
+def test_image_metrics_use_the_dataset_feature_network(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no Inception weights here
+    monkeypatch.delenv("LOSSBENCH_INCEPTION_WEIGHTS", raising=False)
+    dataset = GreyImages()
+    data = dataset.load()
+    real, fake = data.subset(torch.arange(32)), Samples(data.x[32:] * 0.5)
+    values = FrechetDistance().compute(context(dataset, real, fake))
+    assert values["fid_features"] == "grey-images-classifier"
+    network = GreyImages.Network()
+    expected = frechet_distance_features(network.features(real.x).double().numpy(),
+                                         network.features(fake.x).double().numpy())
+    assert values["fid"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_non_finite_samples_are_an_error_not_a_value(ring8) -> None:
+    fake = Samples(torch.full((100, 2), float("nan")))
+    evaluation = run_metrics([FrechetDistance()], context(ring8, balanced_real(), fake))
+    assert "fid" not in evaluation.values and "non-finite" in evaluation.errors["fid"]
+
+
+def test_directions() -> None:
+    assert better_direction("fid") == "lower" and better_direction("kid") == "lower"
+    assert better_direction("modes_kl") == "lower" and better_direction("modes_collapsed") == "lower"
+    for key in ("prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage", "modes_covered",
+                "modes_high_quality"):
+        assert better_direction(key) == "higher", key
+
+    class Plugin:
+        better = {"mine_score": "higher"}
+
+    assert better_direction("mine_score") == "lower" and better_direction("mine_score", [Plugin()]) == "higher"
+
+
+def test_registered_and_computed_in_a_real_run(catalog) -> None:
+    assert {"fid", "kid", "prdc", "modes", "stability"} <= set(catalog.metrics.names())
+    result = run_safely(spec(), catalog)
+    assert result.status == "ok", result.reason
+    assert not any(key.endswith("_error") for key in result.texts), result.texts
+    for key in ("fid", "fid_floor", "kid", "kid_floor", "prdc_precision", "prdc_recall", "prdc_density",
+                "prdc_coverage", "modes_covered", "modes_high_quality", "stability_diverged",
+                "stability_equilibrium_gap", "stability_d_overpowering", "stability_g_grad_early",
+                "stability_loss_oscillation", "stability_fid_variability"):
+        assert key in result.metrics and np.isfinite(result.metrics[key]), key
+    assert result.texts["fid_features"] == "coordinates"
+    assert set(result.curves["key"]) >= {"fid", "modes_covered", "modes_high_quality"}
+    assert sorted(result.curves["step"].unique()) == [10, 20, 30]
+    assert not set(result.curves["key"]) & {"fid_floor", "kid", "prdc_recall"}  # light evaluations stay light
