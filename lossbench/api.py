@@ -241,6 +241,7 @@ class Metric:
     name: str = ""
     curve: bool = False
     needs_samples: bool = True  # False: computed from the history alone, so also for diverged runs
+    better: ClassVar[dict[str, str]] = {}  # key -> "higher" | "lower" (default lower), for ranks and comparisons
 
     def compute(self, ctx: "EvaluationContext") -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement compute")
