@@ -12,7 +12,7 @@ import click
 
 from lossbench import __version__
 from lossbench.api import describe
-from lossbench.errors import LossbenchError, UsageError
+from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
 from lossbench.grid import DEFAULT_PRESET, PRESETS, GridPlan, RunSpec, parse_seeds
 from lossbench.plugins import PluginConfig, load_environment
 from lossbench.registry import KINDS
@@ -62,6 +62,7 @@ class ProgressDisplay:
     def __init__(self) -> None:
         self.bar = None
         self.current = ""
+        self.running: dict[str, str] = {}  # run_id -> "label step s/S", for the runs in flight (workers, Ray)
 
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
         for note in plan.notes:
@@ -72,12 +73,16 @@ class ProgressDisplay:
         self.bar.__enter__()
 
     def step(self, spec: RunSpec, step: int) -> None:
-        self.current = f"{spec.label} step {step}/{spec.steps}"
+        self.running.pop(spec.run_id, None)
+        self.running[spec.run_id] = f"{spec.label} step {step}/{spec.steps}"
+        others = len(self.running) - 1
+        self.current = self.running[spec.run_id] + (f" (+{others} running)" if others else "")
         if self.bar is not None:
             self.bar.render_progress()
 
     def finished(self, result: RunResult) -> None:
         spec = result.spec
+        self.running.pop(spec.run_id, None)
         self.current = f"{spec.label} {result.status}"
         if self.bar is not None:
             self.bar.update(1)
@@ -85,6 +90,7 @@ class ProgressDisplay:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @main.command()
@@ -104,13 +110,15 @@ class ProgressDisplay:
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
+@click.option("--no-report", is_flag=True, help="Do not build reports/index.html at the end.")
 @click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
 @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
               help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.")
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: int, ray_address: str | None, results: Path, reports: Path, resume: bool, retry_failed: bool,
+        workers: int, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
+        retry_failed: bool,
         data_root: Path | None, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
@@ -124,6 +132,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     seed_list = parse_seeds(seeds) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
+    _check_executor(executor, device, ray_address)
     config, env = load(plugins_dir, strict_plugins)
     options = GridOptions(
         losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
@@ -139,7 +148,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         display.close()
         click.echo("interrupted: the runs committed so far are kept; run the same command again to resume", err=True)
         sys.exit(130)
-    display.close()
+    except DeviceUnavailable as exc:  # e.g. --device cuda on a Ray cluster without GPUs
+        raise _one_line(exc) from None
+    finally:
+        display.close()  # end the bar's line before any error message
     counts = outcome.counts
     click.echo(
         f"trained {len(outcome.trained)} runs in {time.perf_counter() - started:.1f}s "
@@ -149,8 +161,35 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     for result in outcome.trained:
         if result.status == "failed":
             click.echo(f"failed: {result.spec.label}: {result.reason}", err=True)
+    if not no_report:
+        from lossbench.report import build_report
+
+        click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
     if counts.get("failed", 0):
         sys.exit(1)
+
+
+def _one_line(exc: LossbenchError) -> click.ClickException:
+    """``exc`` as click's one-line "Error: ..." with its exit code (no usage text: the flags were well formed)."""
+    error = click.ClickException(str(exc))
+    error.exit_code = exc.exit_code
+    return error
+
+
+def _check_executor(executor: str, device: str, ray_address: str | None) -> None:
+    """Fail before loading anything when the executor or the device cannot work here, in one line."""
+    from lossbench.train import resolve_device
+
+    if executor == "ray":
+        from lossbench.ray_executor import cluster_address, require_ray
+
+        require_ray()
+        if cluster_address(ray_address):
+            return  # the cluster's devices count, checked once connected
+    try:
+        resolve_device(device)
+    except DeviceUnavailable as exc:
+        raise _one_line(exc) from None
 
 
 def _rows(kind: str, env) -> list[dict[str, Any]]:
@@ -192,40 +231,93 @@ def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plug
 def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Installed plugins: where each comes from, its version, its hooks and what it registered."""
     _config, env = load(plugins_dir, strict_plugins)
-    infos = [vars(info) for info in env.plugins.infos.values()]
+    infos = [_plugin_row(info) for info in env.plugins.infos.values()]
     if as_json:
         problems = [{"plugin": p.plugin, "reason": p.reason} for p in env.problems]
         click.echo(json.dumps({"plugins": infos, "problems": problems}, indent=2))
         return
     for info in infos:
-        version = f" {info['distribution']} {info['version']}" if info.get("version") else ""
-        click.echo(f"{info['name']} ({info['source']}{version}; {info['location']})")
+        dist = f"{info['distribution']} {info['version'] or ''}".strip() if info["distribution"] else "no distribution"
+        click.echo(f"{info['name']}  [{info['source']}: {dist}]")
+        click.echo(f"  location: {info['location']}")
         click.echo(f"  hooks: {', '.join(info['hooks']) or '-'}")
-        for kind, names in info["registered"].items():
-            click.echo(f"  {kind}: {', '.join(names)}")
+        for kind in KINDS:
+            if info["registered"].get(kind):
+                click.echo(f"  {kind}: {', '.join(info['registered'][kind])}")
+
+
+def _plugin_row(info) -> dict[str, Any]:
+    """A plugin's facts for display; a distribution's version is looked up when the loader did not record it."""
+    from importlib import metadata
+
+    row = dict(vars(info))
+    if row.get("distribution") and not row.get("version"):
+        try:
+            row["version"] = metadata.version(row["distribution"])
+        except metadata.PackageNotFoundError:
+            row["version"] = None
+    return row
+
+
+@main.command(name="new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["loss", "model", "dataset", "metric"]), default="loss", show_default=True,
+              help="What the plugin registers; the package holds a working example of it.")
+@click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="Folder in which to create lossbench-NAME/.")
+@plugin_options
+def new_plugin(name: str, kind: str, parent: Path, plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Scaffold an installable plugin package lossbench-NAME registering the KIND called NAME."""
+    from lossbench.scaffold import REGISTRY_KINDS, create_plugin
+
+    _config, env = load(plugins_dir, strict_plugins)
+    folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names())
+    click.echo(f"created {folder}/ : a {kind} plugin registering {name!r}")
+    click.echo(f"next: pip install -e {folder} && lossbench list {REGISTRY_KINDS[kind]} && pytest {folder}")
 
 
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@click.option("--metric", default=None, help="Only this metric key (e.g. modes_covered).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(results: Path, metric: str | None, as_json: bool) -> None:
-    """Print the summary table (mean and 95% CI over seeds) from the store."""
+@click.option("--metric", "metrics", multiple=True,
+              help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
+def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
+    """Print the leaderboard per dataset x model: mean [95% CI] over seeds, seed outcomes, best loss first."""
+    from lossbench.registry import unknown_name_message
+    from lossbench.report import leaderboard_text
     from lossbench.store import Store
     from lossbench.tables import summarise
 
     with Store.open(results, create=False) as store:
-        summary = summarise(store.runs_wide())
-    if metric:
-        summary = summary[summary["metric"] == metric]
+        wide = store.runs_wide()
+    summary = summarise(wide)
+    known = sorted(summary["metric"].unique())
+    for metric in metrics:
+        if metric not in known:
+            raise UsageError(unknown_name_message("metric key", metric, known))
+    if metrics:
+        summary = summary[summary["metric"].isin(metrics)]
     if as_json:
         click.echo(summary.to_json(orient="records", indent=2))
         return
-    if summary.empty:
+    if wide.empty:
         click.echo("no results stored yet")
         return
-    columns = ["dataset", "model", "loss", "metric", "n_ok", "n_seeds", "mean", "ci_low", "ci_high", "rank"]
-    click.echo(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(leaderboard_text(wide, summary, list(metrics) or None))
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@plugin_options
+def report(results: Path, reports: Path, plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """(Re)build reports/index.html and its figures from the store (plugins supply the datasets' mode centres)."""
+    from lossbench.report import build_report
+
+    _config, env = load(plugins_dir, strict_plugins)
+    started = time.perf_counter()
+    index = build_report(results, reports, env.catalog)
+    click.echo(f"report: {index.resolve()} (built in {time.perf_counter() - started:.1f}s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

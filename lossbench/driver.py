@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from lossbench import seeding
 from lossbench.executors import execute
 from lossbench.grid import GridPlan, RunSpec, expand
 from lossbench.plugins import Environment, PluginConfig, notify_run_finished
@@ -60,8 +61,13 @@ class GridListener:
 
 
 def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
-    device = resolve_device(options.device)
-    device_name = str(device) if options.device != "auto" or device.type != "cpu" else "cpu"
+    if options.executor == "ray":  # a Ray cluster's GPUs decide, not the driver's
+        from lossbench.ray_executor import cluster_device
+
+        device_name = cluster_device(options.device, **options.executor_options)
+    else:
+        device = resolve_device(options.device)
+        device_name = str(device) if options.device != "auto" or device.type != "cpu" else "cpu"
     return expand(
         env.catalog, losses=options.losses, models=options.models, datasets=options.datasets, seeds=options.seeds,
         preset=options.preset, steps=options.steps, device=device_name, data_root=options.data_root,
@@ -77,6 +83,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
              listener: GridListener | None = None) -> GridOutcome:
     """Train every planned run not yet stored, committing each as it finishes; then export the tables."""
     listener = listener or GridListener()
+    seeding.prepare_process()  # before anything in this process may touch CUDA
+    seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)
     with Store.open(options.results) as store:
         stored = store.finished_ids() if options.resume else set()
@@ -89,11 +97,14 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
         progress: ProgressCallback = listener.step
         results = execute(todo, env, config, executor=options.executor, workers=options.workers,
                           progress=progress, **options.executor_options)
-        for result in results:
-            store.commit(result)
-            trained.append(result)
-            listener.finished(result)
-            notify_run_finished(env.plugins, run_record(result))
+        try:
+            for result in results:
+                store.commit(result)
+                trained.append(result)
+                listener.finished(result)
+                notify_run_finished(env.plugins, run_record(result))
+        finally:  # stop workers / Ray tasks still in flight at once (Ctrl-C, an error while committing)
+            getattr(results, "close", lambda: None)()
         exported = export_all(store, options.results)
     return GridOutcome(plan, trained, resumed, exported)
 
