@@ -180,6 +180,8 @@ def _check_executor(executor: str, device: str, ray_address: str | None) -> None
     """Fail before loading anything when the executor or the device cannot work here, in one line."""
     from lossbench.train import resolve_device
 
+    if ray_address and executor != "ray":
+        raise UsageError("--ray-address goes with --executor ray")
     if executor == "ray":
         from lossbench.ray_executor import cluster_address, require_ray
 

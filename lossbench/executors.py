@@ -1,75 +1,284 @@
-"""Where runs execute: in the driver (serial) or in local worker processes. Results always come back to the
-driver, which alone writes the store."""
+"""Where runs execute: in the driver (serial), in local worker processes, or as Ray tasks (``ray_executor``).
+
+Whatever the executor, results come back to the driver, which alone writes the store, and every run goes through
+``train.run_safely``. Worker processes are spawned (not forked) so that threads and CUDA start clean, and they
+rebuild the plugin catalog from a picklable ``PluginConfig`` made portable by ``portable_config``.
+
+Threads. How many intra-op threads a run uses changes how MKL/oneDNN/OpenBLAS split float reductions, so a count
+derived from the executor (cores // workers) would make serial, ``--workers`` and Ray results of one RunSpec
+differ. ``run_safely`` therefore pins every run to ``seeding.run_threads()`` threads, a constant (1 unless
+``$LOSSBENCH_RUN_THREADS`` says otherwise, recorded with each run), in torch and in the BLAS libraries alike: one
+RunSpec gives bitwise-identical results whatever executes it on the CPU. One thread is also the fast choice for
+the models of a grid (DESIGN.md section 7: two one-thread runs side by side beat one two-thread run, and on a busy
+machine a two-thread run can be many times slower still), so cores are shared out by running runs side by side:
+``--workers N`` gives each of its N processes one run, hence ``run_threads()`` threads, at a time.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
-from typing import Callable, Iterator, Sequence
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Generator, Iterator, Sequence
 
 import torch
 
+from lossbench import seeding
 from lossbench.grid import RunSpec
 from lossbench.plugins import Environment, PluginConfig, load_environment
 from lossbench.train import ProgressCallback, RunResult, run_safely
 
 EXECUTORS = ("local", "ray")
+POLL_SECONDS = 0.2  # how often the driver looks for finished runs and progress messages
+PROGRESS_SECONDS = 0.25  # a worker reports a run's step at most this often (its first and last always)
+FORWARDED_VARIABLES = ("CUBLAS_WORKSPACE_CONFIG",)
 
 
-def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCallback | None = None) -> Iterator[RunResult]:
-    """Each run in turn in this process, reporting the current run's step through ``progress``."""
-    for spec in specs:
-        yield run_safely(spec, env.catalog, progress)
-
-
-_WORKER_ENV: Environment | None = None
-
-
-def _init_worker(config: PluginConfig, threads: int, environ: dict[str, str]) -> None:
-    global _WORKER_ENV
-    os.environ.update(environ)
-    torch.set_num_threads(threads)
-    _WORKER_ENV = load_environment(config)
-
-
-def _run_in_worker(spec: RunSpec) -> RunResult:
-    assert _WORKER_ENV is not None, "worker was not initialised"
-    return run_safely(spec, _WORKER_ENV.catalog)
-
-
-def threads_per_worker(workers: int) -> int:
-    """Torch threads for each of ``workers`` processes: the cores shared out, at least one each."""
-    return max(1, (os.cpu_count() or 1) // workers)
+def portable_config(config: PluginConfig) -> PluginConfig:
+    """``config`` with what the driver resolved from its own cwd and environment made explicit (an absolute
+    plugins folder, the blocked plugin names), so that a worker elsewhere loads the same plugins."""
+    folder = config.resolved_plugins_dir()
+    return dataclasses.replace(
+        config, plugins_dir=None if folder is None else folder.resolve(), disabled=frozenset(config.blocked()),
+    )
 
 
 def forwarded_environment() -> dict[str, str]:
-    """The LOSSBENCH_* variables a worker must see as the driver does."""
-    return {key: value for key, value in os.environ.items() if key.startswith("LOSSBENCH_")}
+    """The variables a worker must see as the driver does: LOSSBENCH_* (data root, cache, run threads) and a
+    user-chosen CUBLAS_WORKSPACE_CONFIG."""
+    return {key: value for key, value in os.environ.items()
+            if key.startswith("LOSSBENCH_") or key in FORWARDED_VARIABLES}
 
 
-def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int) -> Iterator[RunResult]:
-    """Runs spread over ``workers`` fresh processes (spawned, so CUDA and threads start clean); yields results as
-    they finish. A worker that dies takes only its run with it: that run comes back as failed."""
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker,
-        initargs=(config, threads_per_worker(workers), forwarded_environment()),
-    ) as pool:
-        futures = {pool.submit(_run_in_worker, spec): spec for spec in specs}
+def failed(spec: RunSpec, reason: str) -> RunResult:
+    """A run that did not come back from its worker, recorded with why."""
+    return RunResult(spec=spec, status="failed", reason=reason)
+
+
+class ThrottledProgress:
+    """A worker's progress callback: forwards (run_id, step) through ``send`` at most every ``interval`` seconds
+    per run, so that reporting costs the training loop nothing noticeable."""
+
+    def __init__(self, send: Callable[[str, int], None], interval: float = PROGRESS_SECONDS) -> None:
+        self.send = send
+        self.interval = interval
+        self.last: dict[str, float] = {}
+
+    def __call__(self, spec: RunSpec, step: int) -> None:
+        now = time.monotonic()
+        if now - self.last.get(spec.run_id, -self.interval) >= self.interval or step >= spec.steps:
+            self.last[spec.run_id] = now
+            self.send(spec.run_id, step)
+
+
+def warm_up() -> None:
+    """Pay once per process, before any run starts its clock, the imports torch defers to the first optimizer
+    (torch._dynamo: seconds), so that a process's first run is not timed slower than the others."""
+    import torch._dynamo  # noqa: F401
+
+
+# -- serial -------------------------------------------------------------------------------------------------------
+
+def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCallback | None = None) -> Iterator[RunResult]:
+    """Each run in turn in this process, reporting the current run's step through ``progress``."""
+    if specs:
+        warm_up()
+    for spec in specs:
+        result = run_safely(spec, env.catalog, progress)
+        result.environment["executor"] = "serial"
+        yield result
+
+
+# -- local worker processes ---------------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(config: PluginConfig, environ: dict[str, str], messages) -> None:
+    """Runs once in each spawned worker: the driver's environment, CUDA settings, threads, then the plugins."""
+    os.environ.update(environ)
+    seeding.prepare_process()
+    torch.set_num_threads(seeding.run_threads())
+    warm_up()
+    _WORKER["env"] = load_environment(config)
+    _WORKER["messages"] = messages
+
+
+def _run_in_worker(spec: RunSpec) -> RunResult:
+    env, messages = _WORKER.get("env"), _WORKER.get("messages")
+    assert env is not None, "worker was not initialised"
+    # SimpleQueue.put writes to the pipe before returning: the driver knows this run started even if the
+    # process dies on the next line, which is how a crash is pinned on the run that caused it
+    messages.put(("start", spec.run_id, os.getpid()))
+    progress = ThrottledProgress(lambda run_id, step: messages.put(("step", run_id, step)))
+    result = run_safely(spec, env.catalog, progress)
+    result.environment.update(executor="processes", worker_pid=os.getpid())
+    return result
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A dead worker's exit code in words (a negative code is the signal that killed it)."""
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode < 0:
         try:
-            for future in concurrent.futures.as_completed(futures):
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {exitcode}"
+
+
+@dataclass
+class _Batch:
+    """What became of the runs handed to one pool: whether a worker died, and which runs did not come back."""
+
+    broken: bool = False
+    lost: list[RunSpec] = field(default_factory=list)
+    in_flight: list[RunSpec] = field(default_factory=list)  # lost runs a worker had started
+
+
+class _Pool:
+    """One ProcessPoolExecutor and what the driver learns about it: which runs started, on which process."""
+
+    def __init__(self, size: int, config: PluginConfig, context) -> None:
+        self.messages = context.SimpleQueue()  # a fresh queue per pool: a dead writer cannot leave it locked
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=size, mp_context=context, initializer=_init_worker,
+            initargs=(config, forwarded_environment(), self.messages),
+        )
+        self.started: dict[str, int] = {}  # run_id -> worker pid
+        self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.finished = False
+
+    def _watch(self) -> None:
+        # the executor forgets its processes once it breaks: keep them to read the dead one's exit code
+        self.processes.update(getattr(self.executor, "_processes", None) or {})
+
+    def _drain(self, by_id: dict[str, RunSpec], progress: ProgressCallback | None) -> None:
+        while not self.messages.empty():
+            kind, run_id, value = self.messages.get()
+            if kind == "start":
+                self.started[run_id] = value
+            elif progress is not None:
+                progress(by_id[run_id], value)
+
+    def run(self, batch: Sequence[RunSpec], by_id: dict[str, RunSpec],
+            progress: ProgressCallback | None) -> Generator[RunResult, None, _Batch]:
+        """Yield the results of ``batch`` as they finish; return what did not come back if a worker died."""
+        futures = {self.executor.submit(_run_in_worker, spec): spec for spec in batch}
+        pending, done, broken = set(futures), set(), False
+        while pending and not broken:
+            self._watch()
+            finished, pending = concurrent.futures.wait(pending, timeout=POLL_SECONDS,
+                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+            self._drain(by_id, progress)  # before the results: a run's steps were sent before its result
+            for future in finished:
                 spec = futures[future]
                 try:
-                    yield future.result()
-                except concurrent.futures.process.BrokenProcessPool as exc:
-                    yield RunResult(spec=spec, status="failed", reason=f"worker process died: {exc}")
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
                 except Exception as exc:  # run_safely catches run errors; this is transport (pickling) trouble
-                    yield RunResult(spec=spec, status="failed", reason=f"{type(exc).__name__}: {exc}")
-        finally:
-            for future in futures:
-                future.cancel()
+                    result = failed(spec, f"could not return the result from the worker: {type(exc).__name__}: {exc}")
+                done.add(spec.run_id)
+                yield result
+        for future in pending:  # a broken pool still hands over the results that made it back
+            if future.done() and future.exception() is None:
+                done.add(futures[future].run_id)
+                yield future.result()
+        self._drain(by_id, progress)
+        lost = [spec for spec in batch if spec.run_id not in done]
+        return _Batch(broken, lost, [spec for spec in lost if spec.run_id in self.started])
 
+    def exit_of(self, run_id: str) -> str:
+        """How the process that ran ``run_id`` ended (any dead process's, for a run that never started)."""
+        process = self.processes.get(self.started.get(run_id, -1))
+        if process is None:
+            process = next((p for p in self.processes.values() if p.exitcode not in (None, 0)), None)
+        if process is not None:
+            process.join(timeout=5)
+        return describe_exit(None if process is None else process.exitcode)
+
+    def died_by_itself(self, run_id: str) -> bool:
+        """Whether the worker that ran ``run_id`` died on its own: the executor SIGTERMs the others of a broken
+        pool, so a worker with any other non-zero exit is the one that broke it."""
+        process = self.processes.get(self.started.get(run_id, -1))
+        code = None if process is None else process.exitcode
+        return code is not None and code not in (0, -signal.SIGTERM)
+
+    def close(self) -> None:
+        if not self.finished:  # Ctrl-C or the driver stopped reading: do not wait for the runs in flight
+            self._watch()
+            for process in self.processes.values():
+                if process.is_alive():
+                    process.terminate()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _pool(size: int, config: PluginConfig, context) -> Iterator[_Pool]:
+    pool = _Pool(size, config, context)
+    try:
+        yield pool
+        pool.finished = True
+    finally:
+        pool.close()
+
+
+def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
+                  progress: ProgressCallback | None = None) -> Iterator[RunResult]:
+    """Runs spread over ``workers`` spawned processes; yields each result as it finishes.
+
+    A worker that dies (segfault, out of memory, ``os._exit`` in a plugin) breaks the whole pool, whose other
+    workers are then terminated. The run whose worker died of its own accord (not of that SIGTERM) is recorded as
+    failed, with how the process died; every other run goes on in a fresh pool. When the culprit cannot be told
+    apart (its worker too died of SIGTERM), the runs that were in flight are run again one at a time, so that
+    still only the run that kills its worker fails.
+    """
+    config = portable_config(config)
+    context = multiprocessing.get_context("spawn")
+    by_id = {spec.run_id: spec for spec in specs}
+    waiting: list[RunSpec] = list(specs)
+    while waiting:
+        with _pool(min(workers, len(waiting)), config, context) as pool:
+            batch = yield from pool.run(waiting, by_id, progress)
+        # the pool is shut down: its processes are joined and their exit codes known
+        if not batch.broken:
+            return
+        if not batch.in_flight:  # died before starting any run: starting again would die again
+            for spec in batch.lost:
+                yield failed(spec, f"worker process died while starting ({pool.exit_of('')})")
+            return
+        culprits = [spec for spec in batch.in_flight if pool.died_by_itself(spec.run_id)]
+        if len(batch.in_flight) == 1:
+            culprits = batch.in_flight
+        for spec in culprits:
+            yield failed(spec, f"worker process died while running it ({pool.exit_of(spec.run_id)})")
+        waiting = [spec for spec in batch.lost if spec not in culprits]
+        if culprits:
+            continue
+        suspects = [spec for spec in waiting if spec in batch.in_flight]
+        waiting = [spec for spec in waiting if spec not in batch.in_flight]
+        while suspects:
+            with _pool(1, config, context) as alone:  # reused while it survives
+                while suspects:
+                    spec = suspects.pop(0)
+                    outcome = yield from alone.run([spec], by_id, progress)
+                    if outcome.broken:
+                        yield failed(spec, f"worker process died while running it ({alone.exit_of(spec.run_id)})")
+                        break
+
+
+# -- dispatch -----------------------------------------------------------------------------------------------------
 
 def execute(
     specs: Sequence[RunSpec],
@@ -81,14 +290,16 @@ def execute(
     progress: ProgressCallback | None = None,
     **options: object,
 ) -> Iterator[RunResult]:
-    """Dispatch to the chosen executor; every executor yields RunResults in the driver."""
+    """Dispatch to the chosen executor; every executor yields RunResults in the driver, as they finish.
+
+    With ``executor="ray"``, ``workers`` > 1 is the number of CPUs of a local Ray (ignored with an address).
+    """
     if executor == "ray":
         from lossbench.ray_executor import run_ray
 
-        return run_ray(specs, config, **options)
+        if workers > 1:
+            options.setdefault("num_cpus", workers)
+        return run_ray(specs, config, progress=progress, **options)  # type: ignore[arg-type]
     if workers > 1 and len(specs) > 1:
-        return run_processes(specs, config, min(workers, len(specs)))
+        return run_processes(specs, config, min(workers, len(specs)), progress)
     return run_serial(specs, env, progress)
-
-
-ResultHandler = Callable[[RunResult], None]

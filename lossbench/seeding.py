@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 
 CUBLAS_WORKSPACE = ":4096:8"
+RUN_THREADS_ENV = "LOSSBENCH_RUN_THREADS"
+DEFAULT_RUN_THREADS = 1
 
 
 def derive_seed(*parts: object) -> int:
@@ -50,19 +54,77 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return generator
 
 
+def prepare_process() -> None:
+    """Settings that must precede the process's first CUDA call: cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` when it
+    creates its handle, so drivers and workers call this before anything touches the GPU. A value the user set
+    is kept."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+def run_threads() -> int:
+    """Intra-op threads for every run, whatever the executor: ``$LOSSBENCH_RUN_THREADS``, default 1.
+
+    The thread count decides how MKL/oneDNN/OpenBLAS split their float reductions, so it is part of what makes a
+    result bitwise reproducible; deriving it from the executor (cores // workers) would make serial, ``--workers``
+    and Ray runs of one RunSpec differ. One thread is also the fast choice for the small models of a grid
+    (DESIGN.md section 7: two one-thread runs side by side beat one two-thread run), so cores are used by running
+    runs side by side, not by threads. Raise it for a single big model on a many-core machine; the value is
+    recorded with every run.
+    """
+    value = os.environ.get(RUN_THREADS_ENV, "").strip()
+    if not value:
+        return DEFAULT_RUN_THREADS
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        from lossbench.errors import UsageError
+
+        raise UsageError(f"${RUN_THREADS_ENV}={value!r}: give a positive whole number of threads")
+    return threads
+
+
+@contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads in torch and in the BLAS libraries numpy/scipy use (metrics),
+    restoring the previous counts afterwards."""
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def enable_determinism(device: torch.device) -> dict[str, Any]:
-    """Switch on deterministic algorithms for ``device`` and return the settings, to be stored with the run."""
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    """Switch on deterministic algorithms for ``device`` and return the settings, to be stored with the run.
+
+    ``set_deterministic_debug_mode("error")`` is ``use_deterministic_algorithms(True)`` without the latter's import
+    of torch._inductor (seconds per process, paid by every worker); inductor's own flag is set when it is loaded.
+    """
+    cuda = device.type == "cuda"
+    if cuda:
+        late = torch.cuda.is_initialized() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        prepare_process()
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=False)
+    torch.set_deterministic_debug_mode("error")
+    inductor = sys.modules.get("torch._inductor.config")
+    if inductor is not None:
+        inductor.deterministic = True  # type: ignore[attr-defined]
     settings: dict[str, Any] = {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "torch_threads": torch.get_num_threads(),
+        "run_threads": run_threads(),
     }
-    if device.type == "cuda":
+    if cuda:
         settings["cudnn_deterministic"] = torch.backends.cudnn.deterministic
         settings["cudnn_benchmark"] = torch.backends.cudnn.benchmark
         settings["cublas_workspace_config"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+        # cuBLAS read the variable when CUDA started: if it was set only afterwards, cuBLAS may not be deterministic
+        settings["cublas_config_before_cuda"] = not late
     return settings

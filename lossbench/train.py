@@ -412,9 +412,14 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
 
 
 def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None = None) -> RunResult:
-    """``train_run``, with any exception turned into a failed result carrying its reason: the grid goes on."""
+    """``train_run``, with any exception turned into a failed result carrying its reason: the grid goes on.
+
+    Every executor calls this, and it pins the run's threads to ``seeding.run_threads()``: the result then does
+    not depend on where the run executes (serial, a worker process, a Ray task).
+    """
     try:
-        return train_run(spec, catalog, progress)
+        with seeding.pinned_threads(seeding.run_threads()):
+            return train_run(spec, catalog, progress)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
         return RunResult(spec=spec, status="failed", reason=reason, failed_step=getattr(exc, "lossbench_step", None))

@@ -1,0 +1,114 @@
+"""Shared by the executor tests: a plugin whose losses fail on purpose, the smoke grid, a serial reference computed
+once per test session, and a bitwise comparison of two stores."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+FAILING_PLUGIN = '''"""Losses that fail on purpose: a grid must record them as failed and go on."""
+import os
+
+from lossbench import AdversarialLoss, hookimpl
+
+
+class Boom(AdversarialLoss):
+    """Raises in its discriminator loss."""
+
+    name = "boom"
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        raise ValueError("boom: this loss always raises")
+
+    def generator_loss(self, fake_scores, real_scores):
+        return -fake_scores.mean()
+
+
+class Crash(AdversarialLoss):
+    """Kills the process that runs it, as a segfault or the OOM killer would."""
+
+    name = "crash"
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        os._exit(3)
+
+    def generator_loss(self, fake_scores, real_scores):
+        return -fake_scores.mean()
+
+
+@hookimpl
+def register_losses(register):
+    register(Boom())
+    register(Crash())
+'''
+
+OK_LOSSES = ["nonsaturating", "wgan-gp"]
+SMOKE = dict(models=["mlp"], datasets=["ring8"], seeds=[0, 1], preset="smoke", device="cpu")
+SMOKE_ARGS = ["-m", "mlp", "-d", "ring8", "--seeds", "0,1", "--preset", "smoke", "--device", "cpu", "--no-report"]
+BOOM_REASON = "ValueError: boom: this loss always raises"
+
+_KEEP: list[tempfile.TemporaryDirectory] = []
+
+
+def write_failing_plugin(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "failing.py").write_text(FAILING_PLUGIN)
+    return folder
+
+
+@functools.cache
+def serial_reference() -> tuple[Path, Path]:
+    """(results folder, plugins folder) of the smoke grid with ``boom`` trained serially in this process, once per
+    session. ``crash`` cannot run serially: it would kill the test process."""
+    from lossbench.driver import GridOptions, run_grid
+    from lossbench.plugins import PluginConfig, load_environment
+
+    folder = tempfile.TemporaryDirectory(prefix="lossbench-serial-")
+    _KEEP.append(folder)
+    root = Path(folder.name)
+    plugins = write_failing_plugin(root / "plugins")
+    config = PluginConfig(plugins_dir=plugins)
+    outcome = run_grid(load_environment(config), config,
+                       GridOptions(losses=[*OK_LOSSES, "boom"], results=root / "results", **SMOKE))
+    assert outcome.counts == {"ok": 4, "failed": 2}, outcome.counts
+    return root / "results", plugins
+
+
+def tables(results: Path) -> dict[str, pd.DataFrame]:
+    """Everything a run stores that must not depend on where it ran (timings and environment excluded)."""
+    with sqlite3.connect(results / "lossbench.db") as connection:
+        read = lambda sql: pd.read_sql_query(sql, connection)  # noqa: E731
+        history_columns = [row[1] for row in connection.execute("PRAGMA table_info(history)") if row[1] != "seconds"]
+        runs = read("SELECT run_id, dataset, model, loss, seed, steps, device, status, reason, failed_step "
+                    "FROM runs ORDER BY run_id")
+        return {
+            "runs": runs,
+            "metrics": read("SELECT * FROM metrics ORDER BY run_id, key"),
+            "history": read(f"SELECT {', '.join(history_columns)} FROM history ORDER BY run_id, step"),
+            "curves": read("SELECT * FROM curves ORDER BY run_id, step, key"),
+            "samples": read("SELECT * FROM samples ORDER BY run_id"),
+        }
+
+
+def environments(results: Path) -> dict[str, dict]:
+    with sqlite3.connect(results / "lossbench.db") as connection:
+        rows = connection.execute("SELECT run_id, environment_json FROM runs").fetchall()
+    return {run_id: json.loads(text) for run_id, text in rows}
+
+
+def assert_bitwise_equal(expected: Path, actual: Path, run_ids: set[str]) -> None:
+    """The runs ``run_ids`` have exactly the same stored outcome, metrics, history, curves and samples."""
+    want, got = tables(expected), tables(actual)
+    for name in want:
+        a = want[name][want[name]["run_id"].isin(run_ids)].reset_index(drop=True)
+        b = got[name][got[name]["run_id"].isin(run_ids)].reset_index(drop=True)
+        assert len(a) > 0 or name == "curves", f"no {name} rows for the compared runs"
+        for column in a.columns:  # a column of NULLs only reads as object: compare numbers as numbers
+            if "f" in (a[column].dtype.kind, b[column].dtype.kind):
+                a[column], b[column] = a[column].astype(float), b[column].astype(float)
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)

@@ -1,0 +1,148 @@
+"""--executor ray with a real local Ray (2 CPUs): bitwise the serial results, failures recorded, Ctrl-C then
+--resume continues; without Ray, one line saying how to install it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lossbench.errors import DeviceUnavailable
+from lossbench.grid import RunSpec
+from scale_helpers import BOOM_REASON, OK_LOSSES, SMOKE_ARGS, assert_bitwise_equal, environments, serial_reference, tables
+
+RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash"]), []), *SMOKE_ARGS,
+            "--executor", "ray", "--workers", "2"]
+
+
+def spec(device: str) -> RunSpec:
+    return RunSpec("nonsaturating", "mlp", "ring8", 0, steps=2, batch_size=8, log_every=1, eval_every=2,
+                   eval_samples=8, final_samples=8, device=device)
+
+
+def lossbench(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    return subprocess.Popen([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stored(results: Path) -> int:
+    try:
+        with sqlite3.connect(results / "lossbench.db", timeout=1) as connection:
+            return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or being written
+        return 0
+
+
+def test_ray_grid_interrupted_resumed_equals_serial(workdir: Path) -> None:
+    pytest.importorskip("ray")
+    serial, plugins = serial_reference()
+    args = [*RAY_GRID, "--plugins-dir", str(plugins), "--results", "results"]
+
+    # Ctrl-C once the first results are committed: the driver stops the tasks and its local Ray
+    first = lossbench(args, workdir)
+    deadline = time.monotonic() + 400
+    while stored(workdir / "results") < 1 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGINT)
+    _out, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    assert "interrupted: the runs committed so far are kept" in err
+    kept = stored(workdir / "results")
+    assert 1 <= kept < 8
+
+    # the same command again continues where it stopped, and records the failures with their reasons
+    second = lossbench(args, workdir)
+    out, err = second.communicate(timeout=500)
+    assert second.returncode == 1, err  # failed runs make the exit status non-zero
+    assert f"8 runs in the grid: {8 - kept} to train, {kept} already stored (resumed)" in err
+    assert f"trained {8 - kept} runs" in out
+
+
+    runs = tables(workdir / "results")["runs"].set_index("run_id")
+    assert len(runs) == 8 and runs["status"].value_counts().to_dict() == {"ok": 4, "failed": 4}
+    assert set(runs.loc[runs["loss"] == "boom", "reason"]) == {BOOM_REASON}
+    crashed = runs.loc[runs["loss"] == "crash", "reason"]
+    assert len(crashed) == 2 and all(reason.startswith("Ray worker lost (") for reason in crashed), list(crashed)
+    compared = set(runs.index[runs["loss"] != "crash"])
+    assert len(compared) == 6
+    assert_bitwise_equal(serial, workdir / "results", compared)  # metrics, history, curves, samples, outcome
+    envs = environments(workdir / "results")
+    assert {envs[run_id]["executor"] for run_id in runs.index[runs["status"] == "ok"]} == {"ray"}
+
+
+def test_without_ray_the_executor_says_how_to_install_it(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from lossbench.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as where it is not installed
+    result = CliRunner().invoke(main, ["run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--executor", "ray"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        'Error: the ray executor needs Ray, which is not installed here: pip install "lossbench[ray]"'
+    ]
+
+
+def test_ray_task_resources_follow_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lossbench.ray_executor import task_resources
+
+    assert task_resources(spec("cuda")) == {"num_gpus": 1, "num_cpus": 1}
+    assert task_resources(spec("cuda:1")) == {"num_gpus": 1, "num_cpus": 1}
+    assert task_resources(spec("cpu")) == {"num_cpus": 1}
+    monkeypatch.setenv("LOSSBENCH_RUN_THREADS", "2")
+    assert task_resources(spec("cpu")) == {"num_cpus": 2}
+
+
+def test_a_task_trains_on_the_gpu_ray_gave_it() -> None:
+    from lossbench.ray_executor import spec_in_task
+
+    assert spec_in_task(spec("cuda:3")).device == "cuda"
+    assert spec_in_task(spec("cuda")) == spec("cuda")
+    assert spec_in_task(spec("cpu")) == spec("cpu")
+
+
+def test_a_clusters_gpus_decide_the_device() -> None:
+    from lossbench.ray_executor import choose_device
+
+    assert choose_device("auto", 0, "the Ray cluster at x:1") == "cpu"
+    assert choose_device("auto", 4, "the Ray cluster at x:1") == "cuda"
+    assert choose_device("cuda:1", 4, "the Ray cluster at x:1") == "cuda:1"
+    assert choose_device("cpu", 4, "the Ray cluster at x:1") == "cpu"
+    with pytest.raises(DeviceUnavailable, match=r"^--device cuda: the Ray cluster at x:1 has no GPUs"):
+        choose_device("cuda", 0, "the Ray cluster at x:1")
+
+
+def test_a_local_ray_uses_this_machines_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from lossbench.ray_executor import cluster_device
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster_device("cpu") == "cpu"
+    assert cluster_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # decided without starting Ray
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailable, match="CUDA is not available on this machine"):
+            cluster_device("cuda")
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    pytest.importorskip("ray")
+    from lossbench.ray_executor import RayUnavailable, connect
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(RayUnavailable, match=rf"^cannot reach the Ray cluster at '127.0.0.1:{port}': "):
+        connect(f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 10
