@@ -105,7 +105,8 @@ class ProgressDisplay:
 @click.option("--steps", type=click.IntRange(min=1), help="Override the preset's training steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
+              help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
@@ -114,12 +115,15 @@ class ProgressDisplay:
 @click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
 @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
               help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.")
+@click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
+                   "default: the torch hub cache. Nothing is downloaded.")
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: int, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
-        retry_failed: bool,
-        data_root: Path | None, plugins_dir: Path | None, strict_plugins: bool) -> None:
+        workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
+        retry_failed: bool, data_root: Path | None, inception_weights: Path | None, plugins_dir: Path | None,
+        strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
@@ -132,11 +136,19 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     seed_list = parse_seeds(seeds) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
+    if inception_weights is not None:
+        from lossbench.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
+
+        os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
+        check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
     _check_executor(executor, device, ray_address)
+    from lossbench.executors import resolve_workers
+
+    worker_count = resolve_workers(workers, device)
     config, env = load(plugins_dir, strict_plugins)
     options = GridOptions(
         losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
-        device=device, executor=executor, workers=workers, results=results, resume=resume,
+        device=device, executor=executor, workers=worker_count, results=results, resume=resume,
         retry_failed=retry_failed, data_root=data_root,
         executor_options={"address": ray_address} if executor == "ray" else {},
     )

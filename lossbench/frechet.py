@@ -10,8 +10,6 @@ import math
 
 import numpy as np
 from scipy.linalg import blas
-from sklearn.metrics.pairwise import euclidean_distances
-from sklearn.neighbors import NearestNeighbors
 
 KID_SUBSETS = 10
 KID_SUBSET_SIZE = 1000
@@ -161,6 +159,8 @@ def kernel_inception_distance(x: np.ndarray, y: np.ndarray, seed: int, subsets: 
 
 def _kth_neighbour_distance(x: np.ndarray, k: int) -> np.ndarray:
     """Distance from each row to its k-th nearest other row (the row itself, at distance 0, is not counted)."""
+    from sklearn.neighbors import NearestNeighbors  # lazy: scikit-learn costs ~1 s per worker process
+
     neighbours = NearestNeighbors(n_neighbors=k + 1).fit(x)
     distances, _ = neighbours.kneighbors(x)
     return distances[:, k]
@@ -178,6 +178,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = PRDC_K) -> dict[str, float
     real, fake = _check_features(real, "real", k + 1), _check_features(fake, "fake", k + 1)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"PRDC: feature widths differ ({real.shape[1]} and {fake.shape[1]})")
+    from sklearn.metrics.pairwise import euclidean_distances  # lazy, as above
+
     real_radii = _kth_neighbour_distance(real, k)
     fake_radii = _kth_neighbour_distance(fake, k)
     fake_inside_real = np.zeros(len(fake), dtype=bool)

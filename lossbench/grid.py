@@ -35,7 +35,7 @@ PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         Preset("smoke", 40, 20, 64, 10, 20, 256, 500, 2),
-        Preset("quick", 1500, 400, 128, 25, 250, 500, 2500, 3),
+        Preset("quick", 1000, 200, 128, 25, 250, 500, 2500, 3),
         Preset("standard", 10_000, 3000, 256, 50, 1000, 2000, 5000, 5),
         Preset("paper", 50_000, 20_000, 256, 100, 2500, 5000, 10_000, 10),
     )

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from lossbench.errors import DataUnavailable
 
@@ -139,6 +138,8 @@ def read_idx_dataset(layout: IdxLayout, root: Path | str | None) -> tuple[Tensor
     image_path = layout.find(root, layout.images)
     label_path = layout.find(root, layout.labels)
     assert image_path is not None and label_path is not None
+    from torchvision.datasets.mnist import read_image_file, read_label_file  # lazy: torchvision costs ~2 s to import
+
     images = _read_idx(image_path, read_image_file, "image")
     labels = _read_idx(label_path, read_label_file, "label")
     if tuple(images.shape[1:]) != (28, 28):

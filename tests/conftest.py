@@ -18,6 +18,9 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Classifiers are trained once per session into a temporary cache, never into the user's ~/.cache."""
     if "LOSSBENCH_CACHE" not in os.environ:
         os.environ["LOSSBENCH_CACHE"] = str(tmp_path_factory.mktemp("lossbench-cache"))
+    # `--workers auto` would spawn a process per core for every small test grid; tests that exercise workers say
+    # --workers N themselves (the flag beats the variable)
+    os.environ.setdefault("LOSSBENCH_WORKERS", "1")
 
 
 @pytest.fixture
