@@ -52,18 +52,12 @@ def portable_config(config: PluginConfig) -> PluginConfig:
 def resolve_workers(value: str, device: str) -> int:
     """``--workers``: a positive number, or ``auto``: one per CPU core for CPU runs (runs use one thread each, and
     small models gain more from runs side by side than from threads, DESIGN.md section 7), one for a GPU."""
-    from lossbench.errors import UsageError
+    from lossbench.grid import parse_positive_int
     from lossbench.train import resolve_device
 
     if value.strip().lower() == "auto":
         return (os.cpu_count() or 1) if resolve_device(device).type == "cpu" else 1
-    try:
-        workers = int(value)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise UsageError(f"--workers {value!r}: give a positive number of processes or auto")
-    return workers
+    return parse_positive_int(value, "--workers (or auto)")
 
 
 def forwarded_environment() -> dict[str, str]:

@@ -79,6 +79,17 @@ class RunSpec:
         return cls(**{key: value for key, value in data.items() if key in fields})
 
 
+def parse_positive_int(value: str, what: str) -> int:
+    """A whole number >= 1 from user input, or one UsageError naming ``what`` (a flag or a variable)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UsageError(f"{what}={value!r}: give a positive whole number")
+    return number
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0,1,2' or '0-4' (or a mix) to a sorted list of distinct non-negative seeds."""
     seeds: set[int] = set()

@@ -74,15 +74,9 @@ def run_threads() -> int:
     value = os.environ.get(RUN_THREADS_ENV, "").strip()
     if not value:
         return DEFAULT_RUN_THREADS
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        from lossbench.errors import UsageError
+    from lossbench.grid import parse_positive_int
 
-        raise UsageError(f"${RUN_THREADS_ENV}={value!r}: give a positive whole number of threads")
-    return threads
+    return parse_positive_int(value, f"${RUN_THREADS_ENV}")
 
 
 @contextmanager

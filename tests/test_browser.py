@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from faulty_plugins import faulty_losses
 from lossbench.cli import main
 from lossbench.store import Store
 
@@ -31,34 +32,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe"]
 
-NAN_LOSS = '''
-import torch.nn.functional as F
-from lossbench import AdversarialLoss, hookimpl
-
-
-class NanLater(AdversarialLoss):
-    """Non-saturating GAN loss whose discriminator loss turns NaN at its 8th call (a diverging run)."""
-
-    name = "nan-later"
-
-    def bind(self, dataset, device):
-        fresh = NanLater()
-        fresh.calls = 0
-        return fresh
-
-    def discriminator_loss(self, real_scores, fake_scores):
-        self.calls += 1
-        value = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
-        return value * float("nan") if self.calls >= 8 else value
-
-    def generator_loss(self, fake_scores, real_scores):
-        return F.softplus(-fake_scores).mean()
-
-
-@hookimpl
-def register_losses(register):
-    register(NanLater())
-'''
+NAN_LOSS = faulty_losses(nan_call=8)  # registers boom and nan-later; this test trains nan-later
 
 
 def find_browser() -> str | None:

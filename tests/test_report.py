@@ -14,53 +14,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from faulty_plugins import faulty_losses
 from lossbench.cli import main
 from lossbench.store import Store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
-FAULTY_LOSSES = '''
-import torch.nn.functional as F
-from lossbench import AdversarialLoss, hookimpl
-
-
-class Boom(AdversarialLoss):
-    """Raises on its first call: the run fails."""
-
-    name = "boom"
-
-    def discriminator_loss(self, real_scores, fake_scores):
-        raise RuntimeError("boom: this loss raises on purpose")
-
-    def generator_loss(self, fake_scores, real_scores):
-        return fake_scores.mean()
-
-
-class NanLater(AdversarialLoss):
-    """Non-saturating loss whose discriminator loss turns NaN at its 13th call: the run diverges at step 13."""
-
-    name = "nan-later"
-
-    def bind(self, dataset, device):
-        fresh = NanLater()
-        fresh.calls = 0
-        return fresh
-
-    def discriminator_loss(self, real_scores, fake_scores):
-        self.calls += 1
-        value = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
-        return value * float("nan") if self.calls >= 13 else value
-
-    def generator_loss(self, fake_scores, real_scores):
-        return F.softplus(-fake_scores).mean()
-
-
-@hookimpl
-def register_losses(register):
-    register(Boom())
-    register(NanLater())
-'''
+FAULTY_LOSSES = faulty_losses(nan_call=13)  # nan-later diverges at step 13
 
 
 # -- a small DOM from the standard library's parser ----------------------------------------------------------
