@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import make_spec
+
 from lossbench.api import DataSpec, Dataset, Samples
 from lossbench.builtin.metrics import (
     FrechetDistance, KernelInceptionDistance, ModeCoverage, PrecisionRecallDensityCoverage, mode_statistics,
@@ -25,10 +27,7 @@ RING_STD = 0.02
 
 
 def spec(**overrides) -> RunSpec:
-    values = dict(loss="nonsaturating", model="mlp", dataset="ring8", seed=0, steps=40, batch_size=64, log_every=5,
-                  eval_every=10, eval_samples=200, final_samples=400, device="cpu", preset="test")
-    values.update(overrides)
-    return RunSpec(**values)
+    return make_spec(**overrides)
 
 
 @pytest.fixture(scope="module")

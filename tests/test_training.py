@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import make_spec
 from lossbench import AdversarialLoss, Recipe
 from lossbench.grid import RunSpec
 from lossbench.plugins import load_environment
@@ -17,10 +18,7 @@ from lossbench.train import HISTORY_COLUMNS, Batches, _Run, run_safely, train_ru
 
 
 def spec(loss: str = "nonsaturating", seed: int = 0, steps: int = 30, **overrides) -> RunSpec:
-    values = dict(loss=loss, model="mlp", dataset="ring8", seed=seed, steps=steps, batch_size=64, log_every=5,
-                  eval_every=10, eval_samples=200, final_samples=400, device="cpu", preset="test")
-    values.update(overrides)
-    return RunSpec(**values)
+    return make_spec(loss=loss, seed=seed, steps=steps, **overrides)
 
 
 @pytest.fixture(scope="module")
