@@ -5,6 +5,7 @@ classifier (``lossbench.classifier``), whose penultimate features are also their
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -55,7 +56,7 @@ def grid25() -> GaussianMixture:
     return GaussianMixture("grid25", centres, 0.05, 2, "25 Gaussians on the grid {-4,-2,0,2,4}^2, std 0.05 (VEEGAN)")
 
 
-class ClassifiedImages(Dataset):
+class ClassifiedImages(Dataset, ABC):
     """An image dataset whose modes are its classes, assigned by its own classifier (trained once, cached).
 
     ``mode_of``: the mode is the predicted class; a sample is high quality when the classifier's max softmax
@@ -70,9 +71,9 @@ class ClassifiedImages(Dataset):
         self._loaded: dict[str, Samples] = {}
         self._classifiers: dict[str, clf.Classifier] = {}
 
-    # subclasses read their data here; ``load`` remembers the root so that ``mode_of`` finds the same data
+    @abstractmethod
     def read(self, root: Path | None) -> Samples:
-        raise NotImplementedError(f"{type(self).__name__} must implement read")
+        """Subclasses read their data here; ``load`` caches it per root so that ``mode_of`` finds the same data."""
 
     def load(self, root: Path | None = None) -> Samples:
         key = str(root)

@@ -81,19 +81,25 @@ class NonSaturating(_GoodfellowDiscriminator):
     name = "nonsaturating"
 
 
-class WGAN(AdversarialLoss):
-    """Arjovsky et al. 2017, Wasserstein GAN: critic minimises mean D(fake) - mean D(real), weights clipped to 0.01."""
+class WassersteinCritic(AdversarialLoss):
+    """The Wasserstein objective shared by WGAN and WGAN-GP: the critic minimises mean D(fake) - mean D(real),
+    the generator -mean D(fake). Not registered itself: the two differ in how they keep the critic Lipschitz."""
 
-    name = "wgan"
-    recipe = Recipe(optimizer="rmsprop", n_critic=5, lr_g=5e-5, lr_d=5e-5)
     scores_are_logits = False
-    clip = 0.01
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return fake_scores.mean() - real_scores.mean()
 
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
         return -fake_scores.mean()
+
+
+class WGAN(WassersteinCritic):
+    """Arjovsky et al. 2017, Wasserstein GAN: critic minimises mean D(fake) - mean D(real), weights clipped to 0.01."""
+
+    name = "wgan"
+    recipe = Recipe(optimizer="rmsprop", n_critic=5, lr_g=5e-5, lr_d=5e-5)
+    clip = 0.01
 
     @torch.no_grad()
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
@@ -102,19 +108,12 @@ class WGAN(AdversarialLoss):
             parameter.clamp_(-self.clip, self.clip)
 
 
-class WGANGP(AdversarialLoss):
+class WGANGP(WassersteinCritic):
     """Gulrajani et al. 2017, WGAN-GP: Wasserstein critic + 10 (||grad D(x_hat)|| - 1)^2 on random interpolates."""
 
     name = "wgan-gp"
     recipe = Recipe(optimizer="adam", n_critic=5, lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9))
-    scores_are_logits = False
     weight = 10.0
-
-    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return fake_scores.mean() - real_scores.mean()
-
-    def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
-        return -fake_scores.mean()
 
     def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
         shape = (real.shape[0],) + (1,) * (real.dim() - 1)
