@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,8 +18,40 @@ from lossbench.errors import DeviceUnavailable
 from lossbench.grid import RunSpec
 from scale_helpers import BOOM_REASON, OK_LOSSES, SMOKE_ARGS, assert_bitwise_equal, environments, serial_reference, tables
 
-RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash"]), []), *SMOKE_ARGS,
+RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash", "hold"]), []), *SMOKE_ARGS,
             "--executor", "ray", "--workers", "2"]
+N_RUNS = 10  # 5 losses x 2 seeds
+
+HOLD_PLUGIN = '''"""A loss that holds its worker until the test opens a gate: the grid cannot end before the test's Ctrl-C."""
+import os
+import time
+from pathlib import Path
+
+from lossbench.builtin.losses import NonSaturating
+from lossbench import hookimpl
+
+GATE = Path({gate!r})
+
+
+class Hold(NonSaturating):
+    """The first run of this loss to start waits until the file ``open`` appears; the others train at once."""
+
+    name = "hold"
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        try:  # exactly one run holds: the others must keep the second worker busy committing results
+            os.close(os.open(GATE / "claimed", os.O_CREAT | os.O_EXCL))
+            while not (GATE / "open").exists():
+                time.sleep(0.05)
+        except FileExistsError:
+            pass
+        return super().discriminator_loss(real_scores, fake_scores)
+
+
+@hookimpl
+def register_losses(register):
+    register(Hold())
+'''
 
 
 def spec(device: str) -> RunSpec:
@@ -32,45 +65,58 @@ def lossbench(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def stored(results: Path) -> int:
+def stored(results: Path, where: str = "") -> int:
     try:
         with sqlite3.connect(results / "lossbench.db", timeout=1) as connection:
-            return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            return connection.execute(f"SELECT COUNT(*) FROM runs {where}").fetchone()[0]
     except sqlite3.Error:  # not created yet, or being written
         return 0
 
 
 def test_ray_grid_interrupted_resumed_equals_serial(workdir: Path) -> None:
     pytest.importorskip("ray")
-    serial, plugins = serial_reference()
+    serial, failing_plugins = serial_reference()
+    gate = workdir / "gate"
+    gate.mkdir()
+    plugins = workdir / "plugins"
+    plugins.mkdir()
+    shutil.copy(failing_plugins / "failing.py", plugins / "failing.py")
+    (plugins / "hold.py").write_text(HOLD_PLUGIN.format(gate=str(gate)))
     args = [*RAY_GRID, "--plugins-dir", str(plugins), "--results", "results"]
 
-    # Ctrl-C once the first results are committed: the driver stops the tasks and its local Ray
+    # Ctrl-C once a result is committed while one run is held at the gate, so the grid cannot have ended:
+    # the driver stops the tasks and its local Ray
     first = lossbench(args, workdir)
     deadline = time.monotonic() + 400
-    while stored(workdir / "results") < 1 and first.poll() is None and time.monotonic() < deadline:
+    while not (stored(workdir / "results") >= 1 and (gate / "claimed").exists()):
+        assert first.poll() is None, first.communicate()[1]
+        assert time.monotonic() < deadline, "no run was committed in 400 s"
         time.sleep(0.1)
     first.send_signal(signal.SIGINT)
     _out, err = first.communicate(timeout=120)
     assert first.returncode == 130, err
     assert "interrupted: the runs committed so far are kept" in err
     kept = stored(workdir / "results")
-    assert 1 <= kept < 8
+    assert 1 <= kept < N_RUNS
+    failed_before = stored(workdir / "results", "WHERE status = 'failed'")
+
+    (gate / "open").touch()  # the held run trains normally from now on
 
     # the same command again continues where it stopped, and records the failures with their reasons
     second = lossbench(args, workdir)
     out, err = second.communicate(timeout=500)
-    assert second.returncode == 1, err  # failed runs make the exit status non-zero
-    assert f"8 runs in the grid: {8 - kept} to train, {kept} already stored (resumed)" in err
-    assert f"trained {8 - kept} runs" in out
+    # a failed run among those this command trains makes its exit status non-zero (4 runs fail in all)
+    assert second.returncode == (1 if failed_before < 4 else 0), err
+    assert f"{N_RUNS} runs in the grid: {N_RUNS - kept} to train, {kept} already stored (resumed)" in err
+    assert f"trained {N_RUNS - kept} runs" in out
 
 
     runs = tables(workdir / "results")["runs"].set_index("run_id")
-    assert len(runs) == 8 and runs["status"].value_counts().to_dict() == {"ok": 4, "failed": 4}
+    assert len(runs) == N_RUNS and runs["status"].value_counts().to_dict() == {"ok": 6, "failed": 4}
     assert set(runs.loc[runs["loss"] == "boom", "reason"]) == {BOOM_REASON}
     crashed = runs.loc[runs["loss"] == "crash", "reason"]
     assert len(crashed) == 2 and all(reason.startswith("Ray worker lost (") for reason in crashed), list(crashed)
-    compared = set(runs.index[runs["loss"] != "crash"])
+    compared = set(runs.index[~runs["loss"].isin(["crash", "hold"])])
     assert len(compared) == 6
     assert_bitwise_equal(serial, workdir / "results", compared)  # metrics, history, curves, samples, outcome
     envs = environments(workdir / "results")
