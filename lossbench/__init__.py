@@ -15,6 +15,8 @@ from lossbench.api import (
     ModelFactory,
     Recipe,
     Samples,
+    Threshold,
+    TrainingTarget,
     VAELoss,
     hookimpl,
 )
@@ -37,5 +39,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "Metric",
-    "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "VAELoss", "hookimpl", "__version__",
+    "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold", "TrainingTarget", "VAELoss",
+    "hookimpl", "__version__",
 ]

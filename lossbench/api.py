@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, Union, runtime_checkable
+import math
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Union, runtime_checkable
 
 import pluggy
 import torch
@@ -158,11 +159,62 @@ class ModeAssignment:
     high_quality: Tensor  # (N,) bool
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """One condition of a training target: the final value of metric ``key`` is at least ``at_least`` and/or at
+    most ``at_most``; with ``relative_to``, the bounds are multiples of that key's value (e.g. FID <= 10 x floor)."""
+
+    key: str
+    at_least: float | None = None
+    at_most: float | None = None
+    relative_to: str | None = None
+
+    def holds(self, values: Mapping[str, float]) -> bool | None:
+        """Whether the condition holds; None when a value it needs is missing or not finite."""
+        value = values.get(self.key, math.nan)
+        scale = values.get(self.relative_to, math.nan) if self.relative_to else 1.0
+        if not (math.isfinite(float(value)) and math.isfinite(float(scale))):
+            return None
+        low = -math.inf if self.at_least is None else self.at_least * scale
+        high = math.inf if self.at_most is None else self.at_most * scale
+        return low <= float(value) <= high
+
+    def describe(self) -> str:
+        unit = f" x {self.relative_to}" if self.relative_to else ""
+        parts = ([f"{self.key} >= {self.at_least:g}{unit}"] if self.at_least is not None else []) + (
+            [f"{self.key} <= {self.at_most:g}{unit}"] if self.at_most is not None else [])
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class TrainingTarget:
+    """What a trained model reaches on a dataset (every threshold holds), and where that bar comes from.
+
+    A run that misses it is undertrained or failed; when most losses of a dataset x model miss it, the report
+    says the budget, not the losses, decided the ranking. Extension beyond DESIGN.md.
+    """
+
+    thresholds: tuple[Threshold, ...]
+    source: str = ""
+
+    def reached(self, values: Mapping[str, float]) -> float:
+        """1.0 when every threshold holds, 0.0 when one fails, NaN when a value it needs is missing."""
+        verdicts = [threshold.holds(values) for threshold in self.thresholds]
+        if any(verdict is False for verdict in verdicts):
+            return 0.0
+        return math.nan if any(verdict is None for verdict in verdicts) else 1.0
+
+    def describe(self) -> str:
+        """The rule as text, e.g. ``modes_high_quality >= 0.8; modes_covered >= 6``."""
+        return "; ".join(threshold.describe() for threshold in self.thresholds)
+
+
 class Dataset:
     """A dataset plugin. ``load`` returns the training samples; ``mode_of`` assigns generated samples to modes."""
 
     name: str = ""
     spec: DataSpec
+    target: TrainingTarget | None = None  # what a trained model reaches here; None: no target (nothing claimed)
 
     def load(self, root: Path | None) -> Samples:
         """All training samples. ``root`` is the user's data folder (``--data-root``) for on-disk datasets."""

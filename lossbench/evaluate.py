@@ -187,6 +187,7 @@ class EvaluationContext:
     final: bool = True  # False during training (curve evaluations on fewer samples)
     curves: pd.DataFrame | None = None  # light evaluations so far: columns step, key, value
     diverged_at: int | None = None  # the step at which the run diverged, if it did
+    values: dict[str, float] = field(default_factory=dict)  # the values computed so far in this evaluation
     _spaces: dict[str, FeatureSpace] = field(default_factory=dict, repr=False)
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -227,9 +228,14 @@ def _check_key(metric: Metric, key: str) -> None:
 
 
 def run_metrics(metrics: Iterable[Metric], ctx: EvaluationContext) -> Evaluation:
-    """Compute each metric; a metric that raises or returns a malformed value is recorded by name, not hidden."""
+    """Compute each metric; a metric that raises or returns a malformed value is recorded by name, not hidden.
+
+    Metrics marked ``reads_values = True`` (e.g. the training target) run after the others and find their
+    values in ``ctx.values``.
+    """
     result = Evaluation()
-    for metric in metrics:
+    ctx.values = result.values
+    for metric in sorted(metrics, key=lambda m: bool(getattr(m, "reads_values", False))):
         try:
             values = metric.compute(ctx)
             if not isinstance(values, dict):

@@ -26,7 +26,7 @@ import pandas as pd
 from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.colors import to_hex
 
-from lossbench import __version__, figures, tables
+from lossbench import __version__, figures, tables, verdicts
 from lossbench.errors import StoreError
 from lossbench.store import Store, history_with_keys
 
@@ -152,17 +152,51 @@ def loss_order(wide: pd.DataFrame, summary: pd.DataFrame, primary: str | None) -
     return sorted(losses, key=key)
 
 
+RAW_SPACES = ("coordinates", "pixels")  # a Fréchet distance here sees only a mean and a covariance
+
+
+def leading_metrics(wide: pd.DataFrame, present: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """(primary, headline, compact) metrics of one dataset x model.
+
+    Where FID was measured on raw coordinates or pixels and mode measures exist (the mixtures), the mode measures
+    of the dataset's protocol lead: modes covered ranks, then high-quality share and KL; the coordinate Fréchet
+    distance stays in the tables after them (one Gaussian blob scores near the floor on it).
+    """
+    spaces = set(wide["fid_features"].dropna()) if "fid_features" in wide.columns else set()
+    modes = [k for k in figures.MODE_KEYS if k in present]
+    if modes and spaces and spaces <= set(RAW_SPACES):
+        headline = modes + [k for k in figures.headline_metrics(present) if k not in modes]
+        compact = (modes + [k for k in figures.headline_metrics(present, compact=True) if k not in modes])[:4]
+        return modes[0], headline, compact
+    return (figures.primary_metric(present), figures.headline_metrics(present),
+            figures.headline_metrics(present, limit=4, compact=True))
+
+
+def left_out_notes(wide: pd.DataFrame) -> list[str]:
+    """What the default grid of each preset in the store leaves out (``Preset.leaves_out``)."""
+    from lossbench.grid import PRESETS
+
+    names = sorted(set(wide["preset"].dropna())) if "preset" in wide.columns else []
+    return [PRESETS[name].left_out_text() for name in names if name in PRESETS and PRESETS[name].leaves_out]
+
+
 def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[str] | None = None) -> str:
-    """The leaderboard for a terminal (``lossbench show``): per dataset x model, one line per loss, best first."""
+    """The leaderboard for a terminal (``lossbench show``): per dataset x model, one line per loss, best first.
+
+    Each block opens with the training verdict (``lossbench.verdicts``) when most losses missed the dataset's
+    target, and the ``target`` column gives the seeds of each loss that reached it.
+    """
     blocks = []
+    found = verdicts.verdicts(wide)
     for (dataset, model), group in wide.groupby(["dataset", "model"], sort=True):
         part = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
         present = sorted(part.loc[part["n_values"] > 0, "metric"].unique()) if len(part) else []
-        shown = ([m for m in metrics if m in set(part["metric"])] if metrics
-                 else figures.headline_metrics(present, limit=4, compact=True))
-        primary = shown[0] if metrics and shown else figures.primary_metric(present)
+        lead, _headline, compact = leading_metrics(group, present)
+        shown = [m for m in metrics if m in set(part["metric"])] if metrics else compact
+        primary = shown[0] if metrics and shown else lead
         labels = metric_labels(wide, dataset, shown)
         entries = part.set_index(["loss", "metric"]) if len(part) else None
+        verdict = found.get((dataset, model))
         rows = []
         for loss in loss_order(group, part, primary):
             status = group.loc[group["loss"] == loss, "status"].value_counts()
@@ -170,6 +204,8 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
                 loss, primary) in entries.index else math.nan
             row = {"rank": fmt(rank), "loss": loss, "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
                    "diverged": int(status.get("diverged", 0)), "failed": int(status.get("failed", 0))}
+            if verdict is not None:
+                row["target"] = verdicts.seeds_text(verdict, loss)
             for metric in shown:
                 entry = entries.loc[(loss, metric)] if entries is not None and (loss, metric) in entries.index else None
                 if entry is None or not math.isfinite(entry["mean"]):
@@ -179,9 +215,13 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
                     row[labels[metric]] = fmt(entry["mean"]) + ci
             rows.append(row)
         ranked = f"ranked by {labels.get(primary, primary)}" if primary else "no metric values"
-        blocks.append(f"{dataset} · {model} ({ranked}; mean [95% CI] over successful seeds)\n"
-                      + pd.DataFrame(rows).to_string(index=False))
-    return "\n\n".join(blocks)
+        head = f"{dataset} · {model} ({ranked}; mean [95% CI] over successful seeds"
+        head += "; target: seeds that reached the training target)" if verdict is not None else ")"
+        if verdict is not None and verdict.kind != "trained":
+            head = f"{'!! ' if verdict.notice else ''}{verdict.message()}\n{head}"
+        blocks.append(head + "\n" + pd.DataFrame(rows).to_string(index=False))
+    notes = left_out_notes(wide)
+    return "\n\n".join(blocks + [f"Note: {note}." for note in notes])
 
 
 # -- the report --------------------------------------------------------------------------------------------------
@@ -300,7 +340,8 @@ class ReportBuilder:
         return rows
 
     def leaderboard(self, dataset: str, model: str, order: list[str], metrics: list[str],
-                    summary: pd.DataFrame, wide: pd.DataFrame, primary: str | None) -> list[dict[str, Any]]:
+                    summary: pd.DataFrame, wide: pd.DataFrame, primary: str | None,
+                    verdict: verdicts.Verdict | None = None) -> list[dict[str, Any]]:
         """One row per loss (every loss with a stored run, failed ones included), best first on the primary."""
         rows = []
         by_loss = summary.set_index(["loss", "metric"]) if len(summary) else None
@@ -333,6 +374,7 @@ class ReportBuilder:
                 "n_diverged": int(status.get("diverged", 0)), "n_failed": int(status.get("failed", 0)),
                 "success_share": exact(success), "success_text": fmt(success, 3),
                 "n_collapsed": int(collapsed) if collapsed == collapsed else None,
+                "target_text": verdicts.seeds_text(verdict, loss), "target_share": exact(verdicts.share(verdict, loss)),
                 "cells": cells,
             })
         return rows
@@ -393,15 +435,14 @@ class ReportBuilder:
         wide = data.wide[(data.wide["dataset"] == dataset) & (data.wide["model"] == model)]
         summary = data.summary[(data.summary["dataset"] == dataset) & (data.summary["model"] == model)]
         present = sorted(summary.loc[summary["n_values"] > 0, "metric"].unique()) if len(summary) else []
-        primary = figures.primary_metric(present)
-        metrics = figures.headline_metrics(present)
+        primary, metrics, plot_metrics = leading_metrics(wide, present)
         order = loss_order(wide, summary, primary)
+        verdict = verdicts.verdicts(wide).get((dataset, model))
         base = f"{slug(dataset)}--{slug(model)}"
         tag = f"{dataset} · {model}"
         label = labels.get(primary, primary) if primary else "no metric"
         refs = []
         if metrics:
-            plot_metrics = figures.headline_metrics(present, limit=4, compact=True)
             refs.append(self.figure(
                 f"{base}--leaderboard", f"Leaderboard, {tag}",
                 f"Mean over successful seeds with its bootstrap 95% confidence interval (bars), and each seed "
@@ -466,7 +507,9 @@ class ReportBuilder:
             "primary_label": label,
             "metrics": [{"key": m, "label": labels.get(m, m),
                          "direction": tables.better_direction(m)} for m in metrics],
-            "rows": self.leaderboard(dataset, model, order, metrics, summary, wide, primary),
+            "rows": self.leaderboard(dataset, model, order, metrics, summary, wide, primary, verdict),
+            "verdict": None if verdict is None else {
+                "kind": verdict.kind, "notice": verdict.notice, "message": verdict.message(), "rule": verdict.rule},
             "summary_rows": self.summary_rows(summary, labels),
             "significant": significant, "pairs": all_pairs,
             "too_few": bool(all_pairs) and all(p["too_few"] for p in all_pairs),
@@ -597,6 +640,7 @@ class ReportBuilder:
             version=__version__, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             config=self.configuration(), feature_spaces=self.feature_spaces(), datasets=datasets, runs=runs,
             flagged=flagged, warnings=self.warnings, store_path=str(data.store.path),
+            left_out=left_out_notes(data.wide),
             build_seconds=f"{time.perf_counter() - started:.1f}",
         )
         index = self.reports / INDEX

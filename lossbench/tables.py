@@ -38,6 +38,7 @@ PAIR_KEYS = ("seed", "preset", "steps")  # a pair is the same seed of the same s
 REFERENCE_LOSS = "nonsaturating"
 GRAD_RATIO = "stability_g_grad_ratio"
 COLLAPSED = "modes_collapsed"
+SCORES = "stability_scores"  # "logits" or "raw": the scale of D's scores, hence of the generator's gradient
 
 # Metric keys whose better direction is known without a metric object: lower is better unless listed here.
 HIGHER_IS_BETTER_PREFIXES = ("modes_covered", "modes_high_quality", "prdc_precision", "prdc_recall",
@@ -111,13 +112,18 @@ def succeeded(runs_wide: pd.DataFrame) -> pd.Series:
 def grad_ratio(runs_wide: pd.DataFrame, reference: str = REFERENCE_LOSS) -> pd.Series:
     """Per run: early generator gradient (``stability_g_grad_early``) over the reference loss's on the same
     dataset, model and seed (same preset and steps). Below 1: the loss's generator gradient is weaker early on
-    than the non-saturating loss's (saturation). NaN where either is missing."""
+    than the non-saturating loss's (saturation). NaN where either is missing, and where the two losses' scores
+    are on different scales (``stability_scores``: logits vs raw critic values), which makes the ratio meaningless."""
     result = pd.Series(math.nan, index=runs_wide.index, name=GRAD_RATIO)
     key = "stability_g_grad_early"
     if key not in runs_wide.columns or runs_wide.empty:
         return result
     keys = ["dataset", "model"] + [c for c in PAIR_KEYS if c in runs_wide.columns]
     usable = runs_wide[counts_for(key, runs_wide["status"])]
+    if SCORES in runs_wide.columns:  # gradients are comparable only on the same score scale (logits vs raw)
+        keys = keys + [SCORES]
+        runs_wide = runs_wide.assign(**{SCORES: runs_wide[SCORES].fillna("")})
+        usable = runs_wide[counts_for(key, runs_wide["status"])]
     ref = usable[usable["loss"] == reference].dropna(subset=[key]).drop_duplicates(keys)
     ref = ref.set_index(keys)[key]
     if ref.empty:

@@ -69,7 +69,35 @@ def test_perfect_discriminator_is_overpowering_only_at_the_end() -> None:
 def test_equilibrium_gap_and_critics() -> None:
     assert stats(history(d_fake=last_window(0.1, 0.5)))["stability_equilibrium_gap"] == pytest.approx(0.4)
     critic = stats(history(d_fake=math.nan, d_real=math.nan))  # Wasserstein critic: no probabilities
-    assert math.isnan(critic["stability_equilibrium_gap"])
+    assert math.isnan(critic["stability_equilibrium_gap"])  # not applicable, never a number
+    assert critic["stability_scores"] == "raw"
+    assert stats(history())["stability_scores"] == "logits"
+
+
+def critic_history(**columns) -> pd.DataFrame:
+    """A critic (raw scores, no probabilities) whose mean scores are far apart: midpoint accuracy 1."""
+    return history(**{"d_real": math.nan, "d_fake": math.nan, "d_accuracy": 1.0, "score_real": 5.0,
+                      "score_fake": -5.0, **columns})
+
+
+def test_a_critic_with_separated_means_and_a_healthy_generator_is_not_overpowering() -> None:
+    assert stats(critic_history())["stability_d_overpowering"] == 0  # G's gradient is what it was early on
+
+
+def test_a_critic_that_starves_the_generator_is_overpowering() -> None:
+    starved = last_window(1e-4, 1.0)  # late ||grad G|| 1e-4 of its early 1.0: below 1%
+    assert stats(critic_history(grad_norm_g=starved))["stability_d_overpowering"] == 1
+    weaker = last_window(0.05, 1.0)  # 5% of early: weaker, not starved
+    assert stats(critic_history(grad_norm_g=weaker))["stability_d_overpowering"] == 0
+    # a starved generator without a separating critic is not D's doing
+    mixed = critic_history(grad_norm_g=starved, d_accuracy=0.7)
+    assert stats(mixed)["stability_d_overpowering"] == 0
+
+
+def test_a_discriminator_on_logits_overpowers_by_accuracy_alone() -> None:
+    # a logit D that is always right: sigmoid saturates, whatever G's gradient norm reads
+    assert stats(history(d_accuracy=1.0, d_fake=0.001, d_real=0.999))["stability_d_overpowering"] == 1
+    assert stats(history(d_accuracy=0.9, d_fake=0.3, d_real=0.7))["stability_d_overpowering"] == 0
 
 
 def test_early_generator_gradient_and_oscillation() -> None:

@@ -83,6 +83,16 @@ def test_gradient_ratio_to_nonsaturating_on_the_same_seed() -> None:
     assert one(summary, "minimax", "stability_g_grad_ratio")["rank"] == 2  # a higher ratio is less saturated
 
 
+def test_gradient_ratio_only_between_losses_on_the_same_score_scale() -> None:
+    rows = [run("nonsaturating", s, stability_g_grad_early=2.0, stability_scores="logits") for s in range(2)]
+    rows += [run("minimax", s, stability_g_grad_early=1.0, stability_scores="logits") for s in range(2)]
+    rows += [run("wgan", s, stability_g_grad_early=0.01, stability_scores="raw") for s in range(2)]
+    runs = table(rows)
+    ratio = grad_ratio(runs)
+    assert ratio[runs["loss"] == "minimax"].tolist() == [0.5, 0.5]
+    assert ratio[runs["loss"] == "wgan"].isna().all()  # critic values vs logits: not comparable, not "starved"
+
+
 def test_holm_against_hand_computation() -> None:
     # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.02, 0.03, 0.06, 0.06
     adjusted = holm([0.01, 0.04, 0.03, 0.005, math.nan])

@@ -24,6 +24,7 @@ LAST_WINDOW = 0.2  # "last window": the last 20% of logged history rows ...
 LAST_WINDOW_MIN_ROWS = 2  # ... but at least two, so that a short run still has a spread
 EARLY_WINDOW = 0.1  # "early": logged steps within the first 10% of the run's steps
 OVERPOWERING_ACCURACY = 0.99
+STARVED_GRADIENT = 0.01  # a critic overpowers when G's late gradient is below 1% of its early one
 COLLAPSE_SHARE = 0.5  # collapsed: fewer modes than half of what a perfect sampler would cover
 
 
@@ -105,10 +106,13 @@ class PrecisionRecallDensityCoverage(Metric):
 
 
 def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int,
-                    true_weights: object | None = None) -> dict[str, float]:
-    """Mode-collapse numbers from per-sample mode assignments (VEEGAN / PacGAN protocol).
+                    true_weights: object | None = None, min_covering: int = 1,
+                    strict_share: float | None = None) -> dict[str, float]:
+    """Mode-collapse numbers from per-sample mode assignments (VEEGAN's measures, as PacGAN computes them).
 
-    - ``modes_covered``: modes with at least one high-quality sample assigned to them.
+    - ``modes_covered``: modes with at least ``min_covering`` (1) high-quality samples assigned to them.
+    - ``modes_covered_strict`` (with ``strict_share``): modes holding at least that share of the high-quality
+      samples, so that 1 stray sample of 2,500 does not cover a mode.
     - ``modes_high_quality``: share of all samples that are high quality (mixtures: within 3 std of the nearest
       centre; images: what the dataset's classifier calls confident).
     - ``modes_kl``: KL(p_gen || p_true) where p_gen is the histogram of the high-quality samples over modes and
@@ -118,10 +122,11 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
     - ``modes_covered_share``: ``modes_covered / n_modes``.
     - ``modes_collapsed``: 1 when fewer modes are covered than half of what a perfect sampler of the same
       number of samples would cover (``expected_modes_covered``), else 0.
+    - ``modes_samples``: how many samples were scored.
     """
     mode, high_quality = mode.cpu().long(), high_quality.cpu().bool()
     counts = torch.bincount(mode[high_quality], minlength=n_modes)[:n_modes].double()
-    covered = int((counts > 0).sum())
+    covered = int((counts >= min_covering).sum())
     true = torch.ones(n_modes, dtype=torch.float64)
     if true_weights is not None:
         true = torch.as_tensor(true_weights, dtype=torch.float64).flatten()
@@ -135,38 +140,71 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
     else:
         kl = math.nan
     expected = expected_modes_covered(len(mode), n_modes)
-    return {
+    values = {
         "modes_covered": float(covered),
         "modes_covered_share": covered / n_modes,
         "modes_high_quality": float(high_quality.double().mean()) if len(mode) else math.nan,
         "modes_kl": kl,
         "modes_collapsed": float(covered < COLLAPSE_SHARE * expected),
+        "modes_samples": float(len(mode)),
     }
+    if strict_share is not None:
+        total = float(counts.sum())
+        values["modes_covered_strict"] = float(((counts >= strict_share * total) & (counts > 0)).sum()) if total else 0.0
+    return values
 
 
 class ModeCoverage(Metric):
-    """Modes covered, high-quality share and KL(generated || true) mode histogram (VEEGAN protocol).
+    """Modes covered, high-quality share and KL(generated || true) mode histogram (VEEGAN's measures).
 
-    Mixtures: exact nearest centre, high quality within 3 std. Digits (10 modes) and stacked digits (1,000):
-    through the dataset's classifier. Only for datasets that know their modes (``spec.n_modes`` and
-    ``mode_of``); see ``mode_statistics`` for the definitions. A dataset whose modes are not equally likely
+    Mixtures follow their dataset's published protocol (``protocol``: PacGAN's for the built-ins): its sample
+    count (2,500, the first of the final evaluation's samples, whatever the preset), exact nearest centre, high
+    quality within 3 std, a mode covered by 1 such sample; plus ``modes_covered_strict``. Digits (10 modes) and
+    stacked digits (1,000): through the dataset's classifier. Only for datasets that know their modes
+    (``spec.n_modes`` and ``mode_of``); see ``mode_statistics``. A dataset whose modes are not equally likely
     may say so with a ``mode_weights`` attribute (n_modes positive numbers); the default is uniform.
     """
 
     name = "modes"
     curve = True
     better = {"modes_covered": "higher", "modes_covered_share": "higher", "modes_high_quality": "higher",
-              "modes_kl": "lower", "modes_collapsed": "lower"}
+              "modes_kl": "lower", "modes_collapsed": "lower", "modes_covered_strict": "higher",
+              "modes_samples": "none"}
 
     def compute(self, ctx) -> dict[str, float]:
         n_modes = ctx.dataset.spec.n_modes
         if not n_modes:
             return {}
-        assignment = ctx.dataset.mode_of(ctx.fake.x)
+        protocol = getattr(ctx.dataset, "protocol", None)
+        x = ctx.fake.x
+        if protocol is not None and protocol.n_samples:
+            x = x[: protocol.n_samples]
+        assignment = ctx.dataset.mode_of(x)
         if assignment is None:
             return {}
         return mode_statistics(assignment.mode, assignment.high_quality, n_modes,
-                               getattr(ctx.dataset, "mode_weights", None))
+                               getattr(ctx.dataset, "mode_weights", None),
+                               min_covering=getattr(protocol, "min_covering", 1),
+                               strict_share=getattr(protocol, "strict_share", None))
+
+
+class TargetReached(Metric):
+    """Whether the run reached its dataset's training target (``Dataset.target``): 1, 0, or NaN when the dataset
+    declares none or a value the target needs is missing. ``target_rule`` records the rule as text.
+
+    Read by the report and ``lossbench show`` to tell an undertrained grid from a loss that fails where others
+    succeed. Runs after the other metrics (``reads_values``) and reads their values.
+    """
+
+    name = "target"
+    reads_values = True
+    better = {"target_reached": "higher"}
+
+    def compute(self, ctx) -> dict[str, float | str]:
+        target = getattr(ctx.dataset, "target", None)
+        if target is None or not ctx.final:
+            return {}
+        return {"target_reached": target.reached(ctx.values), "target_rule": target.describe()}
 
 
 def _last_window(frame: pd.DataFrame) -> pd.DataFrame:
@@ -183,27 +221,39 @@ def _std(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
 
+def _scores_are_logits(history: pd.DataFrame) -> bool:
+    """Whether the run logged probabilities: ``d_fake`` is logged only for losses whose scores are logits."""
+    return len(_finite(history["d_fake"])) > 0
+
+
 def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: int | None,
-                         curves: pd.DataFrame | None) -> dict[str, float]:
+                         curves: pd.DataFrame | None) -> dict[str, float | str]:
     """Per-run stability numbers from the training history (columns of ``train.HISTORY_COLUMNS``).
 
-    "Last window" = the last 20% of logged history rows (at least two); values that are not finite (the row
-    logged at divergence) are left out of every statistic.
+    "Last window" = the last 20% of logged history rows (at least two); "early" = logged steps within the first
+    10% of the run's steps. Values that are not finite (the row logged at divergence) are left out. The
+    definitions are in docs/stability.md; in short:
 
     - ``stability_diverged``: 1 if a loss became non-finite, else 0; ``stability_diverged_step``: that step
       (NaN when the run did not diverge).
-    - ``stability_equilibrium_gap``: |mean sigmoid(D(fake)) - 0.5| over the last window. NaN when scores are
-      not logits (Wasserstein critics: ``d_fake`` is NaN) and for VAEs.
-    - ``stability_d_overpowering``: 1 when the discriminator's mean accuracy over the last window is >= 0.99
-      (it separates real from fake perfectly; the generator's signal is gone), else 0; NaN without accuracy.
-    - ``stability_g_grad_early``: median ‖∇G‖ over logged steps in the first 10% of the run's steps: a
-      saturating loss (minimax) starves G early. ``lossbench.tables.grad_ratio`` divides it by the
-      non-saturating loss's on the same seed.
+    - ``stability_scores``: "logits" (D's scores are logits: sigmoid is a probability) or "raw" (critics,
+      least squares, hinge). Which of the flags below apply depends on it.
+    - ``stability_equilibrium_gap``: logits only: |mean sigmoid(D(fake)) - 0.5| over the last window (0 at the
+      Goodfellow equilibrium). NaN, "not applicable", for raw scores: a critic has no 0.5.
+    - ``stability_d_overpowering``: 1 when D separates real from fake perfectly over the last window AND the
+      generator's signal is gone. Logits: mean accuracy at score 0 >= 0.99 (D is sure every fake is fake, the
+      generator's gradient through sigmoid is saturated). Raw scores: accuracy against the midpoint of the
+      two mean scores >= 0.99 (separated means) and the median ‖∇G‖ over the last window < 1% of its early
+      median, since a critic with separated means and a healthy generator is just a critic. NaN when a number
+      it needs was not logged.
+    - ``stability_g_grad_early``: median ‖∇G‖ over the early steps: a saturating loss (minimax) starves G.
+      ``lossbench.tables.grad_ratio`` divides it by the non-saturating loss's on the same seed, only where the
+      two are on the same scale (``stability_scores`` "logits" for both).
     - ``stability_loss_oscillation``: std of the generator loss over the last window (NaN with < 2 values).
     - ``stability_fid_variability``: sample std of the FID curve (light evaluations during training) over its
       last half, at least its last 2 evaluations (NaN with fewer than 2).
     """
-    values: dict[str, float] = {
+    values: dict[str, float | str] = {
         "stability_diverged": float(diverged_at is not None),
         "stability_diverged_step": float(diverged_at) if diverged_at is not None else math.nan,
     }
@@ -213,14 +263,22 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
             "stability_loss_oscillation")})
     else:
         history = history.sort_values("step")
+        logits = _scores_are_logits(history)
+        values["stability_scores"] = "logits" if logits else "raw"
         last = _last_window(history)
         d_fake = _finite(last["d_fake"])
         values["stability_equilibrium_gap"] = abs(float(d_fake.mean()) - 0.5) if len(d_fake) else math.nan
-        accuracy = _finite(last["d_accuracy"])
-        values["stability_d_overpowering"] = (float(accuracy.mean() >= OVERPOWERING_ACCURACY) if len(accuracy)
-                                              else math.nan)
         early_limit = max(1.0, EARLY_WINDOW * total_steps)
         early = _finite(history.loc[history["step"] <= early_limit, "grad_norm_g"])
+        accuracy = _finite(last["d_accuracy"])
+        separated = float(accuracy.mean() >= OVERPOWERING_ACCURACY) if len(accuracy) else math.nan
+        if logits or math.isnan(separated) or separated == 0.0:
+            values["stability_d_overpowering"] = separated
+        else:
+            late = _finite(last["grad_norm_g"])
+            values["stability_d_overpowering"] = (
+                float(np.median(late) < STARVED_GRADIENT * np.median(early)) if len(late) and len(early)
+                else math.nan)
         values["stability_g_grad_early"] = float(np.median(early)) if len(early) else math.nan
         values["stability_loss_oscillation"] = _std(_finite(last["g_loss"]))
     fid_curve = np.array([])
@@ -247,12 +305,12 @@ class Stability(Metric):
         "stability_fid_variability": "lower",
     }
 
-    def compute(self, ctx) -> dict[str, float]:
+    def compute(self, ctx) -> dict[str, float | str]:
         return stability_statistics(ctx.history, int(ctx.spec.steps), ctx.diverged_at, ctx.curves)
 
 
 @hookimpl
 def register_metrics(register) -> None:
     for metric in (FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(), ModeCoverage(),
-                   Stability()):
+                   Stability(), TargetReached()):
         register(metric)
