@@ -17,6 +17,8 @@ import pandas as pd
 
 REACHED = "target_reached"
 RULE = "target_rule"
+_NAMES = {"modes_high_quality": "high-quality share", "modes_covered": "modes covered", "fid": "FID",
+          "fid_floor": "its real-vs-real floor"}
 RERUN = "rerun with `--preset standard` or more `--steps`"
 _CONDITION = re.compile(r"(?P<key>[A-Za-z0-9_]+) (?P<op>>=|<=) (?P<bound>[0-9.eE+-]+)(?: x (?P<relative>[A-Za-z0-9_]+))?")
 
@@ -82,10 +84,10 @@ def best_values(group: pd.DataFrame, rule: str) -> list[str]:
         if key not in ok.columns or (relative and relative not in ok.columns):
             continue
         values = pd.to_numeric(ok[key], errors="coerce")
-        name = key.replace("_", " ")
+        name = _NAMES.get(key, key.replace("_", " "))
         if relative:
             values = values / pd.to_numeric(ok[relative], errors="coerce")
-            name = f"{key} / {relative}"
+            name = f"{name} / {_NAMES.get(relative, relative.replace('_', ' '))}"
         means = values.groupby(ok["loss"]).mean().dropna()
         if means.empty:
             continue

@@ -22,23 +22,27 @@ from lossbench.plugins import PluginConfig, load_environment
 
 
 def test_ring8_centres_std_and_modes() -> None:
+    """PacGAN's 2D-ring (its 2DRing config.py): means (cos 2pi i/8, sin 2pi i/8), variance 0.01^2 I."""
     ring = builtin.ring8()
     assert ring.spec == DataSpec((2,), "points", 8)
     radius = ring.centres.norm(dim=1)
-    assert torch.allclose(radius, torch.full((8,), 2.0), atol=1e-6)
+    assert torch.allclose(radius, torch.full((8,), 1.0), atol=1e-6)
+    assert ring.std == 0.01
     angles = torch.atan2(ring.centres[:, 1], ring.centres[:, 0]).double() % (2 * math.pi)
     assert torch.allclose(angles.sort().values, torch.arange(8, dtype=torch.float64) * math.pi / 4, atol=1e-6)
     samples = ring.load(None)
     assert samples.x.shape == (20_000, 2) and samples.x.dtype == torch.float32
     assert set(samples.y.tolist()) == set(range(8))
     residual = samples.x - ring.centres[samples.y]
-    assert residual.std(dim=0).sub(0.02).abs().max() < 0.001  # sample std 0.02 on both axes
+    assert residual.std(dim=0).sub(0.01).abs().max() < 0.0005  # sample std 0.01 on both axes
     assert torch.equal(ring.load(None).x, samples.x)  # fixed seed
     assert ring.feature_network(torch.device("cpu")) is None and ring.availability(None) is None
 
 
 def test_grid25_centres_std_and_modes() -> None:
+    """PacGAN's 2D-grid (its 2DGrid config.py): means (i, j) for i, j in range(-4, 5, 2), variance 0.05^2 I."""
     grid = builtin.grid25()
+    assert grid.std == 0.05
     assert grid.spec == DataSpec((2,), "points", 25)
     expected = {(a, b) for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)}
     assert {tuple(int(v) for v in centre) for centre in grid.centres.round()} == expected
@@ -55,17 +59,18 @@ def test_grid25_centres_std_and_modes() -> None:
 
 def test_mode_of_is_exact_on_hand_placed_points() -> None:
     ring = builtin.ring8()
-    std = 0.02
-    centre = ring.centres[2]  # (0, 2)
+    std = 0.01
+    centre = ring.centres[2]  # (0, 1)
     points = torch.stack([
         centre,                                   # on the centre
         centre + torch.tensor([2.9 * std, 0.0]),  # 2.9 std away: still high quality
+        centre + torch.tensor([3.02 * std, 0.0]),  # just beyond 3 std: not (PacGAN counts distances < 3)
         centre + torch.tensor([0.0, -3.1 * std]),  # 3.1 std away: same mode, low quality
         torch.tensor([0.0, 0.0]) + 0.01 * ring.centres[5],  # near the origin, on the side of centre 5
     ])
     assignment = ring.mode_of(points)
-    assert assignment.mode.tolist() == [2, 2, 2, 5]
-    assert assignment.high_quality.tolist() == [True, True, False, False]
+    assert assignment.mode.tolist() == [2, 2, 2, 2, 5]
+    assert assignment.high_quality.tolist() == [True, True, False, False, False]
     assert assignment.mode.dtype == torch.int64 and assignment.high_quality.dtype == torch.bool
 
 

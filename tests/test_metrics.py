@@ -14,7 +14,8 @@ from conftest import make_spec
 
 from lossbench.api import DataSpec, Dataset, Samples
 from lossbench.builtin.metrics import (
-    FrechetDistance, KernelInceptionDistance, ModeCoverage, PrecisionRecallDensityCoverage, mode_statistics,
+    FrechetDistance, KernelInceptionDistance, ModeCoverage, PrecisionRecallDensityCoverage, TargetReached,
+    mode_statistics,
 )
 from lossbench.evaluate import EvaluationContext, run_metrics
 from lossbench.frechet import frechet_distance_features, prdc
@@ -23,7 +24,7 @@ from lossbench.plugins import load_environment
 from lossbench.tables import better_direction
 from lossbench.train import run_safely
 
-RING_STD = 0.02
+RING_STD = 0.01  # PacGAN's 2D-ring
 
 
 def spec(**overrides) -> RunSpec:
@@ -42,7 +43,7 @@ def ring8(catalog) -> Dataset:
 
 def ring_centres() -> torch.Tensor:
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
-    return (2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)).float()
+    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=1).float()
 
 
 def balanced_real() -> Samples:
@@ -59,12 +60,12 @@ def context(dataset: Dataset, real: Samples, fake: Samples, reference: Samples |
 
 def test_three_of_eight_modes(ring8) -> None:
     centres = ring_centres()
-    offset = torch.tensor([0.05, 0.0])  # 2.5 std from the centre: high quality (within 3 std)
+    offset = torch.tensor([0.025, 0.0])  # 2.5 std from the centre: high quality (within 3 std)
     fake = torch.cat([
         centres[0].repeat(1000, 1),
         (centres[1] + offset).repeat(500, 1),
         centres[2].repeat(500, 1),
-        torch.zeros(500, 2),  # the ring's middle: 2 away from every centre, not high quality
+        torch.zeros(500, 2),  # the ring's middle: 1 away from every centre, not high quality
     ])
     values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
     assert values["modes_covered"] == 3
@@ -192,3 +193,92 @@ def test_registered_and_computed_in_a_real_run(catalog) -> None:
     assert set(result.curves["key"]) >= {"fid", "modes_covered", "modes_high_quality"}
     assert sorted(result.curves["step"].unique()) == [10, 20, 30]
     assert not set(result.curves["key"]) & {"fid_floor", "kid", "prdc_recall"}  # light evaluations stay light
+
+
+# -- the mixtures' published protocol (PacGAN, Lin et al. 2018, Table 1) -----------------------------------------
+def test_the_mixtures_keep_pacgans_protocol(catalog) -> None:
+    """The parameters of PacGAN's MetricLogger and configs: 2,500 samples, < 3 std, 1 sample covers a mode."""
+    for name, modes, std in (("ring8", 8, 0.01), ("grid25", 25, 0.05)):
+        dataset = catalog.datasets.get(name)
+        protocol = dataset.protocol
+        assert protocol.paper.startswith("PacGAN (Lin et al. 2018)") and "PacGAN" in dataset.description
+        assert (protocol.n_samples, protocol.high_quality_stds, protocol.min_covering) == (2500, 3.0, 1)
+        assert dataset.std == std and dataset.spec.n_modes == modes
+
+
+def test_only_the_protocols_2500_samples_are_scored(ring8) -> None:
+    centres = ring_centres()
+    fake = torch.cat([centres[0].repeat(2500, 1), centres[1:].repeat(400, 1)])  # 5,300 samples
+    values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
+    assert values["modes_samples"] == 2500 and values["modes_covered"] == 1  # the others come after 2,500
+
+
+def sampler(centres: torch.Tensor, std: float, n: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.randint(len(centres), (n,), generator=generator)
+    return centres[y] + std * torch.randn((n, 2), generator=generator)
+
+
+def test_a_collapsed_sampler_covers_one_mode(ring8) -> None:
+    fake = sampler(ring_centres()[3:4], RING_STD, 2500, 0)  # every sample from mode 3
+    values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
+    assert values["modes_covered"] == 1 and values["modes_covered_strict"] == 1
+    assert values["modes_kl"] == pytest.approx(math.log(8))  # all mass on 1 of 8 equally likely modes
+    assert values["modes_collapsed"] == 1
+
+
+def test_the_strict_variant_needs_one_percent_of_the_high_quality_samples(ring8) -> None:
+    centres = ring_centres()
+    fake = torch.cat([centres[0].repeat(2499, 1), centres[1:2]])  # one stray sample on mode 1
+    values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
+    assert values["modes_covered"] == 2  # the protocol: 1 high-quality sample covers a mode
+    assert values["modes_covered_strict"] == 1  # 1 of 2,500 is below 1 %
+
+
+def test_a_gaussian_blob_ranks_below_a_sampler_on_the_8_centres(ring8) -> None:
+    """N(0, 2I) matches the ring's mean and nearly its covariance: the coordinate FID cannot tell; the protocol can."""
+    from lossbench.report import leading_metrics
+    from lossbench.tables import summarise
+
+    rows = []
+    for seed in range(3):
+        real = Samples(sampler(ring_centres(), RING_STD, 2500, 100 + seed))
+        reference = Samples(sampler(ring_centres(), RING_STD, 2500, 200 + seed))
+        blob = math.sqrt(2.0) * torch.randn((2500, 2), generator=torch.Generator().manual_seed(seed))
+        for loss, fake in (("blob", blob), ("sampler", sampler(ring_centres(), RING_STD, 2500, seed))):
+            ctx = context(ring8, real, Samples(fake), reference)
+            values = run_metrics([FrechetDistance(), ModeCoverage()], ctx)
+            rows.append({"run_id": f"{loss}{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
+                         "preset": "test", "steps": 1, "device": "cpu", "status": "ok", **values.values,
+                         **values.texts})
+    wide = pd.DataFrame(rows)
+    blob, perfect = wide[wide["loss"] == "blob"], wide[wide["loss"] == "sampler"]
+    assert (perfect["modes_covered"] == 8).all() and (blob["modes_covered"] < 8).all()
+    assert (blob["modes_high_quality"] < 0.01).all() and (perfect["modes_high_quality"] > 0.97).all()
+    present = sorted(k for k in wide.columns if k not in ("run_id", "dataset", "model", "loss", "seed", "preset",
+                                                          "steps", "device", "status", "fid_features"))
+    primary, headline, _compact = leading_metrics(wide, present)
+    assert primary == "modes_covered" and headline[:3] == ["modes_covered", "modes_high_quality", "modes_kl"]
+    assert headline.index("fid") > 2  # the coordinate Fréchet distance stays, after the protocol's measures
+    summary = summarise(wide)
+    ranks = summary[summary["metric"] == primary].set_index("loss")["rank"]
+    assert ranks["sampler"] == 1 and ranks["blob"] == 2
+
+
+def test_target_reached_reads_the_other_metrics_values(catalog) -> None:
+    digits = catalog.datasets.get("digits")
+    assert digits.target.describe() == "modes_covered >= 9; fid <= 10 x fid_floor"
+    assert digits.target.reached({"modes_covered": 10, "fid": 40.0, "fid_floor": 5.0}) == 1.0
+    assert digits.target.reached({"modes_covered": 10, "fid": 60.0, "fid_floor": 5.0}) == 0.0  # 12x the floor
+    assert digits.target.reached({"modes_covered": 8, "fid": 6.0, "fid_floor": 5.0}) == 0.0
+    assert math.isnan(digits.target.reached({"modes_covered": 10, "fid": 6.0}))  # no floor: cannot tell
+    ring = catalog.datasets.get("ring8")
+    assert ring.target.describe() == "modes_high_quality >= 0.8; modes_covered >= 6"
+    fake = Samples(sampler(ring_centres(), RING_STD, 2500, 0))
+    # TargetReached listed first still runs last: it reads what ModeCoverage computed
+    values = run_metrics([TargetReached(), ModeCoverage()], context(ring, balanced_real(), fake))
+    assert values.values["target_reached"] == 1.0 and not values.errors
+    assert values.texts["target_rule"] == "modes_high_quality >= 0.8; modes_covered >= 6"
+    collapsed = Samples(sampler(ring_centres()[:5], RING_STD, 2500, 0))  # 5 of 8 modes: 1 short of PacGAN's 6
+    assert run_metrics([TargetReached(), ModeCoverage()], context(ring, balanced_real(), collapsed)).values[
+        "target_reached"] == 0.0
