@@ -9,6 +9,14 @@ machine these are the honest per-run costs; wall-clock time is not.
 
     PYTHONPATH=. python benchmarks/convergence.py -d ring8 -l nonsaturating --steps 4000 --every 500
     PYTHONPATH=. python benchmarks/convergence.py -d digits -m dcgan --steps 2000 --every 250 --batch 64
+
+``--estimate quick`` instead extrapolates the wall time of a preset's whole default grid on ``--cores`` cores:
+it trains every distinct dataset x model x loss of that grid once (seed 0) for ``--probe-steps`` steps through
+the real driver (one worker, a temporary store), measures each one's seconds per training step and its final
+evaluation, the harness's own time per run (wall clock minus training and evaluation), and the report's build
+time per run, then adds up every run of the grid at its real steps and divides by the cores.
+
+    PYTHONPATH=. python benchmarks/convergence.py --estimate quick --probe-steps 200 --cores 2
 """
 
 from __future__ import annotations
@@ -60,6 +68,57 @@ def run_one(catalog, dataset: str, model: str, loss: str, seed: int, args) -> tu
     return table, costs
 
 
+LIGHT_EVAL_SECONDS = 0.2  # one light evaluation (500 samples), the upper end of what the curves above measure
+
+
+def estimate(preset_name: str, probe_steps: int, cores: int) -> None:
+    """Extrapolate the default grid's wall time from one short probe run per distinct combination."""
+    import tempfile
+    from pathlib import Path
+
+    from lossbench.driver import GridOptions, run_grid
+    from lossbench.grid import PRESETS, expand
+    from lossbench.report import build_report
+    from lossbench.store import Store
+
+    env = load_environment(PluginConfig())
+    preset = PRESETS[preset_name]
+    plan = expand(env.catalog, preset=preset_name, device="cpu")
+    probe_root = Path(tempfile.mkdtemp(prefix="lossbench-estimate-"))
+    options = GridOptions(seeds=[0], preset=preset_name, steps=probe_steps, device="cpu", workers=1,
+                          results=probe_root / "results")
+    started = time.perf_counter()
+    outcome = run_grid(env, PluginConfig(), options)
+    wall = time.perf_counter() - started
+    started = time.perf_counter()
+    build_report(probe_root / "results", probe_root / "reports", env.catalog)
+    report_seconds = time.perf_counter() - started
+    with Store.open(probe_root / "results") as store:
+        runs = store.runs()
+    costs = {(r.dataset, r.model, r.loss): (r.train_seconds / probe_steps, r.eval_seconds)
+             for r in runs.itertuples()}
+    overhead = max(0.0, (wall - float((runs["train_seconds"] + runs["eval_seconds"]).sum())) / len(runs))
+    rows = []
+    for spec in plan.specs:
+        per_step, final_eval = costs[(spec.dataset, spec.model, spec.loss)]
+        light = max(0, (spec.steps - 1) // spec.eval_every) * LIGHT_EVAL_SECONDS
+        rows.append({"dataset": spec.dataset, "model": spec.model, "loss": spec.loss, "steps": spec.steps,
+                     "seconds": per_step * spec.steps + final_eval + light + overhead})
+    table = pd.DataFrame(rows)
+    per_combo = table.groupby(["dataset", "model", "loss"]).agg(
+        steps=("steps", "first"), runs=("seconds", "size"), seconds_per_run=("seconds", "mean"))
+    print(f"preset {preset_name}: {len(plan.specs)} runs; probe: {len(runs)} runs of {probe_steps} steps "
+          f"({outcome.counts}), harness {overhead:.2f} s per run, report {report_seconds:.1f} s for {len(runs)} runs")
+    print(per_combo.to_string(float_format=lambda v: f"{v:.1f}"))
+    total = float(table["seconds"].sum())
+    report = report_seconds * len(plan.specs) / len(runs)
+    print(f"\ntraining + evaluation + harness: {total:.0f} core-seconds; on {cores} cores {total / cores / 60:.1f} "
+          f"min, plus the report ({report:.0f} s, one process): {(total / cores + report) / 60:.1f} min. "
+          f"Seconds are measured with the runs' pinned threads; on a shared machine they are upper bounds.")
+    for note in plan.notes:
+        print(f"note: {note}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--datasets", default="ring8,grid25")
@@ -72,8 +131,14 @@ def main() -> None:
     parser.add_argument("--eval-samples", type=int, default=2500)
     parser.add_argument("--lr-scale", type=float, default=1.0,
                         help="multiply every loss's recipe learning rates (a what-if; the grid uses the recipes)")
+    parser.add_argument("--estimate", metavar="PRESET", help="extrapolate PRESET's default grid wall time instead")
+    parser.add_argument("--probe-steps", type=int, default=200)
+    parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--width", type=int, help="override the models' width (mlp: hidden units; dcgan: channels)")
     args = parser.parse_args()
+    if args.estimate:
+        estimate(args.estimate, args.probe_steps, args.cores)
+        return
 
     catalog = load_environment(PluginConfig()).catalog
     if args.lr_scale != 1.0:
@@ -93,11 +158,13 @@ def main() -> None:
         losses = [n for n in catalog.losses.names() if catalog.losses.get(n).family == "gan"]
     seeds = [int(s) for s in _names(args.seeds)]
     print(f"steps {args.steps}, light evaluation every {args.every} on {args.eval_samples} samples, "
-          f"batch {args.batch}, width {args.width or 'default'}, lr x {args.lr_scale:g}, seeds {seeds}; value at step s = mean over seeds")
+          f"batch {args.batch}, width {args.width or 'default'}, lr x {args.lr_scale:g}, seeds {seeds}; "
+          "value at step s = mean over seeds")
     for dataset in _names(args.datasets):
         spec = catalog.datasets.get(dataset).spec
-        models = _names(args.models) or [n for n in catalog.models.names()
-                                         if catalog.models.get(n).family == "gan" and catalog.models.get(n).supports(spec)]
+        models = _names(args.models) or [
+            n for n in catalog.models.names()
+            if catalog.models.get(n).family == "gan" and catalog.models.get(n).supports(spec)]
         target = getattr(catalog.datasets.get(dataset), "target", None)
         for model in models:
             for loss in losses:

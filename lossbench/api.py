@@ -196,6 +196,7 @@ class TrainingTarget:
 
     thresholds: tuple[Threshold, ...]
     source: str = ""
+    families: tuple[str, ...] = FAMILIES  # the model families it is a bar for (e.g. only "gan")
 
     def reached(self, values: Mapping[str, float]) -> float:
         """1.0 when every threshold holds, 0.0 when one fails, NaN when a value it needs is missing."""

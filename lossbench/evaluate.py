@@ -188,6 +188,7 @@ class EvaluationContext:
     curves: pd.DataFrame | None = None  # light evaluations so far: columns step, key, value
     diverged_at: int | None = None  # the step at which the run diverged, if it did
     values: dict[str, float] = field(default_factory=dict)  # the values computed so far in this evaluation
+    family: str | None = None  # the run's model family ("gan" | "vae"), when the harness knows it
     _spaces: dict[str, FeatureSpace] = field(default_factory=dict, repr=False)
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 

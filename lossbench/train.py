@@ -230,6 +230,7 @@ class _Run:
             final=final,
             curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
             diverged_at=diverged_at,
+            family=self.loss.family,
         )
         metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
         outcome = run_metrics(metrics, ctx)

@@ -20,7 +20,8 @@ RULE = "target_rule"
 _NAMES = {"modes_high_quality": "high-quality share", "modes_covered": "modes covered", "fid": "FID",
           "fid_floor": "its real-vs-real floor"}
 RERUN = "rerun with `--preset standard` or more `--steps`"
-_CONDITION = re.compile(r"(?P<key>[A-Za-z0-9_]+) (?P<op>>=|<=) (?P<bound>[0-9.eE+-]+)(?: x (?P<relative>[A-Za-z0-9_]+))?")
+_CONDITION = re.compile(
+    r"(?P<key>[A-Za-z0-9_]+) (?P<op>>=|<=) (?P<bound>[0-9.eE+-]+)(?: x (?P<relative>[A-Za-z0-9_]+))?")
 
 
 @dataclass
@@ -51,13 +52,14 @@ class Verdict:
         n, k = len(self.seeds_reached), len(self.losses_reached)
         best = "; ".join(self.best)
         best = f" {best[0].upper()}{best[1:]}." if best else ""
+        rerun = f" {RERUN[0].upper()}{RERUN[1:]}."
         if self.kind == "budget":
             return (f"Undertrained: no loss reached the training target ({self.rule}); this is a budget problem, "
-                    f"not a finding about the losses, and their ranking here is not a verdict.{best} {RERUN[0].upper()}{RERUN[1:]}.")
+                    f"not a finding about the losses, and their ranking here is not a verdict.{best}{rerun}")
         if self.kind == "undertrained":
             return (f"Undertrained: only {k} of {n} losses reached the training target ({self.rule}): "
                     f"{', '.join(self.losses_reached)}. The others missing it where these succeed is a finding about "
-                    f"them, but with most losses short of it the budget may decide the ranking.{best} {RERUN[0].upper()}{RERUN[1:]}.")
+                    f"them, but with most losses short of it the budget may decide the ranking.{best}{rerun}")
         if self.kind == "finding":
             return (f"{k} of {n} losses reached the training target ({self.rule}); "
                     f"{', '.join(self.losses_missed)} missed it where the others succeed: a finding about "

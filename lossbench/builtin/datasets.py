@@ -71,7 +71,7 @@ class GaussianMixture(Dataset):
 def _mixture_target(modes: int) -> TrainingTarget:
     """PacGAN Table 1's GAN row, rounded down: >= 80 % high quality and at least ``modes`` modes."""
     return TrainingTarget((Threshold("modes_high_quality", at_least=0.8), Threshold("modes_covered", at_least=modes)),
-                          source=f"{PACGAN}, GAN row")
+                          source=f"{PACGAN}, GAN row", families=("gan",))
 
 
 def ring8() -> GaussianMixture:
@@ -159,8 +159,9 @@ class Digits(ClassifiedImages):
     spec = DataSpec(shape=(1, 8, 8), kind="image", n_modes=10)
     plan = clf.TrainingPlan(epochs=10, batch_size=64, lr=3e-3)
     # a trained GAN draws every digit (>= 9 of 10) at a classifier FID within 10x the real-vs-real floor
-    target = TrainingTarget((Threshold("modes_covered", at_least=9), Threshold("fid", at_most=10, relative_to="fid_floor")),
-                            source="issue 10: what a trained DCGAN reaches on 8x8 digits")
+    target = TrainingTarget(
+        (Threshold("modes_covered", at_least=9), Threshold("fid", at_most=10, relative_to="fid_floor")),
+        source="what a trained DCGAN reaches on 8x8 digits (docs/budgets.md)", families=("gan",))
 
     def read(self, root: Path | None = None) -> Samples:
         from sklearn.datasets import load_digits

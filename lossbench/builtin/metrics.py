@@ -150,7 +150,8 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
     }
     if strict_share is not None:
         total = float(counts.sum())
-        values["modes_covered_strict"] = float(((counts >= strict_share * total) & (counts > 0)).sum()) if total else 0.0
+        strict = (counts >= strict_share * total) & (counts > 0)
+        values["modes_covered_strict"] = float(strict.sum()) if total else 0.0
     return values
 
 
@@ -189,8 +190,9 @@ class ModeCoverage(Metric):
 
 
 class TargetReached(Metric):
-    """Whether the run reached its dataset's training target (``Dataset.target``): 1, 0, or NaN when the dataset
-    declares none or a value the target needs is missing. ``target_rule`` records the rule as text.
+    """Whether the run reached its dataset's training target (``Dataset.target``): 1, 0, or NaN when a value the
+    target needs is missing; nothing when the dataset declares none or the target is not a bar for the run's
+    model family (the built-in ones are GAN results). ``target_rule`` records the rule as text.
 
     Read by the report and ``lossbench show`` to tell an undertrained grid from a loss that fails where others
     succeed. Runs after the other metrics (``reads_values``) and reads their values.
@@ -202,7 +204,7 @@ class TargetReached(Metric):
 
     def compute(self, ctx) -> dict[str, float | str]:
         target = getattr(ctx.dataset, "target", None)
-        if target is None or not ctx.final:
+        if target is None or not ctx.final or (ctx.family is not None and ctx.family not in target.families):
             return {}
         return {"target_reached": target.reached(ctx.values), "target_rule": target.describe()}
 
