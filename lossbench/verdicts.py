@@ -19,7 +19,13 @@ REACHED = "target_reached"
 RULE = "target_rule"
 _NAMES = {"modes_high_quality": "high-quality share", "modes_covered": "modes covered", "fid": "FID",
           "fid_floor": "its real-vs-real floor"}
-RERUN = "rerun with `--preset standard` or more `--steps`"
+NEXT_PRESET = {"smoke": "standard", "quick": "standard", "standard": "paper"}
+
+
+def rerun_advice(preset: str | None) -> str:
+    """What to run next: the next larger preset, or more steps once there is none."""
+    following = NEXT_PRESET.get(preset or "")
+    return f"rerun with `--preset {following}` or more `--steps`" if following else "rerun with more `--steps`"
 _CONDITION = re.compile(
     r"(?P<key>[A-Za-z0-9_]+) (?P<op>>=|<=) (?P<bound>[0-9.eE+-]+)(?: x (?P<relative>[A-Za-z0-9_]+))?")
 
@@ -33,6 +39,7 @@ class Verdict:
     kind: str  # "trained" | "finding" | "undertrained" | "budget"
     rule: str
     seeds_reached: dict[str, tuple[int, int]]  # loss -> (seeds that reached the target, seeds)
+    preset: str | None = None  # the runs' preset (the most common one), for the advice
     best: list[str] = field(default_factory=list)  # "the best high-quality share is 1 % (nonsaturating)"
 
     @property
@@ -52,7 +59,8 @@ class Verdict:
         n, k = len(self.seeds_reached), len(self.losses_reached)
         best = "; ".join(self.best)
         best = f" {best[0].upper()}{best[1:]}." if best else ""
-        rerun = f" {RERUN[0].upper()}{RERUN[1:]}."
+        advice = rerun_advice(self.preset)
+        rerun = f" {advice[0].upper()}{advice[1:]}."
         if self.kind == "budget":
             return (f"Undertrained: no loss reached the training target ({self.rule}); this is a budget problem, "
                     f"not a finding about the losses, and their ranking here is not a verdict.{best}{rerun}")
@@ -121,7 +129,9 @@ def verdicts(wide: pd.DataFrame) -> dict[tuple[str, str], Verdict]:
             kind = "finding"
         else:
             kind = "trained"
-        verdict = Verdict(dataset, model, kind, rule, seeds)
+        presets = group["preset"].dropna() if "preset" in group.columns else pd.Series(dtype=object)
+        preset = str(presets.mode().iloc[0]) if len(presets) else None
+        verdict = Verdict(dataset, model, kind, rule, seeds, preset)
         if verdict.notice:
             verdict.best = best_values(group, rule)
         found[(dataset, model)] = verdict

@@ -89,6 +89,15 @@ def test_most_losses_missing_it_is_undertrained_and_names_who_reached_it() -> No
     assert verdict.message().startswith("Undertrained: only 1 of 3 losses reached the training target")
 
 
+def test_the_advice_names_the_next_preset() -> None:
+    runs = wide({"nonsaturating": [0, 0], "hinge": [0, 0]})
+    assert "`--preset standard`" in verdicts(runs)[("ring8", "mlp")].message()  # quick -> standard
+    standard = verdicts(runs.assign(preset="standard"))[("ring8", "mlp")]
+    assert "`--preset paper`" in standard.message()
+    paper = verdicts(runs.assign(preset="paper"))[("ring8", "mlp")]
+    assert "--preset" not in paper.message() and "more `--steps`" in paper.message()
+
+
 def test_no_target_no_verdict() -> None:
     runs = wide({"nonsaturating": [1]}).drop(columns=["target_reached", "target_rule"])
     assert verdicts(runs) == {}
