@@ -58,7 +58,7 @@ PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         Preset("smoke", 40, 20, 64, 10, 20, 256, 2500, 2),
-        Preset("quick", 5000, 1000, 128, 25, 500, 500, 2500, 3, leaves_out=QUICK_LEAVES_OUT, batch_size_image=64),
+        Preset("quick", 4000, 1000, 128, 25, 500, 500, 2500, 3, leaves_out=QUICK_LEAVES_OUT, batch_size_image=64),
         Preset("standard", 10_000, 3000, 256, 50, 1000, 2000, 5000, 5),
         Preset("paper", 50_000, 20_000, 256, 100, 2500, 5000, 10_000, 10),
     )
