@@ -6,6 +6,7 @@ in flight and ``--resume`` continues where it stopped.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,9 @@ from lossbench import seeding
 from lossbench.executors import execute
 from lossbench.grid import GridPlan, RunSpec, expand
 from lossbench.plugins import Environment, PluginConfig, notify_run_finished
-from lossbench.store import Store, export
+from lossbench.errors import StoreError
+from lossbench.grid import MAX_RUNS
+from lossbench.store import Store, StoreLost, WriterLock, export
 from lossbench.tables import summarise
 from lossbench.train import ProgressCallback, RunResult, resolve_device
 
@@ -38,6 +41,8 @@ class GridOptions:
     retry_failed: bool = False
     data_root: Path | None = None
     executor_options: dict = field(default_factory=dict)
+    max_runs: int | None = MAX_RUNS  # a larger grid is refused before it is planned (None: no limit)
+    wait: bool = False  # wait for another ``run`` writing to the same results folder, instead of exiting
 
 
 @dataclass
@@ -58,6 +63,7 @@ class GridListener:
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None: ...
     def step(self, spec: RunSpec, step: int) -> None: ...
     def finished(self, result: RunResult) -> None: ...
+    def waiting(self, holder: str) -> None: ...
 
 
 def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
@@ -71,6 +77,7 @@ def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
     return expand(
         env.catalog, losses=options.losses, models=options.models, datasets=options.datasets, seeds=options.seeds,
         preset=options.preset, steps=options.steps, device=device_name, data_root=options.data_root,
+        max_runs=options.max_runs,
     )
 
 
@@ -86,7 +93,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
     seeding.prepare_process()  # before anything in this process may touch CUDA
     seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)
-    with Store.open(options.results) as store:
+    with WriterLock(options.results).acquire(options.wait, listener.waiting), Store.open(options.results) as store:
+        store.check_writable()  # a read-only or immutable store is found now, not after the first run trained
         stored = store.finished_ids() if options.resume else set()
         if options.retry_failed:
             stored -= store.failed_ids()
@@ -95,7 +103,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
         listener.planned(plan, todo, resumed)
         trained: list[RunResult] = []
         progress: ProgressCallback = listener.step
-        results = execute(todo, env, config, executor=options.executor, workers=options.workers,
+        workers = max(1, min(options.workers, len(todo)))  # never more processes than runs
+        results = execute(todo, env, config, executor=options.executor, workers=workers,
                           progress=progress, **options.executor_options)
         try:
             for result in results:
@@ -103,10 +112,23 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
                 trained.append(result)
                 listener.finished(result)
                 notify_run_finished(env.plugins, run_record(result))
+        except StoreLost as exc:
+            raise StoreError(f"{exc}: the grid stopped. {_rescued(store)}") from None
         finally:  # stop workers / Ray tasks still in flight at once (Ctrl-C, an error while committing)
             getattr(results, "close", lambda: None)()
         exported = export_all(store, options.results)
     return GridOutcome(plan, trained, resumed, exported)
+
+
+def _rescued(store: Store) -> str:
+    """Save what a lost store held (the connection still reads the deleted file) and say where it went."""
+    try:
+        count = len(store.finished_ids())
+        where = store.rescue()
+    except (OSError, sqlite3.Error) as exc:
+        return f"Its runs could not be saved back ({exc})."
+    return (f"The {count} runs it held were saved back to {where}; "
+            "run the same command again (with that store in place) to resume.")
 
 
 def run_record(result: RunResult) -> dict:

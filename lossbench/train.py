@@ -22,10 +22,11 @@ from torch import Tensor, nn
 
 from lossbench import seeding
 from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, VAELoss
+from lossbench.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.evaluate import EvaluationContext, run_metrics
 from lossbench.grid import RunSpec
-from lossbench.registry import Catalog
+from lossbench.registry import SINGULAR, Catalog
 
 HISTORY_COLUMNS = (
     "step", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "d_accuracy",
@@ -378,6 +379,8 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     determinism = seeding.enable_determinism(device)
     run = _Run(spec, catalog, device, progress)
     model = run.build()
+    check_shapes(model, run.train_x[: min(spec.batch_size, len(run.train_x))], tuple(run.dataset.spec.shape),
+                 spec.model, catalog.models.plugin_of(spec.model))
     run.train_started = time.perf_counter()
     status, reason, failed_step = "ok", "", None
     try:
@@ -411,6 +414,18 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     )
 
 
+def plugin_objects(spec: RunSpec, catalog: Catalog) -> dict[str, tuple[object, str]]:
+    """The registered objects a run executes code of, by how a failure names them, with their plugins."""
+    objects: dict[str, tuple[object, str]] = {}
+    for kind, name in (("losses", spec.loss), ("models", spec.model), ("datasets", spec.dataset)):
+        registry = catalog.registry(kind)
+        if name in registry:
+            objects[f"{SINGULAR[kind]} {name!r}"] = (registry.get(name), registry.plugin_of(name))
+    for name in catalog.metrics.names():
+        objects[f"metric {name!r}"] = (catalog.metrics.get(name), catalog.metrics.plugin_of(name))
+    return objects
+
+
 def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None = None) -> RunResult:
     """``train_run``, with any exception turned into a failed result carrying its reason: the grid goes on.
 
@@ -421,5 +436,5 @@ def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | Non
         with seeding.pinned_threads(seeding.run_threads()):
             return train_run(spec, catalog, progress)
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
+        reason = failure_reason(exc, plugin_objects(spec, catalog))
         return RunResult(spec=spec, status="failed", reason=reason, failed_step=getattr(exc, "lossbench_step", None))
