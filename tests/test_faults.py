@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -149,9 +150,36 @@ def gated_plugins(root: Path) -> tuple[Path, Path]:
     return plugins, gate
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """``lossbench ARGS`` in the background, its output in files (a pipe would wait for any orphan holding it);
+    killed at the end of the test if still running."""
+    name = f"child{len(_STARTED)}"
+    with open(cwd / f"{name}.out", "w") as out, open(cwd / f"{name}.err", "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, text=True,
+                                   stdout=out, stderr=err)
+    process.out_path, process.err_path = cwd / f"{name}.out", cwd / f"{name}.err"  # type: ignore[attr-defined]
+    _STARTED.append(process)
+    return process
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    """Wait for a background ``lossbench``: (exit status, stdout, stderr)."""
+    code = process.wait(timeout=PATIENCE)
+    return code, process.out_path.read_text(), process.err_path.read_text()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """A failing test must not leave a driver held at its gate forever."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def stored(results: Path) -> int:
@@ -167,7 +195,7 @@ def wait_for(condition, process: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + PATIENCE
     while not condition():
         if process.poll() is not None:
-            raise AssertionError(f"the child ended before {what}: {process.communicate()}")
+            raise AssertionError(f"the child ended before {what}: {finish(process)}")
         assert time.monotonic() < deadline, f"never reached: {what}"
         time.sleep(0.05)
 
@@ -356,7 +384,7 @@ def test_sigkill_of_the_driver_takes_its_workers_and_resource_tracker_with_it(wo
     children = descendants(driver.pid)
     assert len(children) >= 3, children  # two workers and multiprocessing's resource tracker
     driver.kill()
-    driver.communicate()
+    driver.wait()
     assert wait_dead(children) == []
 
 
@@ -368,8 +396,8 @@ def test_sigterm_is_handled_like_ctrl_c(workdir: Path) -> None:
              "one run stored and one held")
     children = descendants(driver.pid)
     driver.send_signal(signal.SIGTERM)
-    _out, err = driver.communicate(timeout=PATIENCE)
-    assert driver.returncode == 143, err
+    code, _out, err = finish(driver)
+    assert code == 143, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the runs committed so far are kept; "
                                             "run the same command again to resume")
@@ -478,8 +506,8 @@ def test_a_store_deleted_mid_grid_stops_the_grid_and_keeps_the_runs_done(workdir
              "one run stored and one held")
     shutil.rmtree(workdir / "results")
     (gate / "open").touch()
-    _out, err = driver.communicate(timeout=PATIENCE)
-    assert driver.returncode == 1
+    code, _out, err = finish(driver)
+    assert code == 1, err
     line = one_line_error(err)
     assert "was deleted or replaced while the grid ran: the grid stopped" in line
     assert "The 1 runs it held were saved back to results/lossbench.db" in line
@@ -537,17 +565,14 @@ def test_a_second_writer_is_refused_or_waits_while_readers_read(workdir: Path) -
     assert report.returncode == 0, report.stderr
 
     waiter = start([*args, "--wait"], workdir)
-    for line in waiter.stderr:  # blocks until the waiter says it waits (or ends)
-        if line.startswith("waiting: another lossbench run is writing"):
-            break
-    else:
-        raise AssertionError(f"the waiter never waited: {waiter.wait()}")
-    assert f"pid {first.pid}" in line
+    waiting = "waiting: another lossbench run is writing to this results folder"
+    wait_for(lambda: waiting in waiter.err_path.read_text(), waiter, "the second writer waits")
+    assert f"{waiting} (pid {first.pid} on " in waiter.err_path.read_text()
     (gate / "open").touch()
-    out, err = first.communicate(timeout=PATIENCE)
-    assert first.returncode == 0, err
-    out, err = waiter.communicate(timeout=PATIENCE)
-    assert waiter.returncode == 0, err
+    code, _out, err = finish(first)
+    assert code == 0, err
+    code, _out, err = finish(waiter)
+    assert code == 0, err
     assert "0 to train, 2 already stored (resumed)" in err
 
 
