@@ -192,6 +192,15 @@ class Store:
         left when killed between creating the tables and writing the meta rows."""
         if meta or not tables <= set(TABLES):
             return False
+        reference = sqlite3.connect(":memory:")  # the tables must be lossbench's, column for column
+        try:
+            reference.executescript(SCHEMA)
+            ours = dict(reference.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+        finally:
+            reference.close()
+        theirs = dict(self.connection.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+        if any(theirs[name] != ours[name] for name in tables):
+            return False
         return "runs" not in tables or self.connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
 
     def _check_or_initialise(self) -> None:

@@ -403,7 +403,8 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         values, texts, errors, _fake = run.evaluate(model, final=True, diverged_at=failed_step)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
-        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
+        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(catalog, name)!r}) failed: "
+                                                      f"{msg}" for name, msg in errors.items()])
     return RunResult(
         spec=spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
@@ -412,6 +413,10 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
         environment=environment_facts(device, determinism),
     )
+
+
+def _plugin_of(catalog: Catalog, metric: str) -> str:
+    return catalog.metrics.plugin_of(metric) if metric in catalog.metrics else "?"
 
 
 def plugin_objects(spec: RunSpec, catalog: Catalog) -> dict[str, tuple[object, str]]:

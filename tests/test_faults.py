@@ -498,6 +498,18 @@ def test_a_half_made_store_from_an_earlier_kill_is_repaired(workdir: Path) -> No
         assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
 
+def test_a_foreign_store_with_a_runs_table_is_not_taken_for_a_half_made_one(workdir: Path) -> None:
+    db = workdir / "results" / "lossbench.db"
+    db.parent.mkdir()
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE runs (id INTEGER, started TEXT)")
+    before = db.read_bytes()
+    result = run_lossbench(*ONE_RUN, "--no-report", cwd=workdir)
+    assert result.returncode == 1
+    assert "a SQLite database of another program (tables: runs)" in one_line_error(result)
+    assert db.read_bytes() == before
+
+
 def test_a_store_deleted_mid_grid_stops_the_grid_and_keeps_the_runs_done(workdir: Path) -> None:
     plugins, gate = gated_plugins(workdir)
     args = [*HELD, "--plugins-dir", str(plugins)]
