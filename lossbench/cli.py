@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -173,14 +174,15 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     )
     display = ProgressDisplay()
     started = time.perf_counter()
+    sigterm = SigtermState()
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(sigterm):
             outcome = run_grid(env, config, options, display)
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         display.close()
-        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        how = "terminated (SIGTERM)" if sigterm.received else "interrupted"
         click.echo(f"{how}: the runs committed so far are kept; run the same command again to resume", err=True)
-        sys.exit(143 if isinstance(exc, Terminated) else 130)
+        sys.exit(143 if sigterm.received else 130)
     except DeviceUnavailable as exc:  # e.g. --device cuda on a Ray cluster without GPUs
         raise _one_line(exc) from None
     finally:
@@ -206,12 +208,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is: the runs in flight are abandoned, nothing half-done is committed."""
 
 
+@dataclass
+class SigtermState:
+    """Whether SIGTERM arrived (an executor may turn the interrupt into a plain KeyboardInterrupt on its way up,
+    as Ray's ``wait`` does)."""
+
+    received: bool = False
+
+
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt(state: SigtermState) -> Iterator[None]:
     """While the block runs, SIGTERM raises ``Terminated`` in the main thread (once: a second SIGTERM during the
     clean-up is ignored, so that the clean-up finishes)."""
 
     def handler(_signum: int, _frame: object) -> None:
+        state.received = True
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated()
 
