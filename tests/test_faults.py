@@ -411,6 +411,21 @@ def test_sigterm_is_handled_like_ctrl_c(workdir: Path) -> None:
     assert "1 to train, 1 already stored (resumed)" in again.stderr
 
 
+def test_sigterm_stops_a_ray_grid_like_ctrl_c(workdir: Path) -> None:
+    """``ray.init`` installs its own SIGTERM handler (a C++ stack dump, exit 1); the driver's must win."""
+    pytest.importorskip("ray")
+    plugins, gate = gated_plugins(workdir)
+    driver = start(["run", "-l", "gated", "--seeds", "0,1", *BASE, "--executor", "ray", "--workers", "2",
+                    "--no-report", "--plugins-dir", str(plugins)], workdir)
+    wait_for(lambda: (gate / "claimed").exists(), driver, "a Ray task holds a run")
+    children = descendants(driver.pid)
+    driver.send_signal(signal.SIGTERM)
+    code, _out, err = finish(driver)
+    assert code == 143, err
+    assert err.strip().splitlines()[-1].startswith("terminated (SIGTERM): the runs committed so far are kept")
+    assert wait_dead(children) == []
+
+
 # -- 4. paths from the store stay inside their folder -------------------------------------------------------------
 
 def test_a_crafted_run_id_cannot_lead_report_outside_reports(two_runs: Path, workdir: Path) -> None:
@@ -443,8 +458,10 @@ def test_an_immutable_store_is_refused_before_training(two_runs: Path, workdir: 
     freeze(db)
     try:
         result = run_lossbench("run", "-l", "nonsaturating", "--seeds", "0-2", *BASE, "--no-report", cwd=workdir)
+        shown = run_lossbench("show", cwd=workdir)  # reading it still works
     finally:
         thaw(db)
+    assert shown.returncode == 0 and "nonsaturating" in shown.stdout, shown.stderr
     assert result.returncode == 1
     assert "lossbench.db cannot be written" in one_line_error(result)
     assert "to train" not in result.stderr  # refused before the grid started
