@@ -23,17 +23,32 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 FAMILIES = ("gan", "vae")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+DIRECTIONS = ("higher", "lower", "none")  # Metric.better values; "none": shown, never ranked
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training defaults a loss needs, taken from its paper (the harness follows them for that loss)."""
+    """Training defaults a loss needs, taken from its paper (the harness follows them for that loss).
+
+    The first five fields are DESIGN.md's; the rest extend it compatibly (their defaults change nothing):
+
+    - ``ema_decay``: when set (e.g. 0.999), the engine keeps an exponential moving average of the generator,
+      ``avg <- decay * avg + (1 - decay) * G`` after every generator step starting from a copy of the initial G,
+      and evaluates the average instead of G (Mescheder et al. 2018 evaluate such an average).
+    - ``n_critic_burst``, ``burst_steps``, ``burst_every``: an n_critic schedule. Generator step t (from 1) gets
+      ``n_critic_burst`` critic steps when ``t <= burst_steps`` or ``(t - 1) % burst_every == 0``, else
+      ``n_critic`` (WGAN: 100 critic steps for the first 25 generator steps and every 500th).
+    """
 
     n_critic: int = 1
     optimizer: str = "adam"
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float | None = None
+    n_critic_burst: int = 0
+    burst_steps: int = 0
+    burst_every: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -42,6 +57,19 @@ class Recipe:
             raise ValueError(f"Recipe.n_critic must be a positive integer, not {self.n_critic!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("Recipe learning rates must be positive")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"Recipe.ema_decay must be in (0, 1) or None, not {self.ema_decay!r}")
+        for name in ("n_critic_burst", "burst_steps", "burst_every"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"Recipe.{name} must be a non-negative integer, not {value!r}")
+
+    def critic_steps(self, step: int) -> int:
+        """Critic steps before generator step ``step`` (counted from 1), following the n_critic schedule."""
+        if self.n_critic_burst and (step <= self.burst_steps
+                                    or (self.burst_every and (step - 1) % self.burst_every == 0)):
+            return self.n_critic_burst
+        return self.n_critic
 
 
 class AdversarialLoss:
@@ -241,7 +269,9 @@ class Metric:
     name: str = ""
     curve: bool = False
     needs_samples: bool = True  # False: computed from the history alone, so also for diverged runs
-    better: ClassVar[dict[str, str]] = {}  # key -> "higher" | "lower" (default lower), for ranks and comparisons
+    # key -> "higher" | "lower" | "none" (default "lower"), for ranks and comparisons. "none": the key is a fact
+    # with no better direction (a floor, a spread, a scale that differs between losses); it is shown, never ranked.
+    better: ClassVar[dict[str, str]] = {}
 
     def compute(self, ctx: "EvaluationContext") -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement compute")
