@@ -102,6 +102,15 @@ class AdversarialLoss:
         """Optional regulariser added to the discriminator loss (GP, DRAGAN, R1...). ``critic`` maps x -> scores."""
         return None
 
+    def discriminator_probabilities(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """Per sample, D's probability that the sample is real, for real and fake samples (logits only).
+
+        The harness logs their means as sigmoid(D) and scores D's accuracy at 0.5 from them. Default:
+        ``sigmoid(score)``; a relativistic loss overrides it (sigma(C(x_f) - mean C(x_r))). Extension beyond
+        DESIGN.md.
+        """
+        return torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
+
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
         """Optional hook after each discriminator update (e.g. weight clipping)."""
 

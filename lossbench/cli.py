@@ -40,6 +40,26 @@ def plugin_options(command: Callable) -> Callable:
     return command
 
 
+def comparison_options(command: Callable) -> Callable:
+    """--reference and --comparisons: which paired comparisons are tested (one Holm family per dataset x model x metric)."""
+    command = click.option("--comparisons", type=click.Choice(["reference", "all"]), default="reference",
+                           show_default=True,
+                           help="reference: every loss against the reference loss (k-1 tests); all: every pair "
+                                "(k(k-1)/2 tests, so more seeds are needed to reach significance).")(command)
+    command = click.option("--reference", metavar="NAME",
+                           help="Reference loss of the comparisons (default: nonsaturating for GANs, vae for VAEs)."
+                           )(command)
+    return command
+
+
+def check_reference(reference: str | None, known: list[str]) -> None:
+    """A --reference that names no known loss is a usage error naming the culprit."""
+    from lossbench.registry import unknown_name_message
+
+    if reference is not None and reference not in known:
+        raise UsageError(unknown_name_message("--reference loss", reference, known))
+
+
 def load(plugins_dir: Path | None, strict: bool):
     """Load the plugins, print each problem as a warning, and stop if --strict-plugins."""
     config = PluginConfig(plugins_dir=plugins_dir, strict=strict)
@@ -118,12 +138,13 @@ class ProgressDisplay:
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
               help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
                    "default: the torch hub cache. Nothing is downloaded.")
+@comparison_options
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
         workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
-        retry_failed: bool, data_root: Path | None, inception_weights: Path | None, plugins_dir: Path | None,
-        strict_plugins: bool) -> None:
+        retry_failed: bool, data_root: Path | None, inception_weights: Path | None, reference: str | None,
+        comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
@@ -146,11 +167,13 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
 
     worker_count = resolve_workers(workers, device)
     config, env = load(plugins_dir, strict_plugins)
+    check_reference(reference, env.catalog.losses.names())
     options = GridOptions(
         losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
         device=device, executor=executor, workers=worker_count, results=results, resume=resume,
         retry_failed=retry_failed, data_root=data_root,
         executor_options={"address": ray_address} if executor == "ray" else {},
+        comparisons=comparisons, reference=reference,
     )
     display = ProgressDisplay()
     started = time.perf_counter()
@@ -176,7 +199,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     if not no_report:
         from lossbench.report import build_report
 
-        click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
+        click.echo(f"report: {build_report(results, reports, env.catalog, comparisons, reference).resolve()}")
     if counts.get("failed", 0):
         sys.exit(1)
 
@@ -295,16 +318,23 @@ def new_plugin(name: str, kind: str, parent: Path, plugins_dir: Path | None, str
 @click.option("--metric", "metrics", multiple=True,
               help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
-def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
-    """Print the leaderboard per dataset x model: mean [95% CI] over seeds, seed outcomes, best loss first."""
+@comparison_options
+@plugin_options
+def show(results: Path, metrics: tuple[str, ...], as_json: bool, reference: str | None, comparisons: str,
+         plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
     from lossbench.registry import unknown_name_message
     from lossbench.report import leaderboard_text
     from lossbench.store import Store
-    from lossbench.tables import summarise
+    from lossbench.tables import directions, summarise
 
+    _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store:
         wide = store.runs_wide()
-    summary = summarise(wide)
+    if not wide.empty:
+        check_reference(reference, sorted(wide["loss"].unique()))
+    registered = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
+    summary = summarise(wide, directions(wide, registered))
     known = sorted(summary["metric"].unique())
     for metric in metrics:
         if metric not in known:
@@ -317,20 +347,26 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
     if wide.empty:
         click.echo("no results stored yet")
         return
-    click.echo(leaderboard_text(wide, summary, list(metrics) or None))
+    click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
 
 
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@comparison_options
 @plugin_options
-def report(results: Path, reports: Path, plugins_dir: Path | None, strict_plugins: bool) -> None:
+def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,
+           strict_plugins: bool) -> None:
     """(Re)build reports/index.html and its figures from the store (plugins supply the datasets' mode centres)."""
     from lossbench.report import build_report
+    from lossbench.store import Store
 
     _config, env = load(plugins_dir, strict_plugins)
+    if reference is not None:
+        with Store.open(results, create=False) as store:
+            check_reference(reference, sorted(store.runs()["loss"].unique()))
     started = time.perf_counter()
-    index = build_report(results, reports, env.catalog)
+    index = build_report(results, reports, env.catalog, comparisons, reference)
     click.echo(f"report: {index.resolve()} (built in {time.perf_counter() - started:.1f}s)")
 
 

@@ -16,7 +16,7 @@ from lossbench.executors import execute
 from lossbench.grid import GridPlan, RunSpec, expand
 from lossbench.plugins import Environment, PluginConfig, notify_run_finished
 from lossbench.store import Store, export
-from lossbench.tables import summarise
+from lossbench.tables import directions, pairwise_table, summarise
 from lossbench.train import ProgressCallback, RunResult, resolve_device
 
 
@@ -38,6 +38,8 @@ class GridOptions:
     retry_failed: bool = False
     data_root: Path | None = None
     executor_options: dict = field(default_factory=dict)
+    comparisons: str = "reference"  # paired-comparison family of pairwise.csv: "reference" or "all"
+    reference: str | None = None  # reference loss (default: nonsaturating for GANs, vae for VAEs)
 
 
 @dataclass
@@ -74,9 +76,17 @@ def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
     )
 
 
-def export_all(store: Store, results: Path) -> list[Path]:
-    """runs/history/curves/summary as CSV and Parquet in ``results``."""
-    return export(store, results, [("summary", summarise(store.runs_wide()))])
+def export_all(store: Store, results: Path, metrics: Sequence[object] = (), comparisons: str = "reference",
+               reference: str | None = None) -> list[Path]:
+    """runs/history/curves/summary/pairwise as CSV and Parquet in ``results``.
+
+    ``metrics`` (the registered metric objects) declare the directions that ranks and tests follow.
+    """
+    wide = store.runs_wide()
+    known = directions(wide, metrics)
+    return export(store, results, [("summary", summarise(wide, known)),
+                                   ("pairwise", pairwise_table(wide, comparisons=comparisons, reference=reference,
+                                                               known=known))])
 
 
 def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
@@ -105,7 +115,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
                 notify_run_finished(env.plugins, run_record(result))
         finally:  # stop workers / Ray tasks still in flight at once (Ctrl-C, an error while committing)
             getattr(results, "close", lambda: None)()
-        exported = export_all(store, options.results)
+        metrics = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
+        exported = export_all(store, options.results, metrics, options.comparisons, options.reference)
     return GridOutcome(plan, trained, resumed, exported)
 
 

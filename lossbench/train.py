@@ -7,6 +7,8 @@ gradient norms and evaluations happen only on their schedule.
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import os
 import platform
@@ -178,6 +180,7 @@ class _Run:
     curve_rows: list = field(default_factory=list)
     eval_seconds: float = 0.0
     train_started: float = 0.0
+    average: nn.Module | None = None  # the generator's moving average when the recipe asks for one
 
     def __post_init__(self) -> None:
         spec, catalog = self.spec, self.catalog
@@ -218,7 +221,7 @@ class _Run:
         spec = self.spec
         n = len(self.real) if final else min(spec.eval_samples, len(self.real))
         seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
-        fake = generate(model, n, seed, self.device)
+        fake = generate(self.evaluated(model), n, seed, self.device)
         ctx = EvaluationContext(
             real=self.real if final else self.real.subset(torch.arange(n)),
             fake=fake,
@@ -235,6 +238,12 @@ class _Run:
         outcome = run_metrics(metrics, ctx)
         self.eval_seconds += time.perf_counter() - started
         return outcome.values, outcome.texts, outcome.errors, fake
+
+    def evaluated(self, model: GAN | VAE) -> GAN | VAE:
+        """The model whose samples are scored: with a generator average (``Recipe.ema_decay``), the average."""
+        if self.average is None or not isinstance(model, GAN):
+            return model
+        return GAN(self.average, model.discriminator, model.latent_dim)
 
     def light_evaluation(self, model: GAN | VAE) -> None:
         values, _texts, _errors, _fake = self.evaluate(model, final=False)
@@ -257,11 +266,13 @@ class _Run:
         batches = Batches(self.train_x, spec.batch_size, seeding.data_seed(spec.seed, spec.dataset))
         z_d, z_g = self.noise("discriminator"), self.noise("generator")
         batch = batches.batch_size
-        n_critic = recipe.n_critic
         needs_real = loss.generator_needs_real
+        if recipe.ema_decay is not None:
+            self.average = copy.deepcopy(G).requires_grad_(False)
         for step in range(1, spec.steps + 1):
             self.step = step
             logging_now = step % spec.log_every == 0 or step == 1
+            n_critic = recipe.critic_steps(step)
             for critic_step in range(n_critic):
                 real = batches.next()
                 z = torch.randn((batch, latent), generator=z_d, device=device)
@@ -301,6 +312,8 @@ class _Run:
             if logging_now:
                 self.log_gan(step, d_loss, penalty, g_value, real_scores, fake_scores, _grad_norm(G), grad_norm_d)
             opt_g.step()
+            if self.average is not None:
+                update_average(self.average, G, recipe.ema_decay)
             if step % spec.eval_every == 0 and step < spec.steps:
                 self.light_evaluation(model)
 
@@ -308,14 +321,15 @@ class _Run:
         with torch.no_grad():
             real_scores, fake_scores = real_scores.detach().float(), fake_scores.detach().float()
             score_real, score_fake = real_scores.mean().item(), fake_scores.mean().item()
-            if self.loss.scores_are_logits:
-                threshold = 0.0
-                d_real = torch.sigmoid(real_scores).mean().item()
-                d_fake = torch.sigmoid(fake_scores).mean().item()
+            if self.loss.scores_are_logits:  # the loss's own probabilities (relativistic ones differ)
+                p_real, p_fake = self.loss.discriminator_probabilities(real_scores, fake_scores)
+                d_real, d_fake = p_real.mean().item(), p_fake.mean().item()
+                accuracy = 0.5 * ((p_real > 0.5).float().mean() + (p_fake < 0.5).float().mean()).item()
             else:  # critic values: no probabilities; accuracy against the midpoint of the two means
                 threshold = (score_real + score_fake) / 2
                 d_real = d_fake = math.nan
-            accuracy = 0.5 * ((real_scores > threshold).float().mean() + (fake_scores < threshold).float().mean()).item()
+                accuracy = 0.5 * ((real_scores > threshold).float().mean()
+                                  + (fake_scores < threshold).float().mean()).item()
         self.log(
             step=step, d_loss=d_loss.item(), g_loss=g_value,
             penalty=penalty.item() if penalty is not None else math.nan,
@@ -354,6 +368,28 @@ class _Run:
                 self.light_evaluation(model)
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied (BatchNorm stats)."""
+    for mean, current in zip(average.parameters(), model.parameters()):
+        mean.lerp_(current, 1.0 - decay)
+    for mean, current in zip(average.buffers(), model.buffers()):
+        mean.copy_(current)
+
+
+def run_facts(run: "_Run") -> dict[str, str]:
+    """Text facts stored with every run: each metric's declared directions (so that tables rebuilt without the
+    plugin rank right) and the feature space a loss trains in, when it has one."""
+    from lossbench.tables import DIRECTIONS_SUFFIX
+
+    facts = {f"{m.name}{DIRECTIONS_SUFFIX}": json.dumps(dict(m.better), sort_keys=True)
+             for m in run.metrics if isinstance(getattr(m, "better", None), dict) and m.better}
+    space = getattr(run.loss, "feature_space", None)
+    if isinstance(space, str):
+        facts["loss_feature_space"] = space
+    return facts
+
+
 def environment_facts(device: torch.device, determinism: dict) -> dict:
     """Facts stored with each run so that a reader can tell how it was produced."""
     facts = {
@@ -377,6 +413,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     device = resolve_device(spec.device)
     determinism = seeding.enable_determinism(device)
     run = _Run(spec, catalog, device, progress)
+    facts = run_facts(run)
     model = run.build()
     run.train_started = time.perf_counter()
     status, reason, failed_step = "ok", "", None
@@ -398,6 +435,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     else:  # a diverged model's samples are not finite: score only what the history says
         run.metrics = [m for m in run.metrics if not getattr(m, "needs_samples", True)]
         values, texts, errors, _fake = run.evaluate(model, final=True, diverged_at=failed_step)
+    texts.update(facts)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
         reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
