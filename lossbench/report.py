@@ -196,7 +196,7 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
                 loss, primary) in entries.index else math.nan
             mean_rank = entries.loc[(loss, primary), "mean_rank"] if primary and entries is not None and (
                 loss, primary) in entries.index else math.nan
-            row = {"rank": fmt(rank), "mean rank (all seeds)": fmt(mean_rank, 3), "loss": loss,
+            row = {"rank": fmt(rank), "loss": loss, "mean rank (all seeds)": fmt(mean_rank, 3),
                    "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
                    "diverged": int(status.get("diverged", 0)), "failed": int(status.get("failed", 0))}
             for metric in shown:
@@ -379,6 +379,7 @@ class ReportBuilder:
             rows.append({
                 "dataset": record["dataset"], "model": record["model"], "loss": record["loss"],
                 "metric": record["metric"], "label": labels.get(record["metric"], record["metric"]),
+                "better": record.get("better", ""),
                 "colour": to_hex(self.palette[record["loss"]]),
                 "cells": [{"column": c, "value": exact(record[c]), "text": fmt(record[c])} for c in numbers],
             })

@@ -453,7 +453,7 @@ def power_note(n_seeds: int, size: int, comparisons: str, reference: str | None,
     """One plain sentence: can this family reach ``alpha`` with ``n_seeds`` paired seeds, and if not, what then."""
     needed = min_seeds(size, alpha)
     family = (f"{size} comparison{'s' * (size != 1)} with {reference}" if comparisons == "reference"
-              else f"all {size} pairs")
+              else f"all {size} pair{'s' * (size != 1)}")
     if needed is None:
         return "no paired comparisons (fewer than two losses)"
     if n_seeds >= needed:
