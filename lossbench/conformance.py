@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from lossbench.api import (GAN, VAE, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment, ModelFactory, Samples,
-                           VAELoss)
+from lossbench.api import (DIRECTIONS, GAN, VAE, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment,
+                           ModelFactory, Samples, VAELoss)
 from lossbench.errors import DataUnavailable
 from lossbench.registry import SINGULAR, RegistrationError, Registry
 
@@ -413,6 +413,9 @@ def check_metric(metric: Metric, dataset: Dataset | None = None, *, fake: Sample
     """
     kind = "metrics"
     _check_registrable(kind, metric)
+    declared = getattr(metric, "better", {})
+    if not isinstance(declared, dict) or any(v not in DIRECTIONS for v in declared.values()):
+        _fail(kind, metric, f"better must map keys to one of {', '.join(DIRECTIONS)}, got {declared!r}")
     ctx = make_context(dataset, fake=fake, n=n)
     where = f"dataset {ctx.dataset.name!r}"
     values = _check_values(metric, metric.compute(ctx), where)

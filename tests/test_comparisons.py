@@ -111,3 +111,20 @@ def test_unknown_reference_is_one_clear_line(grid: dict) -> None:
                                        "--plugins-dir", str(grid["empty"])])
     assert result.exit_code == 2 and "unknown --reference loss 'hinje'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_check_metric_rejects_an_unknown_direction() -> None:
+    from lossbench import Metric
+    from lossbench.testing import check_metric
+
+    class Sideways(Metric):
+        name = "sideways"
+        better = {"sideways": "up"}
+
+        def compute(self, ctx):
+            return {"sideways": 1.0}
+
+    with pytest.raises(AssertionError, match="better must map keys to one of higher, lower, none"):
+        check_metric(Sideways())
+    Sideways.better = {"sideways": "none"}
+    assert check_metric(Sideways()) == {"sideways": 1.0}
