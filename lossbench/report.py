@@ -443,7 +443,8 @@ class ReportBuilder:
                 f"{base}--leaderboard", f"Leaderboard, {tag}",
                 f"Mean over successful seeds with its bootstrap 95% confidence interval (bars), and each seed "
                 f"(dots), per loss, for {', '.join(labels.get(m, m) for m in plot_metrics)}. Losses are ordered by "
-                f"{label}. Dashed lines: the real-vs-real floor where stored.",
+                f"{label} over every seed (failed and diverged seeds at the worst value). Dashed lines: the real-vs-real "
+                f"floor where stored.",
                 f"Point plot of {', '.join(plot_metrics)} per loss on {tag}, with 95% confidence intervals.",
                 lambda _path: figures.leaderboard_figure(summary, wide, plot_metrics, order, self.palette, labels)))
             refs.append(self.figure(
