@@ -210,10 +210,28 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
             rows.append(row)
         ranked = (f"ranked by {labels.get(primary, primary)} over all seeds, failed and diverged seeds worst"
                   if primary else "no metric values")
+        effects = paired_effects_text(group, part, primary, labels.get(primary, primary), comparisons, reference)
         blocks.append(f"{dataset} · {model} ({ranked}; values: mean [95% CI] over finished seeds only)\n"
                       + pd.DataFrame(rows).to_string(index=False)
-                      + f"\npaired tests: {power_line(group, comparisons, reference)}")
+                      + f"\npaired tests: {power_line(group, comparisons, reference)}" + effects)
     return "\n\n".join(blocks)
+
+
+def paired_effects_text(wide: pd.DataFrame, summary: pd.DataFrame, metric: str | None, label: str,
+                        comparisons: str = "reference", reference: str | None = None) -> str:
+    """One line per comparison on ``metric``: the paired effect with its CI, then the test (for ``show``)."""
+    if not metric or summary.empty:
+        return ""
+    known = dict(zip(summary["metric"], summary["better"])) if "better" in summary.columns else None
+    frame = tables.pairwise(wide, metric, comparisons=comparisons, reference=reference, known=known)
+    lines = []
+    for record in frame.to_dict("records"):
+        ci = f" [{fmt(record['ci_low'])}, {fmt(record['ci_high'])}]" if math.isfinite(record["ci_low"]) else ""
+        verdict = f"; {record['better']} is better" if record["significant"] else ""
+        lines.append(f"  {record['loss_a']} − {record['loss_b']}: {fmt(record['mean_diff'])}{ci} over "
+                     f"{record['n_finished_pairs']} finished pairs; p = {fmt(record['p_value'], 3)}, Holm p = "
+                     f"{fmt(record['p_holm'], 3)} over {record['n_pairs']} pairs{verdict}")
+    return f"\npaired effects on {label} (mean paired difference [bootstrap 95% CI]):\n" + "\n".join(lines) if lines else ""
 
 
 # -- the report --------------------------------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def test_show_states_the_family_and_the_seeds_it_needs(grid: dict) -> None:
     assert "1 comparison with nonsaturating" in output and "NO difference can reach" in output
     assert "needs at least 6 seeds" in output.replace("that needs", "needs")
     assert "over finished seeds only" in output
+    # without power, the paired effect is still reported: lsgan - nonsaturating on the primary metric, with a CI
+    assert "paired effects on FID" in output and "lsgan − nonsaturating: " in output
     code, output = run_cli("show", "--results", str(grid["results"]), "--comparisons", "all",
                            "--plugins-dir", str(grid["empty"]))
     assert code == 0 and "all 1 pair (Holm)" in output
