@@ -452,14 +452,15 @@ def pairwise_table(runs_wide: pd.DataFrame, alpha: float = ALPHA, comparisons: s
 def power_note(n_seeds: int, size: int, comparisons: str, reference: str | None, alpha: float = ALPHA) -> str:
     """One plain sentence: can this family reach ``alpha`` with ``n_seeds`` paired seeds, and if not, what then."""
     needed = min_seeds(size, alpha)
+    seeds = f"{n_seeds} seed{'s' * (n_seeds != 1)}"
     family = (f"{size} comparison{'s' * (size != 1)} with {reference}" if comparisons == "reference"
               else f"all {size} pair{'s' * (size != 1)}")
     if needed is None:
         return "no paired comparisons (fewer than two losses)"
     if n_seeds >= needed:
-        return (f"family: {family} (Holm); with {n_seeds} seeds a difference can reach alpha = {alpha} "
+        return (f"family: {family} (Holm); with {seeds} a difference can reach alpha = {alpha} "
                 f"(needs at least {needed} seeds)")
-    return (f"family: {family} (Holm); with {n_seeds} seeds NO difference can reach alpha = {alpha}: that needs "
+    return (f"family: {family} (Holm); with {seeds} NO difference can reach alpha = {alpha}: that needs "
             f"at least {needed} seeds (smallest Holm-adjusted p = {size} x 2/2^{n_seeds} = "
             f"{min(1.0, size * 2.0 / 2**n_seeds):.3g}). The paired effects (mean paired difference with its "
             f"bootstrap 95% CI) are estimates only; no test has power here")
