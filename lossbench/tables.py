@@ -8,8 +8,8 @@ gives the same tables. Two kinds of numbers, kept apart on purpose:
   ("ok"); for ``stability_*`` keys also runs that diverged, since stability is about them too. Labelled "over
   finished seeds" wherever shown.
 - The ranking and the paired tests keep EVERY seed: a seed that failed or diverged (or a diverged seed's missing
-  stability value) takes the metric's worst value, so a loss that finishes 1 seed of 3 cannot rank first on that
-  seed. ``mean_rank`` is the loss's mean rank among all seeds of all losses on that dataset x model (failures tied
+  stability value, or a finished seed whose metric could not score its samples) takes the metric's worst value,
+  so a loss that finishes 1 seed of 3 cannot rank first on that seed. ``mean_rank`` is the loss's mean rank among all seeds of all losses on that dataset x model (failures tied
   last); ``rank`` orders the losses by it.
 
 Directions come from the metrics themselves (``Metric.better``: "lower" by default, "higher", or "none" for keys
@@ -56,6 +56,7 @@ GRAD_RATIO = "stability_g_grad_ratio"
 COLLAPSED = "modes_collapsed"
 DIRECTIONS_SUFFIX = "_directions"  # text fact stored per run and metric: JSON {key: direction}
 FAILED = ("failed", "diverged")  # statuses whose seeds take the worst value where they have none
+ERROR_SUFFIX = "_error"  # text stored when a metric raised on a run (``train.train_run``)
 TEST_NAME = "wilcoxon signed-rank (paired by seed; failed seeds worst)"
 
 
@@ -191,11 +192,23 @@ def with_derived(runs_wide: pd.DataFrame) -> pd.DataFrame:
     return runs_wide
 
 
+def metric_errored(group: pd.DataFrame, key: str) -> pd.Series:
+    """Per run: whether the metric that computes ``key`` raised (a ``<metric>_error`` text is stored), e.g. on
+    samples it could not score. The metric is the longest prefix of ``key`` with such a column."""
+    parts = key.split("_")
+    for i in range(len(parts), 0, -1):
+        column = "_".join(parts[:i]) + ERROR_SUFFIX
+        if column in group.columns:
+            return group[column].notna() & (group[column].astype(str) != "")
+    return pd.Series(False, index=group.index)
+
+
 def scored_values(group: pd.DataFrame, key: str, direction: str) -> pd.Series:
     """Per run, the value that ranks and tests use, oriented so that lower is better.
 
     A counting run's finite value (negated when higher is better); ``+inf`` (the worst) for a seed that failed or
-    diverged without a value; NaN for a finished run where the metric is undefined (it is left out).
+    diverged without a value, or whose metric raised (no scorable sample); NaN for a finished run where the
+    metric is undefined (it is left out).
     """
     values = pd.to_numeric(group[key], errors="coerce") if key in group.columns else pd.Series(
         math.nan, index=group.index)
@@ -203,17 +216,16 @@ def scored_values(group: pd.DataFrame, key: str, direction: str) -> pd.Series:
     oriented = values if direction == "lower" else -values
     result = pd.Series(math.nan, index=group.index, dtype=float)
     result[counting] = oriented[counting]
-    result[~counting & group["status"].isin(FAILED)] = math.inf
+    result[~counting & (group["status"].isin(FAILED) | metric_errored(group, key))] = math.inf
     return result
 
 
 def eligible_losses(group: pd.DataFrame, scored: pd.Series) -> set[str]:
-    """Losses that take part in a ranking: those with a value on some seed, or whose every seed failed."""
-    finite = np.isfinite(scored)
-    all_failed = group["status"].isin(FAILED)
-    by_loss = pd.DataFrame({"loss": group["loss"], "finite": finite, "failed": all_failed})
-    flags = by_loss.groupby("loss").agg(finite=("finite", "any"), failed=("failed", "all"))
-    return set(flags.index[flags["finite"] | flags["failed"]])
+    """Losses that take part in a ranking: those with a value on some seed, or whose every seed is at the worst
+    (all failed); not those where the metric is undefined (e.g. sigmoid(D) of a critic)."""
+    by_loss = pd.DataFrame({"loss": group["loss"], "finite": np.isfinite(scored), "worst": scored == math.inf})
+    flags = by_loss.groupby("loss").agg(finite=("finite", "any"), worst=("worst", "all"))
+    return set(flags.index[flags["finite"] | flags["worst"]])
 
 
 def pooled_ranks(group: pd.DataFrame, key: str, direction: str) -> pd.DataFrame:

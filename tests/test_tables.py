@@ -253,3 +253,13 @@ def test_stored_directions_rank_a_plugin_metric_without_its_plugin() -> None:
     assert one(summary, "b", "mine_score")["rank"] == 1 and one(summary, "b", "mine_score")["better"] == "higher"
     without = summarise(table([{k: v for k, v in r.items() if k != "mine_directions"} for r in rows]))
     assert one(without, "a", "mine_score")["rank"] == 1  # undeclared: lower is better, the documented default
+
+
+def test_a_finished_seed_whose_metric_could_not_score_counts_as_worst() -> None:
+    rows = [run("steady", s, fid=v) for s, v in enumerate([2.0, 3.0, 4.0])]
+    rows += [run("unscorable", 0, fid=1.0)]
+    rows += [run("unscorable", s, fid_error="ValueError: non-finite samples") for s in (1, 2)]
+    rows += [run("undefined", s) for s in range(3)]  # no fid and no error: undefined here, not ranked
+    summary = summarise(table(rows))
+    assert one(summary, "steady", "fid")["rank"] == 1 and one(summary, "unscorable", "fid")["rank"] == 2
+    assert math.isnan(one(summary, "undefined", "fid")["rank"])
