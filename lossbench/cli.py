@@ -113,6 +113,9 @@ class ProgressDisplay:
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
 @click.option("--no-report", is_flag=True, help="Do not build reports/index.html at the end.")
 @click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
+@click.option("--reuse-stale", is_flag=True,
+              help="With --resume, keep stored runs that came from other code (a changed plugin or lossbench "
+                   "version) instead of training them again; a warning says how many.")
 @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
               help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.")
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
@@ -122,7 +125,7 @@ class ProgressDisplay:
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
         workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
-        retry_failed: bool, data_root: Path | None, inception_weights: Path | None, plugins_dir: Path | None,
+        retry_failed: bool, reuse_stale: bool, data_root: Path | None, inception_weights: Path | None, plugins_dir: Path | None,
         strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
@@ -149,7 +152,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     options = GridOptions(
         losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
         device=device, executor=executor, workers=worker_count, results=results, resume=resume,
-        retry_failed=retry_failed, data_root=data_root,
+        retry_failed=retry_failed, reuse_stale=reuse_stale, data_root=data_root,
         executor_options={"address": ray_address} if executor == "ray" else {},
     )
     display = ProgressDisplay()
@@ -295,7 +298,9 @@ def new_plugin(name: str, kind: str, parent: Path, plugins_dir: Path | None, str
 @click.option("--metric", "metrics", multiple=True,
               help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
-def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
+@click.option("--runs", "per_run", is_flag=True,
+              help="One line per stored run instead: status and the code that produced it (provenance).")
+def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool) -> None:
     """Print the leaderboard per dataset x model: mean [95% CI] over seeds, seed outcomes, best loss first."""
     from lossbench.registry import unknown_name_message
     from lossbench.report import leaderboard_text
@@ -304,6 +309,9 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
 
     with Store.open(results, create=False) as store:
         wide = store.runs_wide()
+        if per_run:
+            _show_runs(store, as_json)
+            return
     summary = summarise(wide)
     known = sorted(summary["metric"].unique())
     for metric in metrics:
@@ -318,6 +326,60 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
         click.echo("no results stored yet")
         return
     click.echo(leaderboard_text(wide, summary, list(metrics) or None))
+
+
+def _show_runs(store, as_json: bool) -> None:
+    """``show --runs``: each current run with its outcome and provenance (``--json``: the provenance itself)."""
+    from lossbench import provenance
+
+    recorded = store.provenances()
+    runs = store.runs()
+    if as_json:
+        rows = [{"run_id": r["run_id"], "label": f"{r['dataset']}/{r['model']}/{r['loss']}/seed{r['seed']}",
+                 "status": r["status"], "provenance": recorded.get(r["run_id"])} for r in runs.to_dict("records")]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if runs.empty:
+        click.echo("no results stored yet")
+        return
+    for r in runs.to_dict("records"):
+        click.echo(f"{r['run_id']}  {r['dataset']}/{r['model']}/{r['loss']}/seed{r['seed']}  {r['status']}")
+        click.echo(f"  code: {provenance.describe(recorded.get(r['run_id']))}")
+    superseded = store.superseded()
+    if len(superseded):
+        click.echo(f"({len(superseded)} superseded record(s) of runs trained again are kept in the store)")
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--metric", "metrics", multiple=True,
+              help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.")
+@click.option("--device", default=None, help="Where to score (default: each run's own device).")
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
+@plugin_options
+def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports: Path, no_report: bool,
+            plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
+    from lossbench.driver import export_all
+    from lossbench.rescore import rescore as rescore_runs
+    from lossbench.store import Store
+
+    _config, env = load(plugins_dir, strict_plugins)
+    with Store.open(results, create=False) as store:
+        outcome = rescore_runs(env, store, metrics, device, progress=lambda line: click.echo(f"scoring {line}", err=True))
+        export_all(store, results)
+    for run_id, reason in outcome.skipped.items():
+        click.echo(f"skipped {run_id}: {reason}", err=True)
+    for where, message in outcome.errors.items():
+        click.echo(f"metric failed: {where}: {message}", err=True)
+    click.echo(f"rescored {len(outcome.scored)} run(s), {len(outcome.skipped)} skipped; results in {results}/")
+    if outcome.scored and not no_report:
+        from lossbench.report import build_report
+
+        click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
+    if outcome.errors:
+        sys.exit(1)
 
 
 @main.command()
