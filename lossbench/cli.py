@@ -280,16 +280,23 @@ def _plugin_row(info) -> dict[str, Any]:
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["loss", "model", "dataset", "metric"]), default="loss", show_default=True,
               help="What the plugin registers; the package holds a working example of it.")
+@click.option("--template", default="", help="The example to start from: hinge (default), nonsaturating or "
+              "wasserstein for losses; mlp for models, rings for datasets, energy for metrics.")
 @click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder in which to create lossbench-NAME/.")
 @plugin_options
-def new_plugin(name: str, kind: str, parent: Path, plugins_dir: Path | None, strict_plugins: bool) -> None:
+def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: Path | None,
+               strict_plugins: bool) -> None:
     """Scaffold an installable plugin package lossbench-NAME registering the KIND called NAME."""
-    from lossbench.scaffold import REGISTRY_KINDS, create_plugin
+    from lossbench.scaffold import REGISTRY_KINDS, PluginNames, create_plugin, validate
 
+    validate(name, kind, template=template)  # a bad --template is one line before plugins load
     _config, env = load(plugins_dir, strict_plugins)
-    folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names())
-    click.echo(f"created {folder}/ : a {kind} plugin registering {name!r}")
+    folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names(),
+                           template=template)
+    chosen = PluginNames(name, kind, template).chosen_template
+    click.echo(f"created {folder}/ : a {kind} plugin registering {name!r}, from the {chosen} template")
+    click.echo(f"its description is the `description` line of {folder}/src/{PluginNames(name, kind).package}/plugin.py")
     click.echo(f"next: pip install -e {folder} && lossbench list {REGISTRY_KINDS[kind]} && pytest {folder}")
 
 
