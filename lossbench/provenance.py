@@ -114,6 +114,7 @@ class ProvenanceIndex:
 
     def origin(self, kind: str, name: str) -> Origin:
         registry = self.env.catalog.registry(KIND_REGISTRIES[kind])
+        registry.get(name)  # an unregistered name: UnknownNameError, one clear line
         return self.origin_of_plugin(registry.plugin_of(name))
 
     def of_run(self, spec: Any) -> dict[str, Any]:

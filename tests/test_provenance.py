@@ -204,6 +204,20 @@ def test_a_metric_added_after_a_grid_is_rescored_to_the_values_of_a_fresh_grid(c
     assert unknown.exit_code == 2 and "did you mean 'meanshift'" in unknown.output
 
 
+def test_rescore_skips_runs_it_cannot_score_and_says_why(cli, workdir: Path) -> None:
+    path = write_loss(workdir / "plugins", "1.0")
+    assert cli(*GRID).exit_code == 0
+    path.unlink()  # the loss is no longer registered
+    with Store.open(workdir / "results") as store:
+        ids = store.runs_wide().set_index("loss")["run_id"]
+        (workdir / "results" / "checkpoints" / store.checkpoint_path(ids["nonsaturating"]).name).unlink()
+    result = cli("rescore", "--metric", "modes", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert f"skipped {ids['mine']}: unknown loss 'mine'" in result.output
+    assert f"skipped {ids['nonsaturating']}: checkpoint " in result.output and " is missing" in result.output
+    assert "rescored 0 run(s), 2 skipped" in result.output
+
+
 @pytest.mark.parametrize("old, new, expected", [
     (None, {}, ["no provenance recorded (stored by an older lossbench)"]),
     ({"lossbench": "0.1.0", "loss": {"name": "a", "plugin": "p", "source": "1"}, "model": {"name": "m"},
