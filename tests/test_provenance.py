@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -241,3 +242,40 @@ def test_metric_changes_and_reason_summary() -> None:
                        "y": {"plugin": "y"}}}
     assert provenance.metric_changes(old, new) == {"x": "source changed", "y": "not computed"}
     assert provenance.summarise_reasons([["a", "b"], ["b"], ["c"], ["d"]], limit=2) == "b; a; and 2 more"
+
+
+def test_an_editable_install_is_identified_by_a_hash_of_its_package(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real dist-info on sys.path, marked editable by its PEP 610 direct_url.json, whose entry point is a module
+    of a package: the hash covers the whole package (a helper module changes the plugin too)."""
+    site = tmp_path / "site"
+    info = site / "lossbench_edit-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lossbench-edit\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[lossbench]\nedit = edit_pkg.plugin\n")
+    (info / "direct_url.json").write_text(json.dumps({"url": f"file://{tmp_path}", "dir_info": {"editable": True}}))
+    package = site / "edit_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("MARGIN = 1.0\n")
+    (package / "plugin.py").write_text(LOSS.replace("MARGIN", "1.0").replace('"mine"', '"edit"'))
+    monkeypatch.syspath_prepend(str(site))
+
+    def expected() -> str:
+        digest = hashlib.sha256()
+        for name in ("__init__.py", "helper.py", "plugin.py"):  # sorted paths relative to the package
+            digest.update(name.encode() + b"\0" + (package / name).read_bytes() + b"\0")
+        return digest.hexdigest()[:16]
+
+    def origin() -> dict:
+        env = load_environment(PluginConfig(default_folders=False))
+        return provenance.ProvenanceIndex(env).origin("loss", "edit").as_dict()
+
+    try:
+        first = origin()
+        assert first == {"plugin": "edit", "distribution": "lossbench-edit", "version": "0.1.0", "source": expected()}
+        (package / "helper.py").write_text("MARGIN = 2.0\n")
+        assert origin()["source"] == expected() != first["source"]
+    finally:
+        for name in ("edit_pkg", "edit_pkg.plugin"):
+            sys.modules.pop(name, None)
