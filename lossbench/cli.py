@@ -403,5 +403,41 @@ def report(results: Path, reports: Path, plugins_dir: Path | None, strict_plugin
     click.echo(f"report: {index.resolve()} (built in {time.perf_counter() - started:.1f}s)")
 
 
+
+@main.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--to", "target", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to fetch into (default: $LOSSBENCH_DATA for datasets, torch's hub cache for inception).")
+@click.option("--mirror", envvar="LOSSBENCH_FETCH_MIRROR",
+              help="A base URL tried first for every file (<mirror>/<file name>); checksums are still verified.")
+def fetch(names: tuple[str, ...], target: Path | None, mirror: str | None) -> None:
+    """Download mnist, fashion-mnist, cifar10 or inception, verified against the official checksums.
+
+    Runs never download; this is the only command that does. An interrupted download resumes when run again.
+    """
+    from lossbench import fetch as fetching
+
+    for name in names:
+        for line in fetching.fetch(name, target, mirror, progress_for=_download_bar):
+            click.echo(line)
+
+
+def _download_bar(remote) -> Callable[[int, int | None], None]:
+    """A progress bar on stderr for one file, opened when its size is known."""
+    state: dict[str, Any] = {}
+
+    def progress(done: int, total: int | None) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label=remote.filename, file=sys.stderr)
+            state["bar"].__enter__()
+            state["done"] = 0
+        state["bar"].update(done - state["done"])
+        state["done"] = done
+        if total is not None and done >= total:
+            state["bar"].__exit__(None, None, None)
+
+    return progress
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
