@@ -89,6 +89,7 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
     seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)
     origins = ProvenanceIndex(env)
+    current = {spec.run_id: origins.of_run(spec) for spec in plan.specs}  # the code as loaded, before training
     with Store.open(options.results) as store:
         stored = store.finished_ids() if options.resume else set()
         if options.retry_failed:
@@ -107,11 +108,11 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
         try:
             for result in results:
                 reasons = stale.get(result.run_id)
-                store.commit(result, origins.of_run(result.spec),
+                store.commit(result, current[result.run_id],
                              "stale: " + "; ".join(reasons) if reasons else "trained again")
                 trained.append(result)
                 listener.finished(result)
-                notify_run_finished(env.plugins, run_record(result))
+                notify_run_finished(env.plugins, run_record(result, current[result.run_id]))
         finally:  # stop workers / Ray tasks still in flight at once (Ctrl-C, an error while committing)
             getattr(results, "close", lambda: None)()
         exported = export_all(store, options.results)
@@ -155,14 +156,14 @@ def stale_notes(store: Store, plan: GridPlan, stored: set[str], stale: dict[str,
     return notes
 
 
-def run_record(result: RunResult) -> dict:
+def run_record(result: RunResult, code: dict | None = None) -> dict:
     """The dict handed to ``run_finished`` hooks."""
     spec = result.spec
     return {
         "run_id": result.run_id, "loss": spec.loss, "model": spec.model, "dataset": spec.dataset, "seed": spec.seed,
         "spec": spec.to_dict(), "status": result.status, "reason": result.reason, "failed_step": result.failed_step,
         "metrics": dict(result.metrics), "texts": dict(result.texts), "history": result.history,
-        "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds,
+        "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds, "provenance": code or {},
     }
 
 

@@ -121,8 +121,10 @@ def run_finished(record: dict[str, Any]) -> None:
 
     ``record`` holds ``run_id``, ``loss``, ``model``, ``dataset``, ``seed``, ``spec`` (the RunSpec as a dict),
     ``status`` ("ok" | "diverged" | "failed"), ``reason``, ``failed_step``, ``metrics`` (dict of floats),
-    ``texts`` (dict of str facts, e.g. the feature space), ``history`` (a pandas DataFrame), ``train_seconds``
-    and ``eval_seconds``. Use it to log elsewhere (TensorBoard, W&B). An exception here is reported with the
+    ``texts`` (dict of str facts, e.g. the feature space), ``history`` (a pandas DataFrame), ``train_seconds``,
+    ``eval_seconds`` and ``provenance`` (the code that produced the run: lossbench's version and, for the loss,
+    model, dataset and each metric, its plugin, distribution, version and source hash, as ``lossbench show
+    --runs --json`` prints it). Use it to log elsewhere (TensorBoard, W&B). An exception here is reported with the
     plugin's name; the grid goes on and the stored run is kept.
     """
 

@@ -132,6 +132,23 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     assert f"loss mine: mine, source {file_hash(path)[:8]}" in html
 
 
+def test_run_finished_hooks_receive_the_provenance_that_is_stored(cli, workdir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_loss(workdir / "plugins", "1.0")
+    (workdir / "plugins" / "logger.py").write_text(
+        "import json, os\nfrom lossbench import hookimpl\n\n@hookimpl\ndef run_finished(record):\n"
+        "    with open(os.environ['CODE_LOG'], 'a') as log:\n"
+        "        log.write(json.dumps([record['run_id'], record['provenance']]) + '\\n')\n")
+    monkeypatch.setenv("CODE_LOG", str(workdir / "code.jsonl"))
+    assert cli(*GRID).exit_code == 0
+    logged = dict(json.loads(line) for line in (workdir / "code.jsonl").read_text().splitlines())
+    with Store.open(workdir / "results") as store:
+        assert logged == store.provenances()
+    assert {entry["loss"]["name"]: entry["loss"].get("source") for entry in logged.values()} == {
+        "mine": file_hash(path), "nonsaturating": None}
+    assert set(next(iter(logged.values()))["metrics"]) == {"fid", "kid", "prdc", "modes", "stability"}
+
+
 def test_a_store_without_provenance_is_migrated_and_its_runs_are_kept(cli, workdir: Path) -> None:
     write_loss(workdir / "plugins", "1.0")
     assert cli(*GRID).exit_code == 0
