@@ -97,6 +97,7 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self.connection = connection
+        self.extensions = False  # whether the provenance/checkpoint/superseded tables exist (see _ensure_extensions)
 
     # -- opening ------------------------------------------------------------------------------------------------
     @classmethod
@@ -143,13 +144,21 @@ class Store:
             raise StoreError(f"{self.path} is corrupt ({check}); it was left untouched.")
 
     def _ensure_extensions(self) -> None:
-        """Add the provenance, checkpoint and superseded-run tables (a no-op when they exist)."""
+        """Add the provenance, checkpoint and superseded-run tables (a no-op when they exist). A read-only older
+        store is still read: it simply has no provenance, checkpoints or superseded runs."""
         present = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master")}
-        if {"provenance", "checkpoints", "superseded_runs", "superseded_samples"} <= present:
+        self.extensions = {"provenance", "checkpoints", "superseded_runs", "superseded_samples"} <= present
+        if self.extensions:
             return
-        with self.connection:
-            for statement in EXTENSION_SCHEMA:
-                self.connection.execute(statement)
+        try:
+            with self.connection:
+                for statement in EXTENSION_SCHEMA:
+                    self.connection.execute(statement)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc).replace("-", "").replace(" ", ""):
+                raise
+            return
+        self.extensions = True
 
     def close(self) -> None:
         self.connection.close()
@@ -274,15 +283,22 @@ class Store:
 
     def provenances(self) -> dict[str, dict]:
         """run_id -> the provenance stored with each current run (runs stored before provenance have none)."""
+        if not self.extensions:
+            return {}
         return {run_id: json.loads(text) for run_id, text in self.connection.execute("SELECT run_id, json FROM provenance")}
 
     def checkpoint_path(self, run_id: str) -> Path | None:
         """The file of a run's final generator (GAN) or decoder (VAE) weights, or None when it has none."""
+        if not self.extensions:
+            return None
         row = self.connection.execute("SELECT sha256 FROM checkpoints WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else self.path.parent / CHECKPOINTS_DIR / f"{row[0]}.pt"
 
     def superseded(self) -> pd.DataFrame:
         """Earlier records of runs that were trained again: generation, run_id, when, why, and the old row."""
+        if not self.extensions:
+            return pd.DataFrame(columns=["generation", "run_id", "superseded_at", "reason", "run_json",
+                                         "provenance_json", "checkpoint"])
         return pd.read_sql_query("SELECT * FROM superseded_runs ORDER BY generation", self.connection)
 
     def spec(self, run_id: str) -> RunSpec:

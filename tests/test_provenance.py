@@ -296,3 +296,23 @@ def test_an_editable_install_is_identified_by_a_hash_of_its_package(tmp_path: Pa
     finally:
         for name in ("edit_pkg", "edit_pkg.plugin"):
             sys.modules.pop(name, None)
+
+
+def test_a_read_only_older_store_is_still_read(cli, workdir: Path) -> None:
+    assert cli("run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke", "--seeds", "0",
+               "--no-report").exit_code == 0
+    db = workdir / "results" / "lossbench.db"
+    with sqlite3.connect(db) as connection:
+        for table in ("provenance", "checkpoints", "superseded_runs", "superseded_metrics", "superseded_history",
+                      "superseded_curves", "superseded_samples"):
+            connection.execute(f"DROP TABLE {table}")
+    store = Store(db, sqlite3.connect(f"file:{db}?mode=ro", uri=True))  # a real read-only connection
+    try:
+        store._ensure_extensions()
+        assert store.extensions is False
+        assert store.provenances() == {} and store.superseded().empty and len(store.runs()) == 1
+        assert store.checkpoint_path(store.runs().loc[0, "run_id"]) is None
+    finally:
+        store.close()
+    with Store.open(workdir / "results") as writable:  # the next writable open migrates it
+        assert writable.extensions is True and writable.provenances() == {}
