@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -32,42 +33,33 @@ HASH_DIGITS = 16
 
 
 def source_hash(paths: list[Path]) -> str:
-    """sha256 over the files' relative names and bytes, in sorted order (16 hex digits)."""
+    """sha256 over each file's path relative to their common folder, a NUL, its bytes and a NUL, in sorted
+    order (16 hex digits): a renamed, added or edited file changes it."""
     digest = hashlib.sha256()
-    root = Path(paths[0]).parent if len(paths) == 1 else Path(*_common_parts(paths))
+    root = Path(os.path.commonpath([Path(path).parent for path in paths]))
     for path in sorted(paths):
         digest.update(str(Path(path).relative_to(root)).encode() + b"\0")
         digest.update(Path(path).read_bytes() + b"\0")
     return digest.hexdigest()[:HASH_DIGITS]
 
 
-def _common_parts(paths: list[Path]) -> tuple[str, ...]:
-    parts = [Path(p).resolve().parent.parts for p in paths]
-    common: list[str] = []
-    for group in zip(*parts):
-        if len(set(group)) != 1:
-            break
-        common.append(group[0])
-    return tuple(common) or ("/",)
-
-
 def module_sources(module: ModuleType) -> list[Path]:
-    """The source files behind a plugin module: its whole top-level package for a package member (a plugin's
-    helpers change its behaviour too), else the module's own file."""
+    """The source files behind a plugin module: its whole top-level package for a package or a package's member
+    (a plugin's helper modules change its behaviour too), else the module's own file."""
     file = getattr(module, "__file__", None)
     if not file:
         return []
     top = sys.modules.get(module.__name__.split(".")[0])
-    locations = list(getattr(top, "__path__", []) or [])
-    if locations and top is not module or hasattr(module, "__path__"):
-        package = Path(locations[0] if locations else list(module.__path__)[0]).resolve()
-        return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    package_paths = list(getattr(top, "__path__", None) or [])
+    if package_paths:
+        package = Path(package_paths[0]).resolve()
+        return sorted(path for path in package.rglob("*.py") if "__pycache__" not in path.parts)
     path = Path(file).resolve()
     return [path] if path.suffix == ".py" else []
 
 
 def _editable(distribution: str) -> bool:
-    """Whether an installed distribution is an editable install (PEP 660 ``direct_url.json``)."""
+    """Whether an installed distribution is an editable install (its PEP 610 ``direct_url.json`` says so)."""
     try:
         text = metadata.distribution(distribution).read_text("direct_url.json")
     except metadata.PackageNotFoundError:
@@ -128,7 +120,16 @@ class ProvenanceIndex:
         }
 
 
+def _hash_or_none(files: list[Path]) -> str | None:
+    try:
+        return source_hash(files) if files else None
+    except OSError:  # removed or unreadable since it was imported: no hash rather than no grid
+        return None
+
+
 def _origin(env: Any, plugin: str) -> Origin:
+    """Built-ins: lossbench and its version; entry points: distribution and version (plus a source hash when
+    editable); plugin files and modules: a hash of their source."""
     info = env.plugins.infos.get(plugin)
     module = env.plugins.manager.get_plugin(plugin)
     if info is None or info.source == "builtin":
@@ -141,11 +142,11 @@ def _origin(env: Any, plugin: str) -> Origin:
             except metadata.PackageNotFoundError:
                 version = None
         files = module_sources(module) if isinstance(module, ModuleType) and distribution and _editable(distribution) else []
-        return Origin(plugin, distribution, version, source_hash(files) if files else None)
+        return Origin(plugin, distribution, version, _hash_or_none(files))
     files = module_sources(module) if isinstance(module, ModuleType) else []
     if info.source == "plugins folder":
         files = [Path(info.location).resolve()]
-    return Origin(plugin, None, None, source_hash(files) if files else None)
+    return Origin(plugin, None, None, _hash_or_none(files))
 
 
 def _component_change(kind: str, old: dict | None, new: dict) -> str | None:
