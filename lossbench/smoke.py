@@ -15,9 +15,9 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from lossbench.api import PROJECT_NAME
 from lossbench.conformance import ConformanceError
 from lossbench.driver import GridOptions, GridOutcome, run_grid
-from lossbench.api import PROJECT_NAME
 from lossbench.plugins import (Environment, LoadedPlugins, PluginConfig, PluginInfo, PluginProblem, build_catalog,
                                load_plugins, register_plugin)
 from lossbench.train import RunResult
@@ -74,8 +74,10 @@ def add_module(loaded: LoadedPlugins, module: ModuleType) -> str | None:
         if file is not None and _file_of(plugin) == file:
             return name
     name = module.__name__
-    if manager.get_plugin(name) is not None or manager.is_blocked(name):
-        where = loaded.infos[name].location if name in loaded.infos else "blocked"
+    if manager.is_blocked(name):  # $LOSSBENCH_DISABLE_PLUGINS names it
+        return None
+    if manager.get_plugin(name) is not None:
+        where = loaded.infos[name].location if name in loaded.infos else "another plugin"
         loaded.problems.append(PluginProblem(name, f"module {name} ({file or 'no file'}) was not registered: a "
                                                    f"plugin of that name is already loaded ({where})"))
         return name
