@@ -131,6 +131,10 @@ def stale_runs(store: Store, plan: GridPlan, stored: set[str], origins: Provenan
     return stale
 
 
+def _runs(count: int) -> str:
+    return f"{count} stored run{'s' * (count != 1)}"
+
+
 def stale_notes(store: Store, plan: GridPlan, stored: set[str], stale: dict[str, list[str]],
                 origins: ProvenanceIndex, reuse: bool) -> list[str]:
     """The lines that tell the user about stored runs from other code (retrained, or kept with --reuse-stale)
@@ -139,10 +143,10 @@ def stale_notes(store: Store, plan: GridPlan, stored: set[str], stale: dict[str,
     if stale:
         why = provenance.summarise_reasons(list(stale.values()))
         if reuse:
-            notes.append(f"warning: {len(stale)} stored run(s) came from other code ({why}): kept because of "
+            notes.append(f"warning: {_runs(len(stale))} came from other code ({why}): kept because of "
                          "--reuse-stale; their numbers are not those of the current code")
         else:
-            notes.append(f"{len(stale)} stored run(s) came from other code ({why}): retraining them "
+            notes.append(f"{_runs(len(stale))} came from other code ({why}): retraining them "
                          "(the old records are kept as superseded); --reuse-stale keeps them")
     recorded = store.provenances()
     kept = [spec for spec in plan.specs if spec.run_id in stored and (reuse or spec.run_id not in stale)]
@@ -151,7 +155,7 @@ def stale_notes(store: Store, plan: GridPlan, stored: set[str], stale: dict[str,
     if rescore:
         changes = [[f"metric {name!r}: {why}" for name, why in
                     provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec)).items()] for spec in rescore]
-        notes.append(f"{len(rescore)} stored run(s) lack metrics or were scored by other metric code "
+        notes.append(f"{_runs(len(rescore))} lack metrics or were scored by other metric code "
                      f"({provenance.summarise_reasons(changes)}): `lossbench rescore` scores them without training")
     return notes
 

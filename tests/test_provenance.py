@@ -91,13 +91,13 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     write_loss(workdir / "plugins", "2.0")
     kept = cli(*GRID, "--reuse-stale")
     assert kept.exit_code == 0, kept.output
-    assert ("warning: 1 stored run(s) came from other code (loss 'mine': source changed): kept because of "
+    assert ("warning: 1 stored run came from other code (loss 'mine': source changed): kept because of "
             "--reuse-stale") in kept.output
     assert "0 to train, 2 already stored" in kept.output
 
     edited = cli(*GRID)
     assert edited.exit_code == 0, edited.output
-    assert ("1 stored run(s) came from other code (loss 'mine': source changed): retraining them (the old records "
+    assert ("1 stored run came from other code (loss 'mine': source changed): retraining them (the old records "
             "are kept as superseded); --reuse-stale keeps them") in edited.output
     assert "2 runs in the grid: 1 to train, 1 already stored (resumed)" in edited.output
     with Store.open(workdir / "results") as store:
@@ -161,7 +161,7 @@ def test_a_store_without_provenance_is_migrated_and_its_runs_are_kept(cli, workd
         assert len(store.runs()) == 2 and store.provenances() == {} and store.superseded().empty
     again = cli(*GRID)
     assert again.exit_code == 0, again.output
-    assert "2 stored run(s) came from other code (no provenance recorded (stored by an older lossbench))" in again.output
+    assert "2 stored runs came from other code (no provenance recorded (stored by an older lossbench))" in again.output
     with Store.open(workdir / "results") as store:
         assert len(store.superseded()) == 2 and len(store.provenances()) == 2 and len(store.runs()) == 2
 
@@ -197,7 +197,7 @@ def test_a_metric_added_after_a_grid_is_rescored_to_the_values_of_a_fresh_grid(c
     (plugins / "meanshift.py").write_text(METRIC, encoding="utf-8")
 
     resumed = cli(*grid)
-    assert ("2 stored run(s) lack metrics or were scored by other metric code (metric 'meanshift': not computed): "
+    assert ("2 stored runs lack metrics or were scored by other metric code (metric 'meanshift': not computed): "
             "`lossbench rescore` scores them without training") in resumed.output
     assert "0 to train, 2 already stored" in resumed.output
 
