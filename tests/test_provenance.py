@@ -218,6 +218,13 @@ def test_a_metric_added_after_a_grid_is_rescored_to_the_values_of_a_fresh_grid(c
     one = cli("rescore", "--metric", "meanshift", "--no-report")
     assert "rescored 2 run(s)" in one.output
     pd.testing.assert_frame_equal(pd.read_csv(workdir / "results" / "runs.csv")[columns], reference)
+    # an edited metric: the plan says so, and rescoring replaces its values (here: exactly doubled)
+    (plugins / "meanshift.py").write_text(METRIC.replace("float(np.linalg.norm(", "2 * float(np.linalg.norm("))
+    assert "(metric 'meanshift': source changed)" in cli(*grid).output
+    assert "rescored 2 run(s)" in cli("rescore", "--no-report").output
+    doubled = pd.read_csv(workdir / "results" / "runs.csv")
+    assert (doubled["meanshift"] == 2 * reference["meanshift"]).all()
+    assert (doubled["fid"] == reference["fid"]).all()
     unknown = cli("rescore", "--metric", "meanshfit")
     assert unknown.exit_code == 2 and "did you mean 'meanshift'" in unknown.output
 
