@@ -247,8 +247,12 @@ def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plug
 @plugin_options
 def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Installed plugins: where each comes from, its version, its hooks and what it registered."""
+    from lossbench.provenance import ProvenanceIndex
+
     _config, env = load(plugins_dir, strict_plugins)
-    infos = [_plugin_row(info) for info in env.plugins.infos.values()]
+    origins = ProvenanceIndex(env)  # the source hash stored with runs (file plugins, editable installs)
+    infos = [{**_plugin_row(info), "source_hash": origins.origin_of_plugin(info.name).source}
+             for info in env.plugins.infos.values()]
     if as_json:
         problems = [{"plugin": p.plugin, "reason": p.reason} for p in env.problems]
         click.echo(json.dumps({"plugins": infos, "problems": problems}, indent=2))
@@ -257,6 +261,8 @@ def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> No
         dist = f"{info['distribution']} {info['version'] or ''}".strip() if info["distribution"] else "no distribution"
         click.echo(f"{info['name']}  [{info['source']}: {dist}]")
         click.echo(f"  location: {info['location']}")
+        if info["source_hash"]:
+            click.echo(f"  source hash: {info['source_hash']} (stored with every run it takes part in)")
         click.echo(f"  hooks: {', '.join(info['hooks']) or '-'}")
         for kind in KINDS:
             if info["registered"].get(kind):

@@ -126,6 +126,10 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     as_json = json.loads(cli("show", "--runs", "--json").output)
     assert {row["provenance"]["loss"]["name"] for row in as_json} == {"mine", "nonsaturating"}
 
+    listed = {p["name"]: p for p in json.loads(cli("plugins", "--json").output)["plugins"]}
+    assert listed["mine"]["source_hash"] == file_hash(path) and listed["lossbench.builtin.losses"]["source_hash"] is None
+    assert f"  source hash: {file_hash(path)} (stored with every run it takes part in)" in cli("plugins").output
+
     report = cli("report")
     assert report.exit_code == 0, report.output
     html = (workdir / "reports" / "index.html").read_text(encoding="utf-8")
