@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,16 @@ def test_every_public_member_of_a_plugin_facing_class_is_documented(module_name:
 ])
 def test_the_reference_answers_what_authors_asked(row: str) -> None:
     assert row in HOOKS_MD.read_text(encoding="utf-8")
+
+
+def test_the_guides_recipe_for_testing_a_plugins_file_works(workdir: Path) -> None:
+    """The guide's snippet that imports a ./plugins file in a test, run as written on the example plugin."""
+    guide = (REPO / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    blocks = [block for block in re.findall(r"```python\n(.*?)```", guide, re.S) if "spec_from_file_location" in block]
+    assert len(blocks) == 1
+    (workdir / "plugins").mkdir()
+    (workdir / "plugins" / "softplus_hinge.py").write_text(hookdoc.example_source(), encoding="utf-8")
+    namespace: dict = {}
+    exec(compile(blocks[0], "writing-plugins.md", "exec"), namespace)
+    namespace["test_trains"](workdir / "results")
+    assert (workdir / "results" / "lossbench.db").is_file()
