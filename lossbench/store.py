@@ -247,8 +247,8 @@ class Store:
         """Replace the values of the metrics ``names`` of one run (``lossbench rescore``), in one transaction."""
         with self.connection:
             for name in names:
-                self.connection.execute("DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!' "
-                                        "OR key = ?)", (run_id, name, _like_prefix(name + "_"), f"{name}_error"))
+                self.connection.execute("DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!')",
+                                        (run_id, name, _like_prefix(name + "_")))  # its values and <name>_error
             rows = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
             rows += [(run_id, key, None, text) for key, text in texts.items() if key not in values]
             self.connection.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
