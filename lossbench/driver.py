@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lossbench import seeding
+from lossbench import provenance, seeding
 from lossbench.executors import execute
 from lossbench.grid import GridPlan, RunSpec, expand
 from lossbench.plugins import Environment, PluginConfig, notify_run_finished
+from lossbench.provenance import ProvenanceIndex
 from lossbench.store import Store, export
 from lossbench.tables import directions, pairwise_table, summarise
 from lossbench.train import ProgressCallback, RunResult, resolve_device
@@ -36,6 +37,7 @@ class GridOptions:
     results: Path = Path("results")
     resume: bool = True
     retry_failed: bool = False
+    reuse_stale: bool = False  # keep stored runs whose code (provenance) differs from the current code
     data_root: Path | None = None
     executor_options: dict = field(default_factory=dict)
     comparisons: str = "reference"  # paired-comparison family of pairwise.csv: "reference" or "all"
@@ -96,10 +98,16 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
     seeding.prepare_process()  # before anything in this process may touch CUDA
     seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)
+    origins = ProvenanceIndex(env)
+    current = {spec.run_id: origins.of_run(spec) for spec in plan.specs}  # the code as loaded, before training
     with Store.open(options.results) as store:
         stored = store.finished_ids() if options.resume else set()
         if options.retry_failed:
             stored -= store.failed_ids()
+        stale = stale_runs(store, plan, stored, origins)
+        plan.notes.extend(stale_notes(store, plan, stored, stale, origins, options.reuse_stale))
+        if not options.reuse_stale:
+            stored -= set(stale)
         todo = [spec for spec in plan.specs if spec.run_id not in stored]
         resumed = len(plan.specs) - len(todo)
         listener.planned(plan, todo, resumed)
@@ -109,10 +117,12 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
                           progress=progress, **options.executor_options)
         try:
             for result in results:
-                store.commit(result)
+                reasons = stale.get(result.run_id)
+                store.commit(result, current[result.run_id],
+                             "stale: " + "; ".join(reasons) if reasons else "trained again")
                 trained.append(result)
                 listener.finished(result)
-                notify_run_finished(env.plugins, run_record(result))
+                notify_run_finished(env.plugins, run_record(result, current[result.run_id]))
         finally:  # stop workers / Ray tasks still in flight at once (Ctrl-C, an error while committing)
             getattr(results, "close", lambda: None)()
         metrics = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
@@ -120,14 +130,55 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
     return GridOutcome(plan, trained, resumed, exported)
 
 
-def run_record(result: RunResult) -> dict:
+def stale_runs(store: Store, plan: GridPlan, stored: set[str], origins: ProvenanceIndex) -> dict[str, list[str]]:
+    """Stored runs of the plan whose loss, model, dataset or lossbench version differ from the current code."""
+    recorded = store.provenances()
+    stale = {}
+    for spec in plan.specs:
+        if spec.run_id in stored:
+            reasons = provenance.training_changes(recorded.get(spec.run_id), origins.of_run(spec))
+            if reasons:
+                stale[spec.run_id] = reasons
+    return stale
+
+
+def _runs(count: int) -> str:
+    return f"{count} stored run{'s' * (count != 1)}"
+
+
+def stale_notes(store: Store, plan: GridPlan, stored: set[str], stale: dict[str, list[str]],
+                origins: ProvenanceIndex, reuse: bool) -> list[str]:
+    """The lines that tell the user about stored runs from other code (retrained, or kept with --reuse-stale)
+    and about stored runs whose metrics are missing or changed (``lossbench rescore``)."""
+    notes = []
+    if stale:
+        why = provenance.summarise_reasons(list(stale.values()))
+        if reuse:
+            notes.append(f"warning: {_runs(len(stale))} came from other code ({why}): kept because of "
+                         "--reuse-stale; their numbers are not those of the current code")
+        else:
+            notes.append(f"{_runs(len(stale))} came from other code ({why}): retraining them "
+                         "(the old records are kept as superseded); --reuse-stale keeps them")
+    recorded = store.provenances()
+    kept = [spec for spec in plan.specs if spec.run_id in stored and (reuse or spec.run_id not in stale)]
+    rescore = [spec for spec in kept if spec.run_id in recorded
+               and provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec))]
+    if rescore:
+        changes = [[f"metric {name!r}: {why}" for name, why in
+                    provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec)).items()] for spec in rescore]
+        notes.append(f"{_runs(len(rescore))} lack metrics or were scored by other metric code "
+                     f"({provenance.summarise_reasons(changes)}): `lossbench rescore` scores them without training")
+    return notes
+
+
+def run_record(result: RunResult, code: dict | None = None) -> dict:
     """The dict handed to ``run_finished`` hooks."""
     spec = result.spec
     return {
         "run_id": result.run_id, "loss": spec.loss, "model": spec.model, "dataset": spec.dataset, "seed": spec.seed,
         "spec": spec.to_dict(), "status": result.status, "reason": result.reason, "failed_step": result.failed_step,
         "metrics": dict(result.metrics), "texts": dict(result.texts), "history": result.history,
-        "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds,
+        "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds, "provenance": code or {},
     }
 
 

@@ -51,17 +51,29 @@ class RunSpec:
     """Everything that determines one run's result. Its hash is the run's id in the store."""
 
     loss: str
+    """The loss's registered name."""
     model: str
+    """The model's registered name."""
     dataset: str
+    """The dataset's registered name."""
     seed: int
+    """The paired seed: same initial weights, data order and noise for every loss."""
     steps: int
+    """Generator updates."""
     batch_size: int
+    """Samples per batch."""
     log_every: int
+    """A history row every this many steps (and at step 1)."""
     eval_every: int
+    """A light evaluation (curve metrics) every this many steps."""
     eval_samples: int
+    """Samples of each light evaluation."""
     final_samples: int
+    """Samples of the final evaluation (the real sets are capped at half the dataset)."""
     device: str = "cpu"
+    """Where the run trains: "cpu", "cuda", "cuda:N" or "mps"."""
     preset: str = "custom"
+    """The preset the sizes came from."""
 
     @property
     def run_id(self) -> str:
@@ -71,13 +83,16 @@ class RunSpec:
 
     @property
     def label(self) -> str:
+        """``dataset/model/loss/seedN``, for messages."""
         return f"{self.dataset}/{self.model}/{self.loss}/seed{self.seed}"
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (stored with each run)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunSpec":
+        """The RunSpec of a stored dict; keys that are not fields are ignored."""
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in fields})
 

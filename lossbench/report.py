@@ -26,7 +26,7 @@ import pandas as pd
 from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.colors import to_hex
 
-from lossbench import __version__, figures, tables
+from lossbench import __version__, figures, provenance, tables
 from lossbench.errors import StoreError
 from lossbench.store import Store, history_with_keys
 
@@ -568,6 +568,7 @@ class ReportBuilder:
         empty_curves = data.curves.iloc[0:0]
         flags = figures.stability_flags(data.wide)
         wide = data.wide.set_index("run_id")
+        recorded = data.store.provenances()
         sections = []
         for run in data.runs.to_dict("records"):
             run_id = run["run_id"]
@@ -630,7 +631,7 @@ class ReportBuilder:
                 "failed_step": int(failed_step) if failed_step is not None else None,
                 "train_seconds": fmt(run.get("train_seconds"), 3), "eval_seconds": fmt(run.get("eval_seconds"), 3),
                 "finished_at": run.get("finished_at", ""), "metrics": values, "flags": raised, "figures": refs,
-                "no_samples": samples is None,
+                "no_samples": samples is None, "code": provenance.describe(recorded.get(run_id)).split(" | "),
             })
         return sections
 

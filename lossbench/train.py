@@ -8,6 +8,7 @@ gradient norms and evaluations happen only on their schedule.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 from lossbench import seeding
 from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, VAELoss
 from lossbench.errors import LossbenchError
-from lossbench.evaluate import EvaluationContext, run_metrics
+from lossbench.evaluate import Evaluation, EvaluationContext, run_metrics
 from lossbench.grid import RunSpec
 from lossbench.registry import Catalog
 
@@ -60,6 +61,8 @@ class RunResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     environment: dict = field(default_factory=dict)
+    checkpoint: bytes | None = None  # the final generator's (GAN) or decoder's (VAE) state_dict, torch.save'd
+    checkpoint_role: str = ""  # "generator" | "decoder"
 
     @property
     def run_id(self) -> str:
@@ -161,6 +164,53 @@ def generate(model: GAN | VAE, n: int, seed: int, device: torch.device) -> Sampl
     return Samples(torch.cat(chunks))
 
 
+def evaluation_sets(data: Samples, spec: RunSpec) -> tuple[Samples, Samples]:
+    """The real set a run is scored against and the disjoint reference set (real-vs-real floors): a seeded split
+    of the dataset that depends on the dataset alone, each at most half of it."""
+    split = torch.randperm(len(data), generator=torch.Generator().manual_seed(seeding.derive_seed("eval-split", spec.dataset)))
+    n_eval = max(1, min(spec.final_samples, len(data) // 2))
+    return data.subset(split[:n_eval]), data.subset(split[n_eval : 2 * n_eval])
+
+
+def evaluate_model(model: GAN | VAE, spec: RunSpec, dataset: Dataset, metrics: list, real: Samples,
+                   reference: Samples, device: torch.device, *, final: bool, history: pd.DataFrame,
+                   curves: pd.DataFrame, diverged_at: int | None = None) -> tuple[Evaluation, Samples]:
+    """Score ``model`` with ``metrics`` as the harness does (the run's evaluation noise, the shared context).
+
+    Training calls it for the light and the final evaluations; ``lossbench rescore`` calls it on a stored
+    checkpoint, which gives the values a run would have had with those metrics from the start.
+    """
+    n = len(real) if final else min(spec.eval_samples, len(real))
+    seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
+    fake = generate(model, n, seed, device)
+    ctx = EvaluationContext(
+        real=real if final else real.subset(torch.arange(n)),
+        fake=fake,
+        dataset=dataset,
+        spec=spec,
+        history=history,
+        reference=reference if final else reference.subset(torch.arange(min(n, len(reference)))),
+        device=device,
+        final=final,
+        curves=curves,
+        diverged_at=diverged_at,
+    )
+    return run_metrics(metrics, ctx), fake
+
+
+def sampling_network(model: GAN | VAE) -> tuple[str, nn.Module]:
+    """The network that turns noise into samples, which is all scoring needs: ("generator" | "decoder", module)."""
+    return ("generator", model.generator) if isinstance(model, GAN) else ("decoder", model.decoder)
+
+
+def checkpoint_bytes(model: GAN | VAE) -> tuple[str, bytes]:
+    """The sampling network's weights as ``torch.save`` bytes (on the CPU, so that any machine can load them)."""
+    role, network = sampling_network(model)
+    buffer = io.BytesIO()
+    torch.save({key: value.detach().cpu() for key, value in network.state_dict().items()}, buffer)
+    return role, buffer.getvalue()
+
+
 class Diverged(Exception):
     def __init__(self, step: int, what: str) -> None:
         super().__init__(f"non-finite {what} at step {step}")
@@ -191,10 +241,7 @@ class _Run:
         self.metrics = [catalog.metrics.get(name) for name in catalog.metrics.names()]
         data = load_data(self.dataset)
         self.train_x = data.x.to(self.device)
-        split = torch.randperm(len(data), generator=torch.Generator().manual_seed(seeding.derive_seed("eval-split", spec.dataset)))
-        n_eval = max(1, min(spec.final_samples, len(data) // 2))
-        self.real = data.subset(split[:n_eval])
-        self.reference = data.subset(split[n_eval : 2 * n_eval])
+        self.real, self.reference = evaluation_sets(data, spec)
 
     # -- building -------------------------------------------------------------------------------------------
     def build(self) -> GAN | VAE:
@@ -218,24 +265,12 @@ class _Run:
 
     def evaluate(self, model: GAN | VAE, final: bool, diverged_at: int | None = None) -> tuple[dict, dict, dict, Samples]:
         started = time.perf_counter()
-        spec = self.spec
-        n = len(self.real) if final else min(spec.eval_samples, len(self.real))
-        seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
-        fake = generate(self.evaluated(model), n, seed, self.device)
-        ctx = EvaluationContext(
-            real=self.real if final else self.real.subset(torch.arange(n)),
-            fake=fake,
-            dataset=self.dataset,
-            spec=spec,
-            history=self.history_frame(),
-            reference=self.reference if final else self.reference.subset(torch.arange(min(n, len(self.reference)))),
-            device=self.device,
-            final=final,
-            curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
+        metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
+        outcome, fake = evaluate_model(
+            self.evaluated(model), self.spec, self.dataset, metrics, self.real, self.reference, self.device, final=final,
+            history=self.history_frame(), curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
             diverged_at=diverged_at,
         )
-        metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
-        outcome = run_metrics(metrics, ctx)
         self.eval_seconds += time.perf_counter() - started
         return outcome.values, outcome.texts, outcome.errors, fake
 
@@ -436,6 +471,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         run.metrics = [m for m in run.metrics if not getattr(m, "needs_samples", True)]
         values, texts, errors, _fake = run.evaluate(model, final=True, diverged_at=failed_step)
     texts.update(facts)
+    role, checkpoint = checkpoint_bytes(run.evaluated(model))  # the network that was scored (the average, if any)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
         reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
@@ -445,7 +481,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         curves=pd.DataFrame(run.curve_rows, columns=["step", "key", "value"]),
         metrics=values, texts=texts, samples=samples,
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
-        environment=environment_facts(device, determinism),
+        environment=environment_facts(device, determinism), checkpoint=checkpoint, checkpoint_role=role,
     )
 
 

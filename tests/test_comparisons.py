@@ -126,7 +126,7 @@ def test_check_metric_rejects_an_unknown_direction() -> None:
         def compute(self, ctx):
             return {"sideways": 1.0}
 
-    with pytest.raises(AssertionError, match="better must map keys to one of higher, lower, none"):
+    with pytest.raises(AssertionError, match="better\\['sideways'\\] is 'up'; expected one of 'higher', 'lower', 'none'"):
         check_metric(Sideways())
     Sideways.better = {"sideways": "none"}
     assert check_metric(Sideways()) == {"sideways": 1.0}
