@@ -10,6 +10,7 @@ One ``lossbench run`` at a time writes to a results folder (``WriterLock``); rea
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import json
 import math
@@ -129,8 +130,42 @@ class WriterLock:
         self.release()
 
 
+# -- provenance, checkpoints and superseded runs (issue 14) ------------------------------------------------------
+# Added to every store, new or old, by ``_ensure_extensions`` (CREATE ... IF NOT EXISTS: an older store gains the
+# tables on open and keeps its runs). Superseded runs are copies of a run's rows under their own ``generation``;
+# the ``runs``/``metrics``/... tables hold only current runs, so every reader sees only those.
+CHECKPOINTS_DIR = "checkpoints"
+EXTENSION_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS provenance (run_id TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (run_id TEXT PRIMARY KEY, role TEXT NOT NULL, sha256 TEXT NOT NULL, "
+    "bytes INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS superseded_runs (generation INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
+    "superseded_at TEXT NOT NULL, reason TEXT NOT NULL, run_json TEXT NOT NULL, provenance_json TEXT, checkpoint TEXT)",
+    "CREATE INDEX IF NOT EXISTS superseded_run ON superseded_runs(run_id)",
+    "CREATE TABLE IF NOT EXISTS superseded_metrics (generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL, text TEXT)",
+    f"CREATE TABLE IF NOT EXISTS superseded_history (generation INTEGER NOT NULL, "
+    f"{', '.join(f'{c} REAL' for c in HISTORY_COLUMNS)})",
+    "CREATE TABLE IF NOT EXISTS superseded_curves (generation INTEGER NOT NULL, step INTEGER, key TEXT, value REAL)",
+    "CREATE TABLE IF NOT EXISTS superseded_samples (generation INTEGER PRIMARY KEY, npy BLOB NOT NULL)",
+)
+EXTENSION_TABLES = ("provenance", "checkpoints")  # per current run, replaced with it
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+# -- end of issue-14 schema -----------------------------------------------------------------------------------------
+
+
 def _nan_to_none(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching keys that start with ``prefix`` ('!' escapes LIKE's own wildcards)."""
+    return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 class Store:
@@ -141,6 +176,7 @@ class Store:
         self.connection = connection
         stat = os.stat(path)
         self.identity = (stat.st_dev, stat.st_ino)  # to notice the file being deleted or replaced under us
+        self.extensions = False  # whether the provenance/checkpoint/superseded tables exist (see _ensure_extensions)
 
     # -- opening ------------------------------------------------------------------------------------------------
     @classmethod
@@ -163,6 +199,7 @@ class Store:
             connection = sqlite3.connect(path, timeout=30)
             store = cls(path, connection)
             store._check_or_initialise()
+            store._ensure_extensions()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a readable lossbench store ({exc}); it was left untouched. "
                              "Move it away or choose another --results folder.") from None
@@ -260,6 +297,23 @@ class Store:
             copy.close()
         return target
 
+    def _ensure_extensions(self) -> None:
+        """Add the provenance, checkpoint and superseded-run tables (a no-op when they exist). A read-only older
+        store is still read: it simply has no provenance, checkpoints or superseded runs."""
+        present = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master")}
+        self.extensions = {"provenance", "checkpoints", "superseded_runs", "superseded_samples"} <= present
+        if self.extensions:
+            return
+        try:
+            with self.connection:
+                for statement in EXTENSION_SCHEMA:
+                    self.connection.execute(statement)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc).replace("-", "").replace(" ", ""):
+                raise
+            return
+        self.extensions = True
+
     def close(self) -> None:
         self.connection.close()
 
@@ -270,19 +324,24 @@ class Store:
         self.close()
 
     # -- writing ------------------------------------------------------------------------------------------------
-    def commit(self, result: RunResult) -> None:
-        """Write one finished run (replacing an earlier record of the same run) in a single transaction."""
+    def commit(self, result: RunResult, provenance: dict | None = None,
+               superseding: str = "trained again") -> None:
+        """Write one finished run in a single transaction, with the code that produced it (``provenance``) and its
+        checkpoint; an earlier record of the same run is kept as superseded, with ``superseding`` as the reason.
+        A store deleted or replaced since it was opened raises ``StoreLost`` instead."""
         self.check_present()
         try:
-            self._commit(result)
-        except sqlite3.Error as exc:
+            self._commit(result, provenance, superseding)
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"could not write run {result.spec.label} to {self.path} ({exc}); "
                              "the runs committed before it are kept") from None
 
-    def _commit(self, result: RunResult) -> None:
+    def _commit(self, result: RunResult, provenance: dict | None, superseding: str) -> None:
         spec, run_id = result.spec, result.run_id
+        checkpoint = self._save_checkpoint(result.checkpoint) if result.checkpoint else None
         with self.connection:
-            for table in ("history", "curves", "metrics", "samples", "runs"):
+            self._supersede(run_id, superseding)
+            for table in ("history", "curves", "metrics", "samples", "runs", *EXTENSION_TABLES):
                 self.connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             self.connection.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -308,6 +367,57 @@ class Store:
                 buffer = io.BytesIO()
                 np.save(buffer, result.samples, allow_pickle=False)
                 self.connection.execute("INSERT INTO samples VALUES (?, ?)", (run_id, buffer.getvalue()))
+            if provenance is not None:
+                self.connection.execute("INSERT INTO provenance VALUES (?, ?)", (run_id, json.dumps(provenance, sort_keys=True)))
+            if checkpoint is not None:
+                self.connection.execute("INSERT INTO checkpoints VALUES (?, ?, ?, ?)",
+                                        (run_id, result.checkpoint_role, checkpoint, len(result.checkpoint or b"")))
+
+    def _save_checkpoint(self, data: bytes) -> str:
+        """Write a checkpoint as ``checkpoints/<sha256>.pt`` (content-addressed: equal weights are stored once)."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path.parent / CHECKPOINTS_DIR / f"{digest}.pt"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, data)
+        return digest
+
+    def _supersede(self, run_id: str, reason: str) -> int | None:
+        """Copy the current record of ``run_id`` (if any) to the superseded tables; return its generation."""
+        connection = self.connection
+        row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        columns = [d[0] for d in connection.execute("SELECT * FROM runs LIMIT 0").description]
+        provenance = connection.execute("SELECT json FROM provenance WHERE run_id = ?", (run_id,)).fetchone()
+        checkpoint = connection.execute("SELECT sha256 FROM checkpoints WHERE run_id = ?", (run_id,)).fetchone()
+        cursor = connection.execute(
+            "INSERT INTO superseded_runs (run_id, superseded_at, reason, run_json, provenance_json, checkpoint) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, datetime.now(timezone.utc).isoformat(timespec="seconds"), reason,
+             json.dumps(dict(zip(columns, row)), sort_keys=True), provenance and provenance[0],
+             checkpoint and checkpoint[0]),
+        )
+        generation = cursor.lastrowid
+        for table, columns_sql in (("metrics", "key, value, text"), ("history", ", ".join(HISTORY_COLUMNS)),
+                                   ("curves", "step, key, value"), ("samples", "npy")):
+            connection.execute(f"INSERT INTO superseded_{table} SELECT ?, {columns_sql} FROM {table} WHERE run_id = ?",
+                               (generation, run_id))
+        return generation
+
+    def replace_metrics(self, run_id: str, names: list[str], values: dict[str, float], texts: dict[str, str],
+                        provenance: dict | None) -> None:
+        """Replace the values of the metrics ``names`` of one run (``lossbench rescore``), in one transaction."""
+        with self.connection:
+            for name in names:
+                self.connection.execute("DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!')",
+                                        (run_id, name, _like_prefix(name + "_")))  # its values and <name>_error
+            rows = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
+            rows += [(run_id, key, None, text) for key, text in texts.items() if key not in values]
+            self.connection.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
+            if provenance is not None:
+                self.connection.execute("INSERT OR REPLACE INTO provenance VALUES (?, ?)",
+                                        (run_id, json.dumps(provenance, sort_keys=True)))
 
     # -- reading ------------------------------------------------------------------------------------------------
     def finished_ids(self) -> set[str]:
@@ -333,6 +443,26 @@ class Store:
     def samples(self, run_id: str) -> np.ndarray | None:
         row = self.connection.execute("SELECT npy FROM samples WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else np.load(io.BytesIO(row[0]), allow_pickle=False)
+
+    def provenances(self) -> dict[str, dict]:
+        """run_id -> the provenance stored with each current run (runs stored before provenance have none)."""
+        if not self.extensions:
+            return {}
+        return {run_id: json.loads(text) for run_id, text in self.connection.execute("SELECT run_id, json FROM provenance")}
+
+    def checkpoint_path(self, run_id: str) -> Path | None:
+        """The file of a run's final generator (GAN) or decoder (VAE) weights, or None when it has none."""
+        if not self.extensions:
+            return None
+        row = self.connection.execute("SELECT sha256 FROM checkpoints WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else self.path.parent / CHECKPOINTS_DIR / f"{row[0]}.pt"
+
+    def superseded(self) -> pd.DataFrame:
+        """Earlier records of runs that were trained again: generation, run_id, when, why, and the old row."""
+        if not self.extensions:
+            return pd.DataFrame(columns=["generation", "run_id", "superseded_at", "reason", "run_json",
+                                         "provenance_json", "checkpoint"])
+        return pd.read_sql_query("SELECT * FROM superseded_runs ORDER BY generation", self.connection)
 
     def spec(self, run_id: str) -> RunSpec:
         row = self.connection.execute("SELECT spec_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()

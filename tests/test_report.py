@@ -205,10 +205,11 @@ def test_summary_numbers_in_the_html_equal_summary_csv(smoke: dict) -> None:
     rows = {(r.attrs["data-dataset"], r.attrs["data-model"], r.attrs["data-loss"], r.attrs["data-metric"]): r
             for r in dom.find_all("tr", cls="summary-row")}
     assert len(rows) == len(summary) > 0
-    numeric = [c for c in summary.columns if c not in ("dataset", "model", "loss", "metric")]
+    numeric = [c for c in summary.columns if c not in ("dataset", "model", "loss", "metric", "better")]
     checked = 0
     for record in summary.to_dict("records"):
         row = rows[(record["dataset"], record["model"], record["loss"], record["metric"])]
+        assert row.attrs["data-better"] == record["better"]  # the direction, a word, carried as it is
         cells = {td.attrs["data-column"]: number(td.attrs["data-value"]) for td in row.find_all("td")
                  if "data-column" in td.attrs}
         assert set(cells) == set(numeric)

@@ -51,7 +51,7 @@ class FrechetDistance(Metric):
 
     name = "fid"
     curve = True
-    better = {"fid": "lower", "fid_floor": "lower"}
+    better = {"fid": "lower", "fid_floor": "none"}  # the floor is the real data's, the same for every loss
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -73,7 +73,7 @@ class KernelInceptionDistance(Metric):
     """
 
     name = "kid"
-    better = {"kid": "lower", "kid_std": "lower", "kid_floor": "lower"}
+    better = {"kid": "lower", "kid_std": "none", "kid_floor": "none"}  # a spread and a floor: facts, not scores
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -113,8 +113,9 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
       centre; images: what the dataset's classifier calls confident).
     - ``modes_kl``: KL(p_gen || p_true) where p_gen is the histogram of the high-quality samples over modes and
       p_true the true mode weights: ``true_weights`` (normalised) when given, else uniform, which is exact for
-      the equal-weight mixtures and the protocol for digits and stacked digits (KL to uniform). NaN when no
-      sample is high quality (no histogram to compare).
+      the equal-weight mixtures and the protocol for digits and stacked digits (KL to uniform). When no sample is
+      high quality it is the worst value, ``log(1 / min p_true)`` (``log n_modes`` for a uniform target: all
+      mass on the least likely mode), so a sampler of nothing scorable counts as the worst, not as missing.
     - ``modes_covered_share``: ``modes_covered / n_modes``.
     - ``modes_collapsed``: 1 when fewer modes are covered than half of what a perfect sampler of the same
       number of samples would cover (``expected_modes_covered``), else 0.
@@ -133,7 +134,7 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
         mask = p > 0
         kl = float((p[mask] * (p[mask] / true[mask]).log()).sum())
     else:
-        kl = math.nan
+        kl = worst_mode_kl(true)
     expected = expected_modes_covered(len(mode), n_modes)
     return {
         "modes_covered": float(covered),
@@ -142,6 +143,11 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
         "modes_kl": kl,
         "modes_collapsed": float(covered < COLLAPSE_SHARE * expected),
     }
+
+
+def worst_mode_kl(true: torch.Tensor) -> float:
+    """The largest KL(p || true) over histograms p: all mass on the least likely mode, ``-log min true``."""
+    return float(-torch.log(true.min()))
 
 
 class ModeCoverage(Metric):
@@ -190,22 +196,23 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
     "Last window" = the last 20% of logged history rows (at least two); values that are not finite (the row
     logged at divergence) are left out of every statistic.
 
-    - ``stability_diverged``: 1 if a loss became non-finite, else 0; ``stability_diverged_step``: that step
-      (NaN when the run did not diverge).
+    - ``stability_diverged``: 1 if a loss became non-finite, else 0; ``stability_diverged_step``: that step,
+      or ``total_steps`` when the run did not diverge (it lasted to the end), so later is better throughout.
     - ``stability_equilibrium_gap``: |mean sigmoid(D(fake)) - 0.5| over the last window. NaN when scores are
       not logits (Wasserstein critics: ``d_fake`` is NaN) and for VAEs.
     - ``stability_d_overpowering``: 1 when the discriminator's mean accuracy over the last window is >= 0.99
       (it separates real from fake perfectly; the generator's signal is gone), else 0; NaN without accuracy.
     - ``stability_g_grad_early``: median ‖∇G‖ over logged steps in the first 10% of the run's steps: a
       saturating loss (minimax) starves G early. ``lossbench.tables.grad_ratio`` divides it by the
-      non-saturating loss's on the same seed.
+      non-saturating loss's on the same seed. Both are shown unranked: gradient scales differ between losses
+      (a Wasserstein critic's are not a logit's), so a larger gradient is not better as such.
     - ``stability_loss_oscillation``: std of the generator loss over the last window (NaN with < 2 values).
     - ``stability_fid_variability``: sample std of the FID curve (light evaluations during training) over its
       last half, at least its last 2 evaluations (NaN with fewer than 2).
     """
     values: dict[str, float] = {
         "stability_diverged": float(diverged_at is not None),
-        "stability_diverged_step": float(diverged_at) if diverged_at is not None else math.nan,
+        "stability_diverged_step": float(diverged_at) if diverged_at is not None else float(total_steps),
     }
     if history is None or history.empty:
         values.update({key: math.nan for key in (
@@ -242,8 +249,8 @@ class Stability(Metric):
     needs_samples = False
     better = {
         "stability_diverged": "lower", "stability_diverged_step": "higher", "stability_equilibrium_gap": "lower",
-        "stability_d_overpowering": "lower", "stability_g_grad_early": "higher",
-        "stability_g_grad_ratio": "higher", "stability_loss_oscillation": "lower",
+        "stability_d_overpowering": "lower", "stability_g_grad_early": "none",
+        "stability_g_grad_ratio": "none", "stability_loss_oscillation": "lower",
         "stability_fid_variability": "lower",
     }
 

@@ -1,0 +1,55 @@
+"""How fast the CLI answers: wall time and peak memory of each command, and which heavy libraries it imports.
+
+Each command runs in a fresh process (as a user types it), ``--repeat`` times; the table shows the median wall
+time and the largest peak resident memory. ``show`` and ``report --help`` should not need torch; ``--help`` should
+answer in about 0.3 s. ``show`` reads the store in ``--results`` (make one first, e.g. with ``lossbench run --grid``).
+
+    python benchmarks/cli_latency.py [--results results] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HEAVY = ("torch", "pandas", "scipy", "matplotlib", "seaborn", "sklearn")
+PROBE = "import sys, runpy; sys.argv = ['lossbench', *sys.argv[1:]]\ntry:\n    runpy.run_module('lossbench.cli', run_name='__main__')\nexcept SystemExit:\n    pass\nprint('\\n#imported ' + ' '.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)\n"
+
+
+def measure(args: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak MiB, heavy modules imported) of one ``lossbench ARGS`` in a fresh process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _pid, _status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    err = process.stderr.read() if process.stderr else ""
+    imported = err.rsplit("#imported", 1)[-1].strip() if "#imported" in err else "?"
+    return seconds, usage.ru_maxrss / 1024, imported or "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    commands = [["--help"], ["run", "--help"], ["report", "--help"], ["list", "losses"]]
+    if (options.results / "lossbench.db").exists():
+        commands.append(["show", "--results", str(options.results)])
+    else:
+        print(f"(no store in {options.results}: `show` not measured)")
+    print(f"{'command':<28} {'seconds (median)':>16} {'peak MiB':>9}  heavy imports")
+    for args in commands:
+        runs = [measure(args) for _ in range(options.repeat)]
+        seconds = statistics.median(run[0] for run in runs)
+        peak = max(run[1] for run in runs)
+        print(f"{'lossbench ' + ' '.join(args[:2]):<28} {seconds:>16.2f} {peak:>9.0f}  {runs[-1][2]}")
+
+
+if __name__ == "__main__":
+    main()
