@@ -99,7 +99,8 @@ class WriterLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.path, "a+", encoding="utf-8")
         except OSError as exc:
-            raise StoreError(f"--results {self.path.parent}: cannot create its lock file ({exc.strerror or exc})") from None
+            raise StoreError(f"--results {self.path.parent}: cannot create its lock file "
+                             f"({exc.strerror or exc})") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
