@@ -588,6 +588,8 @@ def test_a_second_writer_is_refused_or_waits_while_readers_read(workdir: Path) -
     assert second.returncode == 1
     line = one_line_error(second)
     assert f"another lossbench run is writing to results/ (pid {first.pid} on " in line and "--wait" in line
+    rescore = run_lossbench("rescore", "--plugins-dir", str(plugins), "--no-report", cwd=workdir)  # a writer too
+    assert rescore.returncode == 1 and "another lossbench run is writing to results/" in one_line_error(rescore)
     shown = run_lossbench("show", cwd=workdir)  # readers are not blocked
     assert shown.returncode == 0 and "nonsaturating" in shown.stdout, shown.stderr
     report = run_lossbench("report", "--plugins-dir", str(plugins), cwd=workdir)
