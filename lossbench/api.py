@@ -24,17 +24,41 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 FAMILIES = ("gan", "vae")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+DIRECTIONS = ("higher", "lower", "none")  # Metric.better values; "none": shown, never ranked
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training defaults a loss needs, taken from its paper (the harness follows them for that loss)."""
+    """Training defaults a loss needs, taken from its paper (the harness follows them for that loss).
+
+    The first five fields are DESIGN.md's; the rest extend it compatibly (their defaults change nothing):
+
+    - ``ema_decay``: when set (e.g. 0.999), the engine keeps an exponential moving average of the generator,
+      ``avg <- decay * avg + (1 - decay) * G`` after every generator step starting from a copy of the initial G,
+      and evaluates the average instead of G (Mescheder et al. 2018 evaluate such an average).
+    - ``n_critic_burst``, ``burst_steps``, ``burst_every``: an n_critic schedule. Generator step t (from 1) gets
+      ``n_critic_burst`` critic steps when ``t <= burst_steps`` or ``(t - 1) % burst_every == 0``, else
+      ``n_critic`` (WGAN: 100 critic steps for the first 25 generator steps and every 500th).
+    """
 
     n_critic: int = 1
+    """Discriminator (critic) updates per generator update."""
     optimizer: str = "adam"
+    """"adam", "rmsprop" or "sgd", for both players."""
     lr_g: float = 2e-4
+    """Learning rate of the generator (VAEs: of encoder and decoder together)."""
     lr_d: float = 2e-4
+    """Learning rate of the discriminator."""
     betas: tuple[float, float] = (0.5, 0.999)
+    """Adam's betas (ignored by the other optimizers)."""
+    ema_decay: float | None = None
+    """Decay of the evaluated moving average of the generator, or None for no average (see above)."""
+    n_critic_burst: int = 0
+    """Critic steps of the schedule's bursts (0: no schedule, ``n_critic`` every step)."""
+    burst_steps: int = 0
+    """The first generator steps that get ``n_critic_burst`` critic steps."""
+    burst_every: int = 0
+    """Every this many generator steps another burst (0: none after the first ``burst_steps``)."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -43,6 +67,19 @@ class Recipe:
             raise ValueError(f"Recipe.n_critic must be a positive integer, not {self.n_critic!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("Recipe learning rates must be positive")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"Recipe.ema_decay must be in (0, 1) or None, not {self.ema_decay!r}")
+        for name in ("n_critic_burst", "burst_steps", "burst_every"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"Recipe.{name} must be a non-negative integer, not {value!r}")
+
+    def critic_steps(self, step: int) -> int:
+        """Critic steps before generator step ``step`` (counted from 1), following the n_critic schedule."""
+        if self.n_critic_burst and (step <= self.burst_steps
+                                    or (self.burst_every and (step - 1) % self.burst_every == 0)):
+            return self.n_critic_burst
+        return self.n_critic
 
 
 class AdversarialLoss:
@@ -54,10 +91,17 @@ class AdversarialLoss:
     """
 
     family: ClassVar[str] = "gan"
+    """Always "gan": pairs the loss with models of the same family."""
     name: str = ""
+    """Lowercase slug users select it by (``-l name``)."""
+    description: str = ""
+    """One line shown by ``lossbench list`` (default: the class docstring's first line)."""
     recipe: Recipe = Recipe()
+    """The training defaults of the loss's paper, which the harness follows for this loss."""
     scores_are_logits: bool = True
-    generator_needs_real: bool = False  # True: the harness recomputes D(real) for generator_loss (relativistic)
+    """False for critics (unbounded scores): no sigmoid(D), equilibrium gap or logit accuracy is reported."""
+    generator_needs_real: bool = False
+    """True when ``generator_loss`` uses ``real_scores``: the harness recomputes D(real) with the updated D."""
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         """Scalar the discriminator minimises."""
@@ -72,18 +116,32 @@ class AdversarialLoss:
         raise NotImplementedError(f"{type(self).__name__} must implement generator_loss")
 
     def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | None:
-        """Optional regulariser added to the discriminator loss (GP, DRAGAN, R1...). ``critic`` maps x -> scores."""
+        """Optional regulariser added to the discriminator loss (GP, DRAGAN, R1...). ``critic`` maps x -> scores.
+
+        Draw random numbers (interpolation weights, perturbations) from torch's global generator on the data's
+        device, e.g. ``torch.rand(shape, device=real.device)``: the harness seeds it once per run, after building
+        the model, from the seed, loss, model and dataset, so the draws are reproducible for each RunSpec.
+        """
         return None
+
+    def discriminator_probabilities(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """Per sample, D's probability that the sample is real, for real and fake samples (logits only).
+
+        The harness logs their means as sigmoid(D) and scores D's accuracy at 0.5 from them. Default:
+        ``sigmoid(score)``; a relativistic loss overrides it (sigma(C(x_f) - mean C(x_r))). Extension beyond
+        DESIGN.md.
+        """
+        return torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
 
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
         """Optional hook after each discriminator update (e.g. weight clipping)."""
 
     def supports(self, data: "DataSpec") -> bool:
-        """Whether this loss applies to data of this spec (default: any). Extension beyond DESIGN.md."""
+        """Whether this loss applies to data of this spec (default: any)."""
         return True
 
     def bind(self, dataset: "Dataset", device: torch.device) -> "AdversarialLoss":
-        """Return the loss to use for one run on ``dataset`` (default: itself). Extension beyond DESIGN.md."""
+        """Return the loss to use for one run on ``dataset`` (default: itself)."""
         return self
 
 
@@ -95,15 +153,20 @@ class VAELoss:
     """
 
     family: ClassVar[str] = "vae"
+    """Always "vae": pairs the loss with models of the same family."""
     name: str = ""
+    """Lowercase slug users select it by (``-l name``)."""
+    description: str = ""
+    """One line shown by ``lossbench list`` (default: the class docstring's first line)."""
     recipe: Recipe = Recipe(lr_g=1e-3, lr_d=1e-3, betas=(0.9, 0.999))
+    """Optimizer and learning rate (``lr_g``) of encoder and decoder."""
 
     def loss(self, x: Tensor, reconstruction: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
         """Scalar to minimise."""
         raise NotImplementedError(f"{type(self).__name__} must implement loss")
 
     def supports(self, data: "DataSpec") -> bool:
-        """Whether this loss applies to data of this spec (default: any). Extension beyond DESIGN.md."""
+        """Whether this loss applies to data of this spec (default: any)."""
         return True
 
     def bind(self, dataset: "Dataset", device: torch.device) -> "VAELoss":
@@ -119,8 +182,11 @@ class DataSpec:
     """The shape and kind of one dataset's samples, which is all a model factory needs to know."""
 
     shape: tuple[int, ...]
-    kind: str  # "points" | "image"
+    """One sample's shape: ``(d,)`` for points, ``(C, H, W)`` for images."""
+    kind: str
+    """"points" or "image"."""
     n_modes: int | None = None
+    """Number of modes (classes, mixture components) when known; mode metrics need it."""
 
     @property
     def channels(self) -> int:
@@ -138,7 +204,9 @@ class Samples:
     """A batch of samples: ``x`` is ``(N, *shape)`` float32 (images in [-1, 1]); ``y`` are mode labels if known."""
 
     x: Tensor
+    """``(N, *shape)`` float32; images in [-1, 1]."""
     y: Tensor | None = None
+    """``(N,)`` int64 mode labels in ``[0, n_modes)``, or None."""
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -148,6 +216,7 @@ class Samples:
         return Samples(self.x[index], None if self.y is None else self.y[index])
 
     def to(self, device: torch.device | str) -> "Samples":
+        """The samples on ``device``."""
         return Samples(self.x.to(device), None if self.y is None else self.y.to(device))
 
 
@@ -155,8 +224,10 @@ class Samples:
 class ModeAssignment:
     """Which mode each sample belongs to, and whether it is a high-quality sample of that mode."""
 
-    mode: Tensor  # (N,) int64
-    high_quality: Tensor  # (N,) bool
+    mode: Tensor
+    """``(N,)`` int64: the mode each sample belongs to, in ``[0, n_modes)``."""
+    high_quality: Tensor
+    """``(N,)`` bool: whether the sample is a high-quality sample of its mode (e.g. within 3 std of a centre)."""
 
 
 @dataclass(frozen=True)
@@ -214,8 +285,16 @@ class Dataset:
     """A dataset plugin. ``load`` returns the training samples; ``mode_of`` assigns generated samples to modes."""
 
     name: str = ""
+    """Lowercase slug users select it by (``-d name``)."""
+    description: str = ""
+    """One line shown by ``lossbench list`` (default: the class docstring's first line)."""
     spec: DataSpec
-    target: TrainingTarget | None = None  # what a trained model reaches here; None: no target (nothing claimed)
+    """Shape, kind and number of modes of the samples."""
+    centres: Tensor | None = None
+    """``(n_modes, *shape)`` mode centres of a points dataset, or None; the report draws them under the generated
+    points."""
+    target: TrainingTarget | None = None
+    """What a trained model reaches here (``TrainingTarget``); None: no target, nothing claimed."""
 
     def load(self, root: Path | None) -> Samples:
         """All training samples. ``root`` is the user's data folder (``--data-root``) for on-disk datasets."""
@@ -228,7 +307,7 @@ class Dataset:
     def availability(self, root: Path | None) -> str | None:
         """None when the data can be loaded; otherwise one line saying which files to put where.
 
-        Extension beyond DESIGN.md: lets the default grid skip on-disk datasets whose files are absent.
+        Lets the default grid skip on-disk datasets whose files are absent.
         """
         return None
 
@@ -241,9 +320,12 @@ class Dataset:
 class FeatureNetwork(Protocol):
     """A feature space for scoring: ``features`` maps ``(N, *shape)`` samples to ``(N, d)`` features."""
 
-    name: str  # recorded beside every value computed in this space, e.g. "digits-classifier"
+    name: str
+    """Recorded beside every value computed in this space, e.g. "digits-classifier"."""
 
-    def features(self, x: Tensor) -> Tensor: ...
+    def features(self, x: Tensor) -> Tensor:
+        """``(N, *shape)`` samples -> ``(N, d)`` features."""
+        ...
 
 
 @dataclass
@@ -251,10 +333,14 @@ class GAN:
     """A built GAN: ``generator(z)`` has the data's shape; ``discriminator(x)`` returns scores of shape ``[B]``."""
 
     generator: nn.Module
+    """``[B, latent_dim]`` -> ``[B, *spec.shape]``."""
     discriminator: nn.Module
+    """``[B, *spec.shape]`` -> scores ``[B]``."""
     latent_dim: int
+    """Size of the latent noise the harness draws."""
 
     family: ClassVar[str] = "gan"
+    """Always "gan"."""
 
 
 @dataclass
@@ -262,17 +348,25 @@ class VAE:
     """A built VAE: ``encoder(x) -> (mu, logvar)``; ``decoder(z)`` returns samples in data space."""
 
     encoder: nn.Module
+    """``x`` -> ``(mu, logvar)``, each ``[B, latent_dim]``."""
     decoder: nn.Module
+    """``[B, latent_dim]`` -> samples in data space; also the sampler scored by the metrics."""
     latent_dim: int
+    """Size of the latent space."""
 
     family: ClassVar[str] = "vae"
+    """Always "vae"."""
 
 
 class ModelFactory:
     """A model plugin: builds a fresh GAN or VAE for a dataset it supports."""
 
     name: str = ""
+    """Lowercase slug users select it by (``-m name``)."""
+    description: str = ""
+    """One line shown by ``lossbench list`` (default: the class docstring's first line)."""
     family: str = "gan"
+    """"gan" or "vae": the family of losses it is paired with."""
 
     def supports(self, data: DataSpec) -> bool:
         """Whether this model can be built for data of this spec."""
@@ -292,11 +386,19 @@ class Metric:
     """
 
     name: str = ""
+    """Lowercase slug; also the prefix of every key the metric returns."""
+    description: str = ""
+    """One line shown by ``lossbench list`` (default: the class docstring's first line)."""
     curve: bool = False
-    needs_samples: bool = True  # False: computed from the history alone, so also for diverged runs
-    better: ClassVar[dict[str, str]] = {}  # key -> "higher" | "lower" (default lower), for ranks and comparisons
+    """True: also computed every ``eval_every`` training steps on fewer samples (``ctx.final`` is False)."""
+    needs_samples: bool = True
+    """False: computed from the history alone, so also for diverged runs."""
+    better: ClassVar[dict[str, str]] = {}
+    """Key -> "higher", "lower" or "none" (not ranked), for ranks and comparisons; unlisted keys: lower. "none"
+    marks a fact with no better direction (a floor, a spread, a scale that differs between losses)."""
 
     def compute(self, ctx: "EvaluationContext") -> dict[str, Any]:
+        """``{key: float | str}`` for one evaluation described by ``ctx`` (an ``EvaluationContext``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute")
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
 from lossbench import __version__
 from lossbench.api import describe
 from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
-from lossbench.grid import DEFAULT_PRESET, PRESETS, GridPlan, RunSpec, parse_seeds
+from lossbench.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
 from lossbench.plugins import PluginConfig, load_environment
 from lossbench.registry import KINDS
 from lossbench.train import DATA_ROOT_ENV, RunResult
@@ -38,6 +41,26 @@ def plugin_options(command: Callable) -> Callable:
     command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False),
                            help="Folder of *.py plugins (default: ./plugins, or $LOSSBENCH_PLUGINS_DIR).")(command)
     return command
+
+
+def comparison_options(command: Callable) -> Callable:
+    """--reference and --comparisons: which paired comparisons are tested (one Holm family per dataset x model x metric)."""
+    command = click.option("--comparisons", type=click.Choice(["reference", "all"]), default="reference",
+                           show_default=True,
+                           help="reference: every loss against the reference loss (k-1 tests); all: every pair "
+                                "(k(k-1)/2 tests, so more seeds are needed to reach significance).")(command)
+    command = click.option("--reference", metavar="NAME",
+                           help="Reference loss of the comparisons (default: nonsaturating for GANs, vae for VAEs)."
+                           )(command)
+    return command
+
+
+def check_reference(reference: str | None, known: list[str]) -> None:
+    """A --reference that names no known loss is a usage error naming the culprit."""
+    from lossbench.registry import unknown_name_message
+
+    if reference is not None and reference not in known:
+        raise UsageError(unknown_name_message("--reference loss", reference, known))
 
 
 def load(plugins_dir: Path | None, strict: bool):
@@ -87,6 +110,9 @@ class ProgressDisplay:
         if self.bar is not None:
             self.bar.update(1)
 
+    def waiting(self, holder: str) -> None:
+        click.echo(f"waiting: another lossbench run is writing to this results folder ({holder})", err=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
@@ -111,19 +137,26 @@ class ProgressDisplay:
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True,
+              help="Refuse a grid of more runs than this (a guard against a typo in --seeds).")
+@click.option("--wait", is_flag=True, help="If another `lossbench run` writes to --results, wait for it to finish.")
 @click.option("--no-report", is_flag=True, help="Do not build reports/index.html at the end.")
 @click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
+@click.option("--reuse-stale", is_flag=True,
+              help="With --resume, keep stored runs that came from other code (a changed plugin or lossbench "
+                   "version) instead of training them again; a warning says how many.")
 @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
               help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.")
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
               help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
                    "default: the torch hub cache. Nothing is downloaded.")
+@comparison_options
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
-        retry_failed: bool, data_root: Path | None, inception_weights: Path | None, plugins_dir: Path | None,
-        strict_plugins: bool) -> None:
+        workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, max_runs: int, wait: bool,
+        no_report: bool, retry_failed: bool, reuse_stale: bool, data_root: Path | None, inception_weights: Path | None,
+        reference: str | None, comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
@@ -133,7 +166,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         raise UsageError("say what to run: --grid for every combination, or filters -l/-m/-d")
     if seeds is not None and n_seeds is not None:
         raise UsageError("give --seeds or --n-seeds, not both")
-    seed_list = parse_seeds(seeds) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
+    if n_seeds is not None and n_seeds > max_runs:  # before range(n_seeds) becomes a list
+        raise UsageError(f"--n-seeds {n_seeds}: more seeds than the limit of {max_runs:,} runs; "
+                         f"narrow it, or raise the limit with --max-runs {n_seeds}")
+    seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
     if inception_weights is not None:
@@ -145,21 +181,34 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     from lossbench.executors import resolve_workers
 
     worker_count = resolve_workers(workers, device)
+    cores = os.cpu_count() or 1
+    if worker_count > cores and executor == "local":
+        click.echo(f"warning: --workers {worker_count} is more than the {cores} CPU cores here: the extra processes "
+                   "only wait for a core, each holding its own copy of torch in memory", err=True)
+    if not no_report:
+        from lossbench.report import prepare_reports
+
+        prepare_reports(reports)  # an unwritable --reports is one line now, not a traceback after training
     config, env = load(plugins_dir, strict_plugins)
+    check_reference(reference, env.catalog.losses.names())
     options = GridOptions(
         losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
         device=device, executor=executor, workers=worker_count, results=results, resume=resume,
-        retry_failed=retry_failed, data_root=data_root,
+        retry_failed=retry_failed, reuse_stale=reuse_stale, data_root=data_root,
         executor_options={"address": ray_address} if executor == "ray" else {},
+        comparisons=comparisons, reference=reference, max_runs=max_runs, wait=wait,
     )
     display = ProgressDisplay()
     started = time.perf_counter()
+    sigterm = SigtermState()
     try:
-        outcome = run_grid(env, config, options, display)
+        with sigterm_as_interrupt(sigterm):
+            outcome = run_grid(env, config, options, display)
     except KeyboardInterrupt:
         display.close()
-        click.echo("interrupted: the runs committed so far are kept; run the same command again to resume", err=True)
-        sys.exit(130)
+        how = "terminated (SIGTERM)" if sigterm.received else "interrupted"
+        click.echo(f"{how}: the runs committed so far are kept; run the same command again to resume", err=True)
+        sys.exit(143 if sigterm.received else 130)
     except DeviceUnavailable as exc:  # e.g. --device cuda on a Ray cluster without GPUs
         raise _one_line(exc) from None
     finally:
@@ -176,9 +225,38 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     if not no_report:
         from lossbench.report import build_report
 
-        click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
+        click.echo(f"report: {build_report(results, reports, env.catalog, comparisons, reference).resolve()}")
     if counts.get("failed", 0):
         sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the runs in flight are abandoned, nothing half-done is committed."""
+
+
+@dataclass
+class SigtermState:
+    """Whether SIGTERM arrived (an executor may turn the interrupt into a plain KeyboardInterrupt on its way up,
+    as Ray's ``wait`` does)."""
+
+    received: bool = False
+
+
+@contextmanager
+def sigterm_as_interrupt(state: SigtermState) -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``Terminated`` in the main thread (once: a second SIGTERM during the
+    clean-up is ignored, so that the clean-up finishes)."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        state.received = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: LossbenchError) -> click.ClickException:
@@ -244,8 +322,12 @@ def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plug
 @plugin_options
 def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Installed plugins: where each comes from, its version, its hooks and what it registered."""
+    from lossbench.provenance import ProvenanceIndex
+
     _config, env = load(plugins_dir, strict_plugins)
-    infos = [_plugin_row(info) for info in env.plugins.infos.values()]
+    origins = ProvenanceIndex(env)  # the source hash stored with runs (file plugins, editable installs)
+    infos = [{**_plugin_row(info), "source_hash": origins.origin_of_plugin(info.name).source}
+             for info in env.plugins.infos.values()]
     if as_json:
         problems = [{"plugin": p.plugin, "reason": p.reason} for p in env.problems]
         click.echo(json.dumps({"plugins": infos, "problems": problems}, indent=2))
@@ -254,6 +336,8 @@ def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> No
         dist = f"{info['distribution']} {info['version'] or ''}".strip() if info["distribution"] else "no distribution"
         click.echo(f"{info['name']}  [{info['source']}: {dist}]")
         click.echo(f"  location: {info['location']}")
+        if info["source_hash"]:
+            click.echo(f"  source hash: {info['source_hash']} (stored with every run it takes part in)")
         click.echo(f"  hooks: {', '.join(info['hooks']) or '-'}")
         for kind in KINDS:
             if info["registered"].get(kind):
@@ -277,16 +361,23 @@ def _plugin_row(info) -> dict[str, Any]:
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["loss", "model", "dataset", "metric"]), default="loss", show_default=True,
               help="What the plugin registers; the package holds a working example of it.")
+@click.option("--template", default="", help="The example to start from: hinge (default), nonsaturating or "
+              "wasserstein for losses; mlp for models, rings for datasets, energy for metrics.")
 @click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder in which to create lossbench-NAME/.")
 @plugin_options
-def new_plugin(name: str, kind: str, parent: Path, plugins_dir: Path | None, strict_plugins: bool) -> None:
+def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: Path | None,
+               strict_plugins: bool) -> None:
     """Scaffold an installable plugin package lossbench-NAME registering the KIND called NAME."""
-    from lossbench.scaffold import REGISTRY_KINDS, create_plugin
+    from lossbench.scaffold import REGISTRY_KINDS, PluginNames, create_plugin, validate
 
+    validate(name, kind, template=template)  # a bad --template is one line before plugins load
     _config, env = load(plugins_dir, strict_plugins)
-    folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names())
-    click.echo(f"created {folder}/ : a {kind} plugin registering {name!r}")
+    folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names(),
+                           template=template)
+    chosen = PluginNames(name, kind, template).chosen_template
+    click.echo(f"created {folder}/ : a {kind} plugin registering {name!r}, from the {chosen} template")
+    click.echo(f"its description is the `description` line of {folder}/src/{PluginNames(name, kind).package}/plugin.py")
     click.echo(f"next: pip install -e {folder} && lossbench list {REGISTRY_KINDS[kind]} && pytest {folder}")
 
 
@@ -295,16 +386,28 @@ def new_plugin(name: str, kind: str, parent: Path, plugins_dir: Path | None, str
 @click.option("--metric", "metrics", multiple=True,
               help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
-def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
-    """Print the leaderboard per dataset x model: mean [95% CI] over seeds, seed outcomes, best loss first."""
+@click.option("--runs", "per_run", is_flag=True,
+              help="One line per stored run instead: status and the code that produced it (provenance).")
+@comparison_options
+@plugin_options
+def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, reference: str | None,
+         comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
     from lossbench.registry import unknown_name_message
     from lossbench.report import leaderboard_text
     from lossbench.store import Store
-    from lossbench.tables import summarise
+    from lossbench.tables import directions, summarise
 
+    _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store:
         wide = store.runs_wide()
-    summary = summarise(wide)
+        if per_run:
+            _show_runs(store, as_json)
+            return
+    if not wide.empty:
+        check_reference(reference, sorted(wide["loss"].unique()))
+    registered = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
+    summary = summarise(wide, directions(wide, registered))
     known = sorted(summary["metric"].unique())
     for metric in metrics:
         if metric not in known:
@@ -317,20 +420,81 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool) -> None:
     if wide.empty:
         click.echo("no results stored yet")
         return
-    click.echo(leaderboard_text(wide, summary, list(metrics) or None))
+    click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
+
+
+def _show_runs(store, as_json: bool) -> None:
+    """``show --runs``: each current run with its outcome and provenance (``--json``: the provenance itself)."""
+    from lossbench import provenance
+
+    recorded = store.provenances()
+    runs = store.runs()
+    if as_json:
+        rows = [{"run_id": r["run_id"], "label": f"{r['dataset']}/{r['model']}/{r['loss']}/seed{r['seed']}",
+                 "status": r["status"], "provenance": recorded.get(r["run_id"])} for r in runs.to_dict("records")]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if runs.empty:
+        click.echo("no results stored yet")
+        return
+    for r in runs.to_dict("records"):
+        click.echo(f"{r['run_id']}  {r['dataset']}/{r['model']}/{r['loss']}/seed{r['seed']}  {r['status']}")
+        click.echo(f"  code: {provenance.describe(recorded.get(r['run_id']))}")
+    superseded = store.superseded()
+    if len(superseded):
+        click.echo(f"({len(superseded)} superseded record(s) of runs trained again are kept in the store)")
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--metric", "metrics", multiple=True,
+              help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.")
+@click.option("--device", default=None, help="Where to score (default: each run's own device).")
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
+@plugin_options
+def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports: Path, no_report: bool,
+            plugins_dir: Path | None, strict_plugins: bool) -> None:
+    """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
+    from lossbench.driver import export_all
+    from lossbench.rescore import rescore as rescore_runs
+    from lossbench.store import Store, WriterLock
+
+    _config, env = load(plugins_dir, strict_plugins)
+    with Store.open(results, create=False) as store, WriterLock(results).acquire():  # a writer, as `run` is
+        store.check_writable()
+        outcome = rescore_runs(env, store, metrics, device, progress=lambda line: click.echo(f"scoring {line}", err=True))
+        export_all(store, results)
+    for run_id, reason in outcome.skipped.items():
+        click.echo(f"skipped {run_id}: {reason}", err=True)
+    for where, message in outcome.errors.items():
+        click.echo(f"metric failed: {where}: {message}", err=True)
+    click.echo(f"rescored {len(outcome.scored)} run(s), {len(outcome.skipped)} skipped; results in {results}/")
+    if outcome.scored and not no_report:
+        from lossbench.report import build_report
+
+        click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
+    if outcome.errors:
+        sys.exit(1)
 
 
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@comparison_options
 @plugin_options
-def report(results: Path, reports: Path, plugins_dir: Path | None, strict_plugins: bool) -> None:
+def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,
+           strict_plugins: bool) -> None:
     """(Re)build reports/index.html and its figures from the store (plugins supply the datasets' mode centres)."""
     from lossbench.report import build_report
+    from lossbench.store import Store
 
     _config, env = load(plugins_dir, strict_plugins)
+    if reference is not None:
+        with Store.open(results, create=False) as store:
+            check_reference(reference, sorted(store.runs()["loss"].unique()))
     started = time.perf_counter()
-    index = build_report(results, reports, env.catalog)
+    index = build_report(results, reports, env.catalog, comparisons, reference)
     click.echo(f"report: {index.resolve()} (built in {time.perf_counter() - started:.1f}s)")
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from lossbench.api import (GAN, VAE, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment, ModelFactory, Samples,
-                           VAELoss)
+from lossbench.api import (DIRECTIONS, GAN, VAE, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment,
+                           ModelFactory, Samples, VAELoss)
 from lossbench.errors import DataUnavailable
 from lossbench.registry import SINGULAR, RegistrationError, Registry
 
@@ -408,8 +408,9 @@ def check_metric(metric: Metric, dataset: Dataset | None = None, *, fake: Sample
     """Compute the metric on a harness-like context and check its keys and values; returns the values.
 
     Keys are ``<name>`` or ``<name>_<part>``; values are plain floats (NaN only where undefined) or ``str``
-    facts. A curve metric is also computed as during training (``final=False``, fewer samples). An empty result
-    fails unless ``allow_empty`` (pass a ``dataset`` the metric applies to).
+    facts. ``better`` maps keys the metric returns to "higher", "lower" or "none" (not ranked). A curve metric is
+    also computed as during training (``final=False``, fewer samples). An empty result fails unless
+    ``allow_empty`` (pass a ``dataset`` the metric applies to).
     """
     kind = "metrics"
     _check_registrable(kind, metric)
@@ -418,10 +419,30 @@ def check_metric(metric: Metric, dataset: Dataset | None = None, *, fake: Sample
     values = _check_values(metric, metric.compute(ctx), where)
     if not values and not allow_empty:
         _fail(kind, metric, f"returned no values on {where}; pass a dataset it applies to, or allow_empty=True")
+    if values:
+        _check_better(metric, values, where)
     if getattr(metric, "curve", False):
         light = make_context(dataset, fake=fake, n=max(2, n // 4), final=False)
         _check_values(metric, metric.compute(light), f"{where} during training (final=False)")
     return values
+
+
+def _check_better(metric: Metric, values: dict[str, Any], where: str) -> None:
+    """``better`` maps keys of the metric (``<name>`` or ``<name>_<part>``; some may be returned only in some
+    contexts, e.g. ``kid_std`` with enough samples) to a known direction; a str fact has no direction."""
+    kind = "metrics"
+    better = getattr(metric, "better", {})
+    if not isinstance(better, Mapping):
+        _fail(kind, metric, f"better is {type(better).__name__}; expected a dict {{key: 'higher' | 'lower' | 'none'}}")
+    for key, direction in better.items():
+        if not isinstance(key, str) or not (key == metric.name or key.startswith(metric.name + "_")):
+            _fail(kind, metric, f"better names key {key!r}; keys must be {metric.name!r} or start with "
+                                f"{metric.name + '_'!r}")
+        if isinstance(values.get(key), str):
+            _fail(kind, metric, f"better names key {key!r}, whose value is a str fact, not a number")
+        if direction not in DIRECTIONS:
+            _fail(kind, metric, f"better[{key!r}] is {direction!r}; expected one of "
+                                f"{', '.join(repr(d) for d in DIRECTIONS)}")
 
 
 CHECKS: dict[str, Callable[..., Any]] = {

@@ -178,21 +178,35 @@ class EvaluationContext:
     """What a metric sees for one evaluation of one run. Built by the harness; features are cached per space."""
 
     real: Samples
+    """The real samples scored against (at most half of the dataset; fewer during training)."""
     fake: Samples
+    """The run's generated samples, from the same evaluation noise at every evaluation."""
     dataset: Dataset
-    spec: Any  # lossbench.grid.RunSpec
+    """The dataset object (its ``spec``, ``mode_of``, ``centres``, ``feature_network``)."""
+    spec: Any
+    """The run's ``lossbench.RunSpec``: loss, model, dataset, seed, steps, sample sizes."""
     history: pd.DataFrame
-    reference: Samples | None = None  # a second real set, disjoint from ``real``, for real-vs-real floors
+    """The training log so far: one row per logged step, the columns of ``history.csv``."""
+    reference: Samples | None = None
+    """A second real set, disjoint from ``real`` and of its size, for real-vs-real floors."""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    final: bool = True  # False during training (curve evaluations on fewer samples)
-    curves: pd.DataFrame | None = None  # light evaluations so far: columns step, key, value
-    diverged_at: int | None = None  # the step at which the run diverged, if it did
-    values: dict[str, float] = field(default_factory=dict)  # the values computed so far in this evaluation
-    family: str | None = None  # the run's model family ("gan" | "vae"), when the harness knows it
+    """Where the run's networks are."""
+    final: bool = True
+    """False for the light evaluations during training (curve metrics, fewer samples)."""
+    curves: pd.DataFrame | None = None
+    """The light evaluations so far: columns step, key, value."""
+    diverged_at: int | None = None
+    """The step at which the run diverged, if it did (then only ``needs_samples = False`` metrics run)."""
+    values: dict[str, float] = field(default_factory=dict)
+    """The values computed so far in this evaluation (read by ``reads_values`` metrics, e.g. the target)."""
+    family: str | None = None
+    """The run's model family ("gan" | "vae"), when the harness knows it."""
     _spaces: dict[str, FeatureSpace] = field(default_factory=dict, repr=False)
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def feature_space(self, which: str = "default") -> FeatureSpace:
+        """The named feature space ("default", "raw", "classifier", "inception"); its ``name`` is stored beside
+        values computed in it."""
         if which not in self._spaces:
             self._spaces[which] = resolve_feature_space(which, self.dataset, self.device)
         return self._spaces[which]

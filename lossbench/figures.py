@@ -26,7 +26,8 @@ from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.figure import Figure
 from PIL import Image
 
-from lossbench.tables import better_direction
+from lossbench.files import atomic_path
+from lossbench.tables import better_direction, directions as known_directions
 
 REVISION = 2  # bump when a figure's drawing changes, so that cached per-run figures are redrawn
 PALETTE = "colorblind"
@@ -128,9 +129,10 @@ def _styled():
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Render a figure to PNG with the Agg canvas and drop it."""
+    """Render a figure to PNG with the Agg canvas and drop it (whole or not at all: a kill leaves no cut file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format="png", dpi=DPI)
     fig.clear()
     return path
 
@@ -152,6 +154,19 @@ def _finite(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 # -- leaderboard -------------------------------------------------------------------------------------------------
+def direction_of(metric: str, summary: pd.DataFrame | None = None, wide: pd.DataFrame | None = None) -> str:
+    """A metric's direction as the tables hold it: the summary's ``better`` column, else what the runs stored."""
+    if summary is not None and "better" in summary.columns:
+        found = summary.loc[summary["metric"] == metric, "better"].dropna()
+        if len(found):
+            return str(found.iloc[0])
+    return better_direction(metric, known=known_directions(wide) if wide is not None else None)
+
+
+def direction_text(direction: str) -> str:
+    return {"lower": "lower is better", "higher": "higher is better"}.get(direction, "unranked")
+
+
 def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Sequence[str], order: Sequence[str],
                        palette: Mapping[str, tuple], labels: Mapping[str, str] | None = None) -> Figure:
     """Per dataset x model: one panel per metric, mean over seeds with its bootstrap 95% CI, seeds as dots.
@@ -188,7 +203,7 @@ def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Seque
                 ax.legend(loc="best", fontsize=7, frameon=False)
             ax.set_yticks(range(len(order)), list(order))
             ax.set_ylim(len(order) - 0.5, -0.5)
-            arrow = "lower is better" if better_direction(metric) == "lower" else "higher is better"
+            arrow = direction_text(direction_of(metric, summary, wide))
             ax.set_xlabel(f"{labels.get(metric, metric_label(metric))}\n({arrow})")
             ax.set_ylabel("")
             ax.set_xscale("linear")
@@ -206,7 +221,7 @@ def heatmap_figure(summary: pd.DataFrame, metric: str, label: str | None = None,
         if data.empty or not np.isfinite(data.to_numpy(dtype=float)).any():
             _empty_note(ax, f"no {metric} values")
             return fig
-        cmap = "viridis_r" if better_direction(metric) == "lower" else "viridis"
+        cmap = "viridis_r" if direction_of(metric, summary) == "lower" else "viridis"
         values = data.astype(float)
         annot = values.map(lambda v: short_number(v) if np.isfinite(v) else "")
         sns.heatmap(values, annot=annot.to_numpy(), fmt="", cmap=cmap, linewidths=0.5, linecolor="white",
@@ -219,8 +234,12 @@ def heatmap_figure(summary: pd.DataFrame, metric: str, label: str | None = None,
 
 
 def seeds_figure(wide: pd.DataFrame, metrics: Sequence[str], order: Sequence[str], palette: Mapping[str, tuple],
-                 labels: Mapping[str, str] | None = None, references: Mapping[str, float] | None = None) -> Figure:
-    """Per dataset x model: box plot with every seed as a dot, one panel per metric (successful runs only)."""
+                 labels: Mapping[str, str] | None = None, references: Mapping[str, float] | None = None,
+                 directions_from: pd.DataFrame | None = None) -> Figure:
+    """Per dataset x model: box plot with every seed as a dot, one panel per metric (successful runs only).
+
+    ``directions_from``: the summary table whose ``better`` column names each metric's direction (default: the
+    directions stored with the runs)."""
     labels, references = labels or {}, references or {}
     ok = wide[wide["status"] == "ok"]
     with _styled():
@@ -239,7 +258,7 @@ def seeds_figure(wide: pd.DataFrame, metrics: Sequence[str], order: Sequence[str
                           palette=palette, legend=False, ax=ax, size=5, jitter=0.15, edgecolor="black", linewidth=0.5)
             if metric in references:
                 ax.axvline(references[metric], color="0.3", linestyle="--", linewidth=1)
-            arrow = "lower is better" if better_direction(metric) == "lower" else "higher is better"
+            arrow = direction_text(direction_of(metric, directions_from, wide))
             ax.set_xlabel(f"{labels.get(metric, metric_label(metric))}\n({arrow})")
             ax.set_ylabel("")
             ax.set_xscale("linear")
@@ -411,7 +430,8 @@ def save_image_grid(x: np.ndarray, path: Path, scale: int = 4, columns: int = 8)
     image = Image.fromarray(grid)
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
     return path
 
 

@@ -59,8 +59,11 @@ PRESETS: dict[str, Preset] = {
     for preset in (
         Preset("smoke", 40, 20, 64, 10, 20, 256, 2500, 2),
         Preset("quick", 4000, 1000, 128, 25, 500, 500, 2500, 3, leaves_out=QUICK_LEAVES_OUT, batch_size_image=64),
-        Preset("standard", 10_000, 3000, 256, 50, 1000, 2000, 5000, 5),
-        Preset("paper", 50_000, 20_000, 256, 100, 2500, 5000, 10_000, 10),
+        # n_seeds: the exact signed-rank test's smallest p is 2/2^n and Holm multiplies it by the family size m,
+        # so a difference can reach 0.05 only when 2^n > 40 m (tables.min_seeds). standard: 10 seeds reach it
+        # against the reference for up to 26 losses (m <= 25); paper: 12 also for all 45 pairs of 10 losses.
+        Preset("standard", 10_000, 3000, 256, 50, 1000, 2000, 5000, 10),
+        Preset("paper", 50_000, 20_000, 256, 100, 2500, 5000, 10_000, 12),
     )
 }
 DEFAULT_PRESET = "quick"
@@ -71,17 +74,29 @@ class RunSpec:
     """Everything that determines one run's result. Its hash is the run's id in the store."""
 
     loss: str
+    """The loss's registered name."""
     model: str
+    """The model's registered name."""
     dataset: str
+    """The dataset's registered name."""
     seed: int
+    """The paired seed: same initial weights, data order and noise for every loss."""
     steps: int
+    """Generator updates."""
     batch_size: int
+    """Samples per batch."""
     log_every: int
+    """A history row every this many steps (and at step 1)."""
     eval_every: int
+    """A light evaluation (curve metrics) every this many steps."""
     eval_samples: int
+    """Samples of each light evaluation."""
     final_samples: int
+    """Samples of the final evaluation (the real sets are capped at half the dataset)."""
     device: str = "cpu"
+    """Where the run trains: "cpu", "cuda", "cuda:N" or "mps"."""
     preset: str = "custom"
+    """The preset the sizes came from."""
 
     @property
     def run_id(self) -> str:
@@ -91,13 +106,16 @@ class RunSpec:
 
     @property
     def label(self) -> str:
+        """``dataset/model/loss/seedN``, for messages."""
         return f"{self.dataset}/{self.model}/{self.loss}/seed{self.seed}"
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (stored with each run)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunSpec":
+        """The RunSpec of a stored dict; keys that are not fields are ignored."""
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in fields})
 
@@ -113,21 +131,47 @@ def parse_positive_int(value: str, what: str) -> int:
     return number
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0,1,2' or '0-4' (or a mix) to a sorted list of distinct non-negative seeds."""
-    seeds: set[int] = set()
+MAX_RUNS = 10_000  # the largest grid ``run`` starts without --max-runs: a typo in --seeds must not plan a year
+MAX_SEED = 2**63 - 1  # seeds are stored as SQLite INTEGER (signed 64-bit)
+
+
+def check_grid_size(n_runs: int, max_runs: int | None) -> None:
+    """Refuse a grid of more than ``max_runs`` runs (None: no limit), in one line."""
+    if max_runs is not None and n_runs > max_runs:
+        raise UsageError(f"the grid has {n_runs:,} runs, more than the limit of {max_runs:,}; "
+                         f"narrow it, or raise the limit with --max-runs {n_runs}")
+
+
+def parse_seeds(text: str, max_seeds: int | None = MAX_RUNS) -> list[int]:
+    """'0,1,2' or '0-4' (or a mix) to a sorted list of distinct seeds in [0, 2**63 - 1].
+
+    Ranges are sized arithmetically before any list is made: more than ``max_seeds`` seeds (a grid has at least
+    one run per seed) is refused at once, however large the range.
+    """
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         try:
             if "-" in part[1:]:
                 low, high = part.split("-", 1)
-                seeds.update(range(int(low), int(high) + 1))
+                ranges.append((int(low), int(high)))
             else:
-                seeds.add(int(part))
+                ranges.append((int(part), int(part)))
         except ValueError:
             raise UsageError(f"--seeds {text!r}: {part!r} is not a seed; give integers like 0,1,2 or 0-4") from None
-    if not seeds or min(seeds) < 0:
+    ranges = [(low, high) for low, high in ranges if high >= low]
+    if not ranges or min(low for low, _ in ranges) < 0:
         raise UsageError(f"--seeds {text!r}: give one or more non-negative integers like 0,1,2")
+    largest = max(high for _, high in ranges)
+    if largest > MAX_SEED:
+        raise UsageError(f"--seeds {text!r}: seed {largest} is too large; seeds go up to {MAX_SEED} (2**63 - 1)")
+    count = sum(high - low + 1 for low, high in ranges)  # an upper bound: overlapping ranges count twice
+    if max_seeds is not None and count > max_seeds:
+        raise UsageError(f"--seeds {text!r}: {count:,} seeds, more than the limit of {max_seeds:,} runs; "
+                         f"narrow it, or raise the limit with --max-runs {count}")
+    seeds: set[int] = set()
+    for low, high in ranges:
+        seeds.update(range(low, high + 1))
     return sorted(seeds)
 
 
@@ -158,11 +202,13 @@ def expand(
     steps: int | None = None,
     device: str = "cpu",
     data_root: Path | None = None,
+    max_runs: int | None = MAX_RUNS,
 ) -> GridPlan:
     """Every compatible (dataset, model, loss, seed) the filters allow, in a stable order.
 
     Unknown names raise ``UnknownNameError``. A dataset asked for by name whose files are absent raises
-    ``DataUnavailable``; in the default grid it is skipped with a note saying where its files would go.
+    ``DataUnavailable``; in the default grid it is skipped with a note saying where its files would go. A grid of
+    more than ``max_runs`` runs is refused before its RunSpecs are made.
     """
     if preset not in PRESETS:
         from lossbench.registry import unknown_name_message
@@ -177,7 +223,7 @@ def expand(
     seed_list = list(seeds) if seeds is not None else list(range(chosen.n_seeds))
 
     notes: list[str] = []
-    specs: list[RunSpec] = []
+    combos: list[tuple[str, str, str, str]] = []  # (dataset, kind, model, loss): counted before any RunSpec exists
     left_out: set[tuple[str, str]] = set()
     for dataset_name in dataset_names:
         dataset = catalog.datasets.get(dataset_name)
@@ -199,23 +245,26 @@ def expand(
                 loss = catalog.losses.get(loss_name)
                 if loss.family != model.family or not loss.supports(dataset.spec):
                     continue
-                for seed in seed_list:
-                    specs.append(
-                        RunSpec(
-                            loss=loss_name,
-                            model=model_name,
-                            dataset=dataset_name,
-                            seed=int(seed),
-                            steps=steps if steps is not None else chosen.steps(dataset.spec.kind),
-                            batch_size=chosen.batch(dataset.spec.kind),
-                            log_every=chosen.log_every,
-                            eval_every=chosen.eval_every,
-                            eval_samples=chosen.eval_samples,
-                            final_samples=chosen.final_samples,
-                            device=device,
-                            preset=chosen.name,
-                        )
-                    )
+                combos.append((dataset_name, dataset.spec.kind, model_name, loss_name))
+    check_grid_size(len(combos) * len(seed_list), max_runs)
+    specs = [
+        RunSpec(
+            loss=loss_name,
+            model=model_name,
+            dataset=dataset_name,
+            seed=int(seed),
+            steps=steps if steps is not None else chosen.steps(kind),
+            batch_size=chosen.batch(kind),
+            log_every=chosen.log_every,
+            eval_every=chosen.eval_every,
+            eval_samples=chosen.eval_samples,
+            final_samples=chosen.final_samples,
+            device=device,
+            preset=chosen.name,
+        )
+        for dataset_name, kind, model_name, loss_name in combos
+        for seed in seed_list
+    ]
     if left_out:
         notes.append(f"{chosen.left_out_text()} ({len(left_out)} dataset x model pairs left out)")
     if not specs:

@@ -12,25 +12,9 @@ hooks below. lossbench finds plugins in three places, in this order:
 3. every ``*.py`` file in the plugins folder: ``./plugins`` when it exists, ``--plugins-dir DIR`` or
    ``$LOSSBENCH_PLUGINS_DIR``. The plugin's name is the file's stem.
 
-A minimal loss plugin, one file dropped into ``./plugins/``::
-
-    import torch.nn.functional as F
-    from lossbench import AdversarialLoss, Recipe, hookimpl
-
-    class SoftplusHinge(AdversarialLoss):
-        '''Hinge loss with softplus instead of relu.'''
-        name = "softplus-hinge"
-        recipe = Recipe(betas=(0.0, 0.9))
-
-        def discriminator_loss(self, real_scores, fake_scores):
-            return F.softplus(1 - real_scores).mean() + F.softplus(1 + fake_scores).mean()
-
-        def generator_loss(self, fake_scores, real_scores):
-            return -fake_scores.mean()
-
-    @hookimpl
-    def register_losses(register):
-        register(SoftplusHinge())
+A loss plugin is one file dropped into ``./plugins/``: the example ``lossbench/examples/softplus_hinge.py`` at
+the end of this reference (*A plugin in one file*). The objects a plugin subclasses, returns and reads, with every
+attribute it may read or set, are listed under *Objects*.
 
 Rules that hold for every ``register_*`` hook:
 
@@ -137,8 +121,10 @@ def run_finished(record: dict[str, Any]) -> None:
 
     ``record`` holds ``run_id``, ``loss``, ``model``, ``dataset``, ``seed``, ``spec`` (the RunSpec as a dict),
     ``status`` ("ok" | "diverged" | "failed"), ``reason``, ``failed_step``, ``metrics`` (dict of floats),
-    ``texts`` (dict of str facts, e.g. the feature space), ``history`` (a pandas DataFrame), ``train_seconds``
-    and ``eval_seconds``. Use it to log elsewhere (TensorBoard, W&B). An exception here is reported with the
+    ``texts`` (dict of str facts, e.g. the feature space), ``history`` (a pandas DataFrame), ``train_seconds``,
+    ``eval_seconds`` and ``provenance`` (the code that produced the run: lossbench's version and, for the loss,
+    model, dataset and each metric, its plugin, distribution, version and source hash, as ``lossbench show
+    --runs --json`` prints it). Use it to log elsewhere (TensorBoard, W&B). An exception here is reported with the
     plugin's name; the grid goes on and the stored run is kept.
     """
 

@@ -46,10 +46,13 @@ class PluginConfig:
     disabled: frozenset[str] = frozenset()  # plugin names to block, added to $LOSSBENCH_DISABLE_PLUGINS
     entry_points: bool = True
     strict: bool = False
+    default_folders: bool = True  # False: no $LOSSBENCH_PLUGINS_DIR or ./plugins (an isolated test kit)
 
     def resolved_plugins_dir(self) -> Path | None:
         if self.plugins_dir is not None:
             return Path(self.plugins_dir)
+        if not self.default_folders:
+            return None
         env = os.environ.get(PLUGINS_DIR_ENV)
         if env:
             return Path(env)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,8 +27,9 @@ import pandas as pd
 from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.colors import to_hex
 
-from lossbench import __version__, figures, tables, verdicts
-from lossbench.errors import StoreError
+from lossbench import __version__, figures, provenance, tables, verdicts
+from lossbench.errors import LossbenchError, StoreError
+from lossbench.files import OwnedFolder, write_text
 from lossbench.store import Store, history_with_keys
 
 ALPHA_DEFAULT = getattr(tables, "ALPHA", 0.05)
@@ -49,14 +51,18 @@ class ReportData:
     curves: pd.DataFrame  # light-evaluation curves with run keys
     metrics: pd.DataFrame  # long table run_id, key, value, text
     store: Store
+    directions: dict[str, str] = field(default_factory=dict)  # metric key -> "lower" | "higher" | "none"
 
     @classmethod
-    def load(cls, store: Store) -> "ReportData":
+    def load(cls, store: Store, metrics: Any = ()) -> "ReportData":
+        """Read the store; ``metrics`` (registered metric objects) declare directions beside the stored ones."""
         runs = store.runs()
         wide = store.runs_wide()
         keys = runs[KEYS]
-        return cls(runs=runs, wide=wide, summary=tables.summarise(wide), history=history_with_keys(store),
-                   curves=keys.merge(store.curves(), on="run_id"), metrics=store.metrics(), store=store)
+        known = tables.directions(wide, metrics)
+        return cls(runs=runs, wide=wide, summary=tables.summarise(wide, known), history=history_with_keys(store),
+                   curves=keys.merge(store.curves(), on="run_id"), metrics=store.metrics(), store=store,
+                   directions=known)
 
     @property
     def metric_keys(self) -> list[str]:
@@ -122,7 +128,24 @@ def feature_space_for(key: str, prefixes: dict[str, Any]) -> str | None:
 
 def summary_numbers(summary: pd.DataFrame) -> list[str]:
     """The numeric columns of summary.csv, in its order (``tables.SUMMARY_COLUMNS`` may gain columns)."""
-    return [c for c in summary.columns if c not in SUMMARY_KEYS]
+    return [c for c in summary.columns if c not in SUMMARY_KEYS and pd.api.types.is_numeric_dtype(summary[c])]
+
+
+def paired_seeds(wide: pd.DataFrame) -> int:
+    """Seeds every loss of one dataset x model ran (the pairs a comparison can have)."""
+    counts = wide.groupby("loss")["seed"].nunique()
+    return int(counts.min()) if len(counts) else 0
+
+
+def power_line(wide: pd.DataFrame, comparisons: str = "reference", reference: str | None = None) -> str:
+    """For one dataset x model: the comparison family in use and whether its tests can reach alpha at all."""
+    losses = sorted(wide["loss"].unique())
+    ref = tables.reference_of(losses, reference) if comparisons == "reference" else None
+    if comparisons == "reference" and ref is None:
+        wanted = ", ".join(([reference] if reference else []) + list(tables.DEFAULT_REFERENCES))
+        return f"no reference loss here ({wanted} not run): no paired comparisons; use --comparisons all"
+    size = tables.family_size(len(losses), comparisons)
+    return tables.power_note(paired_seeds(wide), size, comparisons, ref)
 
 
 def metric_labels(wide: pd.DataFrame, dataset: str, keys: list[str]) -> dict[str, str]:
@@ -180,9 +203,12 @@ def left_out_notes(wide: pd.DataFrame) -> list[str]:
     return [PRESETS[name].left_out_text() for name in names if name in PRESETS and PRESETS[name].leaves_out]
 
 
-def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[str] | None = None) -> str:
+def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[str] | None = None,
+                     comparisons: str = "reference", reference: str | None = None) -> str:
     """The leaderboard for a terminal (``lossbench show``): per dataset x model, one line per loss, best first.
 
+    Ranks keep every seed (failed and diverged ones at the worst value); the means beside them are over finished
+    seeds only, and say so. Each block ends with the comparison family and the seeds it needs to reach alpha.
     Each block opens with the training verdict (``lossbench.verdicts``) when most losses missed the dataset's
     target, and the ``target`` column gives the seeds of each loss that reached it.
     """
@@ -202,26 +228,50 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
             status = group.loc[group["loss"] == loss, "status"].value_counts()
             rank = entries.loc[(loss, primary), "rank"] if primary and entries is not None and (
                 loss, primary) in entries.index else math.nan
-            row = {"rank": fmt(rank), "loss": loss, "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
+            mean_rank = entries.loc[(loss, primary), "mean_rank"] if primary and entries is not None and (
+                loss, primary) in entries.index else math.nan
+            row = {"rank": fmt(rank), "loss": loss, "mean rank (all seeds)": fmt(mean_rank, 3),
+                   "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
                    "diverged": int(status.get("diverged", 0)), "failed": int(status.get("failed", 0))}
             if verdict is not None:
                 row["target"] = verdicts.seeds_text(verdict, loss)
             for metric in shown:
                 entry = entries.loc[(loss, metric)] if entries is not None and (loss, metric) in entries.index else None
+                unranked = " (unranked)" if entry is not None and entry.get("better") == "none" else ""
                 if entry is None or not math.isfinite(entry["mean"]):
-                    row[labels[metric]] = "–"
+                    row[labels[metric] + unranked] = "–"
                 else:
                     ci = f" [{fmt(entry['ci_low'])}, {fmt(entry['ci_high'])}]" if math.isfinite(entry["ci_low"]) else ""
-                    row[labels[metric]] = fmt(entry["mean"]) + ci
+                    row[labels[metric] + unranked] = fmt(entry["mean"]) + ci
             rows.append(row)
-        ranked = f"ranked by {labels.get(primary, primary)}" if primary else "no metric values"
-        head = f"{dataset} · {model} ({ranked}; mean [95% CI] over successful seeds"
+        ranked = (f"ranked by {labels.get(primary, primary)} over all seeds, failed and diverged seeds worst"
+                  if primary else "no metric values")
+        effects = paired_effects_text(group, part, primary, labels.get(primary, primary), comparisons, reference)
+        head = f"{dataset} · {model} ({ranked}; values: mean [95% CI] over finished seeds only"
         head += "; target: seeds that reached the training target)" if verdict is not None else ")"
         if verdict is not None and verdict.kind != "trained":
             head = f"{'!! ' if verdict.notice else ''}{verdict.message()}\n{head}"
-        blocks.append(head + "\n" + pd.DataFrame(rows).to_string(index=False))
+        blocks.append(head + "\n" + pd.DataFrame(rows).to_string(index=False)
+                      + f"\npaired tests: {power_line(group, comparisons, reference)}" + effects)
     notes = left_out_notes(wide)
     return "\n\n".join(blocks + [f"Note: {note}." for note in notes])
+
+
+def paired_effects_text(wide: pd.DataFrame, summary: pd.DataFrame, metric: str | None, label: str,
+                        comparisons: str = "reference", reference: str | None = None) -> str:
+    """One line per comparison on ``metric``: the paired effect with its CI, then the test (for ``show``)."""
+    if not metric or summary.empty:
+        return ""
+    known = dict(zip(summary["metric"], summary["better"])) if "better" in summary.columns else None
+    frame = tables.pairwise(wide, metric, comparisons=comparisons, reference=reference, known=known)
+    lines = []
+    for record in frame.to_dict("records"):
+        ci = f" [{fmt(record['ci_low'])}, {fmt(record['ci_high'])}]" if math.isfinite(record["ci_low"]) else ""
+        verdict = f"; {record['better']} is better" if record["significant"] else ""
+        lines.append(f"  {record['loss_a']} − {record['loss_b']}: {fmt(record['mean_diff'])}{ci} over "
+                     f"{record['n_finished_pairs']} finished pairs; p = {fmt(record['p_value'], 3)}, Holm p = "
+                     f"{fmt(record['p_holm'], 3)} over {record['n_pairs']} pairs{verdict}")
+    return f"\npaired effects on {label} (mean paired difference [bootstrap 95% CI]):\n" + "\n".join(lines) if lines else ""
 
 
 # -- the report --------------------------------------------------------------------------------------------------
@@ -232,12 +282,14 @@ class ReportBuilder:
     data: ReportData
     reports: Path
     catalog: Any = None  # lossbench.registry.Catalog, for mode centres and dataset kinds; optional
+    comparisons: str = "reference"  # the paired-comparison family: "reference" or "all" (tables.COMPARISONS)
+    reference: str | None = None  # the reference loss (default: tables.DEFAULT_REFERENCES)
     figure_refs: list[FigureRef] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.palette = figures.loss_palette(self.data.runs["loss"])
-        self.figures_dir = self.reports / FIGURES_DIR
+        self.folder: OwnedFolder | None = None  # set by build(): reports/figures, or lossbench's own subfolder
         self.feature_columns = _features_of(self.data.wide)
         self._pairwise: dict[str, pd.DataFrame] = {}
 
@@ -251,8 +303,8 @@ class ReportBuilder:
         """
         if fingerprint is not None:
             name = f"{name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:10]}"
-        path = self.figures_dir / f"{name}.png"
-        ref = FigureRef(f"{FIGURES_DIR}/{path.name}", title, caption, alt)
+        path = self.folder.file(f"{slug(name)}.png")  # names carry run ids from the store: never outside the folder
+        ref = FigureRef(f"{self.folder.relative}/{path.name}", title, caption, alt)
         self.figure_refs.append(ref)
         if fingerprint is not None and path.is_file():
             return ref
@@ -266,11 +318,11 @@ class ReportBuilder:
         return ref
 
     def prune(self) -> None:
-        """Remove figure files this build did not reference (runs no longer stored, older fingerprints)."""
+        """Remove the figure files lossbench wrote earlier that this build no longer references (runs no longer
+        stored, older fingerprints); files that lossbench did not write are never touched."""
         kept = {Path(ref.src).name for ref in self.figure_refs}
-        for path in self.figures_dir.glob("*.png"):
-            if path.name not in kept:
-                path.unlink()
+        self.folder.record(kept)
+        self.folder.prune(kept)
 
     def labels_for(self, dataset: str) -> dict[str, str]:
         return metric_labels(self.data.wide, dataset, self.data.metric_keys)
@@ -387,6 +439,7 @@ class ReportBuilder:
             rows.append({
                 "dataset": record["dataset"], "model": record["model"], "loss": record["loss"],
                 "metric": record["metric"], "label": labels.get(record["metric"], record["metric"]),
+                "better": record.get("better", ""),
                 "colour": to_hex(self.palette[record["loss"]]),
                 "cells": [{"column": c, "value": exact(record[c]), "text": fmt(record[c])} for c in numbers],
             })
@@ -395,7 +448,8 @@ class ReportBuilder:
     def pairwise(self, metric: str) -> pd.DataFrame:
         """Paired comparisons between losses on one metric (all datasets and models), computed once."""
         if metric not in self._pairwise:
-            self._pairwise[metric] = tables.pairwise(self.data.wide, metric)
+            self._pairwise[metric] = tables.pairwise(self.data.wide, metric, comparisons=self.comparisons,
+                                                     reference=self.reference, known=self.data.directions)
         return self._pairwise[metric]
 
     def pairwise_rows(self, frames: dict[str, pd.DataFrame], dataset: str, model: str,
@@ -412,7 +466,8 @@ class ReportBuilder:
                     "p_value": fmt(record["p_value"], 3), "p_holm": fmt(record["p_holm"], 3),
                     "significant": bool(record["significant"]) if pd.notna(record["significant"]) else False,
                     "better": "" if pd.isna(record["better"]) else str(record["better"]),
-                    "too_few": bool(record.get("min_p_value", 0.0) >= ALPHA_DEFAULT),
+                    "too_few": bool(record.get("min_p_holm", record.get("min_p_value", 0.0)) >= ALPHA_DEFAULT),
+                    "family": record.get("family", ""), "n_finished_pairs": fmt(record.get("n_finished_pairs")),
                     "raw": {k: exact(record[k]) for k in ("mean_diff", "ci_low", "ci_high", "p_value", "p_holm")},
                 })
         return [r for r in rows if r["significant"]], rows
@@ -447,7 +502,8 @@ class ReportBuilder:
                 f"{base}--leaderboard", f"Leaderboard, {tag}",
                 f"Mean over successful seeds with its bootstrap 95% confidence interval (bars), and each seed "
                 f"(dots), per loss, for {', '.join(labels.get(m, m) for m in plot_metrics)}. Losses are ordered by "
-                f"{label}. Dashed lines: the real-vs-real floor where stored.",
+                f"{label} over every seed (failed and diverged seeds at the worst value). Dashed lines: the real-vs-real "
+                f"floor where stored.",
                 f"Point plot of {', '.join(plot_metrics)} per loss on {tag}, with 95% confidence intervals.",
                 lambda _path: figures.leaderboard_figure(summary, wide, plot_metrics, order, self.palette, labels)))
             refs.append(self.figure(
@@ -455,7 +511,8 @@ class ReportBuilder:
                 f"Box plot of {label} over the successful seeds of each loss; every dot is one seed. A loss whose "
                 f"seeds failed or diverged has fewer dots (see the leaderboard's seed counts).",
                 f"Box and strip plot of {primary} across seeds per loss on {tag}.",
-                lambda _path: figures.seeds_figure(wide, [primary], order, self.palette, labels)))
+                lambda _path: figures.seeds_figure(wide, [primary], order, self.palette, labels,
+                                                   directions_from=summary)))
         mode_keys = [k for k in figures.MODE_KEYS if k in present]
         if mode_keys:
             references = {"modes_covered": float(info["n_modes"])} if info.get("n_modes") else {}
@@ -464,7 +521,8 @@ class ReportBuilder:
                 "Modes covered (dashed: all modes), share of high-quality samples and KL divergence between the "
                 "generated and the true mode histograms, per loss; every dot is one seed.",
                 f"Mode coverage per loss on {tag}: {', '.join(mode_keys)}.",
-                lambda _path: figures.seeds_figure(wide, mode_keys, order, self.palette, labels, references)))
+                lambda _path: figures.seeds_figure(wide, mode_keys, order, self.palette, labels, references,
+                                                   directions_from=summary)))
         history = data.history[(data.history["dataset"] == dataset) & (data.history["model"] == model)]
         curves = data.curves[(data.curves["dataset"] == dataset) & (data.curves["model"] == model)]
         curve_keys = self.curve_keys(curves, primary)
@@ -506,7 +564,9 @@ class ReportBuilder:
             "name": model, "anchor": f"{slug(dataset)}--{slug(model)}", "primary": primary,
             "primary_label": label,
             "metrics": [{"key": m, "label": labels.get(m, m),
-                         "direction": tables.better_direction(m)} for m in metrics],
+                         "direction": figures.direction_text(figures.direction_of(m, summary))} for m in metrics],
+            "power": power_line(wide, self.comparisons, self.reference),
+            "summary_columns": summary_numbers(summary),
             "rows": self.leaderboard(dataset, model, order, metrics, summary, wide, primary, verdict),
             "verdict": None if verdict is None else {
                 "kind": verdict.kind, "notice": verdict.notice, "message": verdict.message(), "rule": verdict.rule},
@@ -537,7 +597,7 @@ class ReportBuilder:
         return self.figure(
             f"{slug(dataset)}--heatmap", f"{label} by loss and model, {dataset}",
             f"Median over successful seeds of {label} for every loss (rows) and model (columns) on {dataset}; "
-            f"{'lower' if tables.better_direction(primary) == 'lower' else 'higher'} is better. Empty cells: no "
+            f"{figures.direction_text(figures.direction_of(primary, summary))}. Empty cells: no "
             "successful run.",
             f"Heatmap of the median {primary} per loss and model on {dataset}.",
             lambda _path: figures.heatmap_figure(summary, primary, label))
@@ -551,6 +611,7 @@ class ReportBuilder:
         empty_curves = data.curves.iloc[0:0]
         flags = figures.stability_flags(data.wide)
         wide = data.wide.set_index("run_id")
+        recorded = data.store.provenances()
         sections = []
         for run in data.runs.to_dict("records"):
             run_id = run["run_id"]
@@ -562,7 +623,8 @@ class ReportBuilder:
                        "text": r["text"] if isinstance(r["text"], str) else fmt(r["value"]),
                        "value": exact(r["value"]) if not isinstance(r["text"], str) else "",
                        "is_text": isinstance(r["text"], str)}
-                      for r in run_metrics.to_dict("records")]
+                      for r in run_metrics.to_dict("records")
+                      if not str(r["key"]).endswith(tables.DIRECTIONS_SUFFIX)]  # stored for the tables, not a result
             raised = [f.removeprefix("stability_").replace("_", " ") for f in flags
                       if f in wide.columns and wide.at[run_id, f] == 1.0]
             run_history = history.get_group(run_id) if run_id in history.groups else empty_history
@@ -612,7 +674,7 @@ class ReportBuilder:
                 "failed_step": int(failed_step) if failed_step is not None else None,
                 "train_seconds": fmt(run.get("train_seconds"), 3), "eval_seconds": fmt(run.get("eval_seconds"), 3),
                 "finished_at": run.get("finished_at", ""), "metrics": values, "flags": raised, "figures": refs,
-                "no_samples": samples is None,
+                "no_samples": samples is None, "code": provenance.describe(recorded.get(run_id)).split(" | "),
             })
         return sections
 
@@ -620,7 +682,7 @@ class ReportBuilder:
     def build(self) -> Path:
         data = self.data
         started = time.perf_counter()
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = OwnedFolder(self.reports, FIGURES_DIR)
         datasets, infos, labels_by_dataset = [], {}, {}
         for dataset in sorted(data.runs["dataset"].unique()):
             wide = data.wide[data.wide["dataset"] == dataset]
@@ -643,8 +705,7 @@ class ReportBuilder:
             left_out=left_out_notes(data.wide),
             build_seconds=f"{time.perf_counter() - started:.1f}",
         )
-        index = self.reports / INDEX
-        index.write_text(page, encoding="utf-8")
+        index = write_text(self.reports / INDEX, page)
         self.prune()
         return index
 
@@ -656,16 +717,43 @@ def render(template: str, **context: Any) -> str:
     return env.get_template(template).render(**context)
 
 
-def build_report(results: Path, reports: Path, catalog: Any = None) -> Path:
+def build_report(results: Path, reports: Path, catalog: Any = None, comparisons: str = "reference",
+                 reference: str | None = None) -> Path:
     """(Re)build ``reports/index.html`` and ``reports/figures/`` from the store in ``results``; return the page.
 
     ``catalog`` (the loaded plugins' catalog) supplies mode centres for scatter plots; without it the report
     still builds, with the centres left out.
     """
     with Store.open(Path(results), create=False) as store:
-        data = ReportData.load(store)
+        metrics = [catalog.metrics.get(name) for name in catalog.metrics.names()] if catalog is not None else ()
+        data = ReportData.load(store, metrics)
         if data.runs.empty:
             raise StoreError(f"the store {store.path} holds no runs yet; run `lossbench run --grid` first")
-        reports = Path(reports)
+        reports = prepare_reports(reports)
+        return ReportBuilder(data, reports, catalog, comparisons, reference).build()
+
+
+GENERATOR_MARK = 'name="generator" content="lossbench'  # in every page lossbench writes (the template's <meta>)
+
+
+def prepare_reports(reports: Path) -> Path:
+    """Create the reports folder and check, before anything is drawn (and before a grid trains), that lossbench
+    may write there: the folder is writable and an ``index.html`` already in it is one lossbench wrote."""
+    reports = Path(reports)
+    try:
         reports.mkdir(parents=True, exist_ok=True)
-        return ReportBuilder(data, reports, catalog).build()
+        with tempfile.TemporaryFile(dir=reports):
+            pass
+    except OSError as exc:
+        raise LossbenchError(f"--reports {reports}: cannot write there ({exc.strerror or exc})") from None
+    index = reports / INDEX
+    if index.exists():
+        try:
+            with open(index, encoding="utf-8", errors="replace") as handle:
+                head = handle.read(4096)
+        except OSError as exc:
+            raise LossbenchError(f"--reports {reports}: cannot read {index} ({exc.strerror or exc})") from None
+        if GENERATOR_MARK not in head:
+            raise LossbenchError(f"{index} was not written by lossbench and would be overwritten; "
+                                 "move it away or choose another --reports folder")
+    return reports

@@ -30,6 +30,11 @@ class PluginNames:
 
     name: str
     kind: str
+    template: str = ""  # default: the kind's first template
+
+    @property
+    def chosen_template(self) -> str:
+        return self.template or templates.TEMPLATES[self.kind][0]
 
     @property
     def distribution(self) -> str:
@@ -48,31 +53,36 @@ class PluginNames:
         values = {
             "name": self.name, "kind": self.kind, "distribution": self.distribution, "package": self.package,
             "class_name": self.class_name, "registry": REGISTRY_KINDS[self.kind],
-            "summary": templates.SUMMARIES[self.kind], "check": templates.CHECKS[self.kind],
+            "description": templates.DESCRIPTIONS[self.chosen_template], "check": templates.CHECKS[self.kind],
         }
         values["try_it"] = Template(templates.TRY_IT[self.kind]).substitute(values)
         return values
 
 
-def plugin_files(name: str, kind: str = "loss") -> dict[str, str]:
-    """The package's files, relative path -> text, for registered name ``name`` and plugin ``kind``."""
-    names = PluginNames(name, kind)
+def plugin_files(name: str, kind: str = "loss", template: str = "") -> dict[str, str]:
+    """The package's files, relative path -> text, for registered name ``name``, plugin ``kind`` and ``template``
+    (default: the kind's first)."""
+    names = PluginNames(name, kind, template)
     values = names.substitutions()
     package = f"src/{names.package}"
     sources = {
         "pyproject.toml": templates.PYPROJECT,
         "README.md": templates.README,
         f"{package}/__init__.py": templates.INIT,
-        f"{package}/plugin.py": templates.MODULES[kind],
-        f"tests/test_{names.package}.py": templates.TESTS[kind],  # unique basename: several plugins test together
+        f"{package}/plugin.py": templates.MODULES[names.chosen_template],
+        f"tests/test_{names.package}.py": templates.TESTS[names.chosen_template],  # unique basename: several plugins test together
     }
     return {path: Template(text).substitute(values) for path, text in sources.items()}
 
 
-def validate(name: str, kind: str, taken: Iterable[str] = ()) -> None:
-    """Raise ``ScaffoldError`` unless ``name`` is a free lowercase slug and ``kind`` a plugin kind."""
+def validate(name: str, kind: str, taken: Iterable[str] = (), template: str = "") -> None:
+    """Raise ``ScaffoldError`` unless ``name`` is a free lowercase slug, ``kind`` a plugin kind and ``template``
+    (if given) one of that kind's templates."""
     if kind not in PLUGIN_KINDS:
         raise ScaffoldError(f"--kind {kind!r} is not a plugin kind; use one of {', '.join(PLUGIN_KINDS)}")
+    if template and template not in templates.TEMPLATES[kind]:
+        raise ScaffoldError(f"--template {template!r} is not a {kind} template; use one of "
+                            f"{', '.join(templates.TEMPLATES[kind])}")
     if not SLUG.match(name):
         raise ScaffoldError(f"plugin name {name!r} is not a lowercase slug like 'my-{kind}' (letters, digits, '-')")
     if name in set(taken):
@@ -80,13 +90,14 @@ def validate(name: str, kind: str, taken: Iterable[str] = ()) -> None:
                             f"{REGISTRY_KINDS[kind]}`); choose another name")
 
 
-def create_plugin(name: str, kind: str = "loss", parent: Path | str = Path("."), taken: Iterable[str] = ()) -> Path:
+def create_plugin(name: str, kind: str = "loss", parent: Path | str = Path("."), taken: Iterable[str] = (),
+                  template: str = "") -> Path:
     """Write the package ``lossbench-<name>`` under ``parent`` and return its folder.
 
     ``taken`` are the names of this kind already registered (a clash would be rejected at load time). An existing
     folder, or file, of that name is an error: nothing is overwritten.
     """
-    validate(name, kind, taken)
+    validate(name, kind, taken, template)
     folder = Path(parent) / PluginNames(name, kind).distribution
     if folder.exists():
         raise ScaffoldError(f"{folder} already exists; remove it or choose another name or --dir (nothing was written)")
@@ -96,7 +107,7 @@ def create_plugin(name: str, kind: str = "loss", parent: Path | str = Path("."),
         raise ScaffoldError(f"{folder} already exists; remove it or choose another name or --dir") from None
     except OSError as exc:
         raise ScaffoldError(f"cannot create {folder}: {exc.strerror or exc}") from None
-    for relative, text in plugin_files(name, kind).items():
+    for relative, text in plugin_files(name, kind, template).items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

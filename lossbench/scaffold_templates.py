@@ -1,7 +1,9 @@
 """The files ``lossbench new-plugin`` writes, as ``string.Template`` texts (``$name``, ``$package``, ...).
 
 Kept as Python strings rather than data files so that they ship with every install of lossbench without
-package-data configuration. Each kind has a plugin module with a working example and a test of it.
+package-data configuration. Each kind has one or more templates (``--template``): a plugin module with a working
+example, named after the plugin, and its tests. The plugin's description is written once, as the class's
+``description`` (what ``lossbench list`` shows); the package metadata and README only name the plugin.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "$distribution"
 version = "0.1.0"
-description = "A lossbench $kind plugin: $summary"
+description = "A lossbench $kind plugin registering '$name'"
 readme = "README.md"
 requires-python = ">=3.10"
 dependencies = ["lossbench"]
@@ -33,13 +35,14 @@ pythonpath = ["src"]
 '''
 
 INIT = '''\
-"""$summary (a lossbench $kind plugin; the hooks are in ``$package.plugin``)."""
+"""The lossbench $kind plugin '$name'; its hooks and description are in ``$package.plugin``."""
 '''
 
 README = '''\
 # $distribution
 
-A [lossbench](https://pypi.org/project/lossbench/) $kind plugin. It registers the $kind `$name`: $summary
+A [lossbench](https://pypi.org/project/lossbench/) $kind plugin. It registers the $kind `$name`, whose
+description is the `description` line of `src/$package/plugin.py` (shown by `lossbench list $registry`).
 
 ## Use
 
@@ -65,13 +68,11 @@ plugin's names (lossbench reports a clash with both plugins' names). The hook re
 '''
 
 MODULES = {
-    "loss": '''\
-"""$summary
+    "hinge": '''\
+"""The $name loss, started from lossbench's hinge template (Lim & Ye 2017; Miyato et al. 2018).
 
-A smooth version of the hinge loss (Lim & Ye 2017; Miyato et al. 2018) with softplus in place of relu, so the
-discriminator keeps a small gradient on samples it already separates by the margin. Replace the formulas with
-your own and keep the signatures: scores are the discriminator's raw outputs, shape [batch]; each method returns
-a scalar to minimise.
+Replace the formulas with your own and keep the signatures: scores are the discriminator's raw outputs, shape
+[batch]; each method returns a scalar to minimise.
 """
 
 from __future__ import annotations
@@ -83,14 +84,16 @@ from lossbench import AdversarialLoss, Recipe, hookimpl
 
 
 class $class_name(AdversarialLoss):
-    """Softplus hinge: D softplus(1 - D(x)) + softplus(1 + D(G(z))), G -D(G(z))."""
+    """D: relu(1 - D(x)) + relu(1 + D(G(z))); G: -D(G(z))."""
 
     name = "$name"
+    # the plugin's one description (`lossbench list` shows it): say here what yours does
+    description = "$description"
     # The training defaults of the loss's paper; the harness follows them for this loss (DCGAN's Adam here).
     recipe = Recipe(n_critic=1, optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return F.softplus(1 - real_scores).mean() + F.softplus(1 + fake_scores).mean()
+        return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
         return -fake_scores.mean()
@@ -100,8 +103,87 @@ class $class_name(AdversarialLoss):
 def register_losses(register) -> None:
     register($class_name())
 ''',
-    "model": '''\
-"""$summary
+    "nonsaturating": '''\
+"""The $name loss, started from lossbench's non-saturating template (Goodfellow et al. 2014).
+
+Log-sigmoid terms are written with softplus (log(1 + e^s)), so that a confident discriminator gives finite
+losses. Replace the formulas with your own and keep the signatures.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from lossbench import AdversarialLoss, Recipe, hookimpl
+
+
+class $class_name(AdversarialLoss):
+    """D: -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z)))); G: -log sigmoid(D(G(z)))."""
+
+    name = "$name"
+    # the plugin's one description (`lossbench list` shows it): say here what yours does
+    description = "$description"
+    recipe = Recipe(n_critic=1, optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
+        return F.softplus(-fake_scores).mean()
+
+
+@hookimpl
+def register_losses(register) -> None:
+    register($class_name())
+''',
+    "wasserstein": '''\
+"""The $name loss, started from lossbench's Wasserstein template: a critic with a gradient penalty
+(Gulrajani et al. 2017).
+
+The penalty differentiates the critic with respect to its input (``create_graph=True`` keeps it trainable) and
+draws its interpolation weights from torch's global generator, which the harness seeds once per run: the draws
+are reproducible for each seed. Replace the formulas with your own and keep the signatures.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lossbench import AdversarialLoss, Recipe, hookimpl
+
+
+class $class_name(AdversarialLoss):
+    """Critic: D(G(z)) - D(x) + weight (||grad D(x_hat)|| - 1)^2; G: -D(G(z))."""
+
+    name = "$name"
+    # the plugin's one description (`lossbench list` shows it): say here what yours does
+    description = "$description"
+    recipe = Recipe(n_critic=5, optimizer="adam", lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9))  # the paper's
+    scores_are_logits = False  # critic values: no sigmoid(D) is reported
+    weight = 10.0
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return fake_scores.mean() - real_scores.mean()
+
+    def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
+        return -fake_scores.mean()
+
+    def penalty(self, critic, real: Tensor, fake: Tensor) -> Tensor:
+        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        alpha = torch.rand(shape, device=real.device, dtype=real.dtype)  # the harness's seeded stream
+        x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return self.weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+@hookimpl
+def register_losses(register) -> None:
+    register($class_name())
+''',
+    "mlp": '''\
+"""The $name model, started from lossbench's MLP template.
 
 A model plugin builds fresh networks for a dataset it supports. The harness seeds torch before calling
 ``build``, so every loss starts from the same weights for a given seed: draw only from torch's generator.
@@ -118,6 +200,8 @@ class $class_name(ModelFactory):
     """MLP GAN for points with SiLU activations (width 64, latent 4)."""
 
     name = "$name"
+    # the plugin's one description (`lossbench list` shows it): say here what yours does
+    description = "$description"
     family = "gan"
     width = 64
     latent_dim = 4
@@ -139,8 +223,8 @@ class $class_name(ModelFactory):
 def register_models(register) -> None:
     register($class_name())
 ''',
-    "dataset": '''\
-"""$summary
+    "rings": '''\
+"""The $name dataset, started from lossbench's two-rings template.
 
 A dataset plugin loads its samples deterministically and never downloads; ``mode_of`` tells the harness which
 mode each generated sample belongs to, so that mode coverage can be scored.
@@ -161,12 +245,15 @@ class $class_name(Dataset):
     """Two rings of Gaussians: 4 at radius 1 and 8 at radius 3, std 0.05 (12 modes)."""
 
     name = "$name"
+    # the plugin's one description (`lossbench list` shows it): say here what yours does
+    description = "$description"
     spec = DataSpec(shape=(2,), kind="points", n_modes=12)
     std = 0.05
     n_samples = 10_000
     seed = 0
 
     def __init__(self) -> None:
+        # read by the report (generated points are drawn over the centres) and by mode_of
         inner = torch.arange(4, dtype=torch.float64) * (2 * math.pi / 4)
         outer = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8) + math.pi / 8
         self.centres = torch.cat([
@@ -189,8 +276,8 @@ class $class_name(Dataset):
 def register_datasets(register) -> None:
     register($class_name())
 ''',
-    "metric": '''\
-"""$summary
+    "energy": '''\
+"""The $name metric, started from lossbench's energy-distance template.
 
 A metric plugin computes values from one evaluation of a run. Keys are ``<name>`` or ``<name>_<part>``; values
 are plain floats. ``ctx.features()`` returns (real, fake) features in the dataset's default space (coordinates
@@ -214,7 +301,10 @@ class $class_name(Metric):
     """Energy distance between real and generated samples (Szekely & Rizzo 2013), in the default features."""
 
     name = "$name"
+    # the plugin's one description (`lossbench list` shows it): say here what yours does
+    description = "$description"
     curve = True  # also computed during training, giving a curve
+    better = {"$name": "lower"}  # per key: "higher", "lower" or "none" (not ranked)
 
     def compute(self, ctx) -> dict[str, float]:
         real, fake = ctx.features()
@@ -228,7 +318,36 @@ def register_metrics(register) -> None:
 }
 
 TESTS = {
-    "loss": '''\
+    "hinge": '''\
+"""Tests of the $name loss: its formula on known scores, lossbench's contract, and a real smoke run."""
+
+import pytest
+import torch
+
+from lossbench.testing import check_loss
+from $package import plugin
+from $package.plugin import $class_name
+
+
+def test_formula_on_known_scores():
+    loss = $class_name()
+    zeros = torch.zeros(4)
+    assert loss.discriminator_loss(zeros, zeros).item() == pytest.approx(2.0)  # relu(1) + relu(1)
+    assert loss.discriminator_loss(torch.full((4,), 2.0), torch.full((4,), -2.0)).item() == 0.0  # beyond the margin
+    assert loss.generator_loss(torch.full((4,), 2.0), zeros).item() == pytest.approx(-2.0)
+
+
+def test_keeps_the_loss_contract():
+    check_loss($class_name())
+
+
+def test_trains_in_a_smoke_grid(lossbench_smoke):
+    result = lossbench_smoke(losses=["$name"], models=["mlp"], datasets=["ring8"], modules=[plugin])
+    assert result.statuses == {"ok": 1}
+    run = result.runs[0]
+    assert run.history["step"].iloc[-1] == run.spec.steps
+''',
+    "nonsaturating": '''\
 """Tests of the $name loss: its formula on known scores, lossbench's contract, and a real smoke run."""
 
 import math
@@ -244,8 +363,9 @@ from $package.plugin import $class_name
 def test_formula_on_known_scores():
     loss = $class_name()
     zeros = torch.zeros(4)
-    assert loss.discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log1p(math.e))  # 2 softplus(1)
-    assert loss.generator_loss(torch.full((4,), 2.0), zeros).item() == pytest.approx(-2.0)
+    assert loss.discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))  # D(x) = 1/2 everywhere
+    assert loss.generator_loss(zeros, zeros).item() == pytest.approx(math.log(2))
+    assert loss.generator_loss(torch.full((4,), -100.0), zeros).item() == pytest.approx(100.0)  # finite, not inf
 
 
 def test_keeps_the_loss_contract():
@@ -255,10 +375,41 @@ def test_keeps_the_loss_contract():
 def test_trains_in_a_smoke_grid(lossbench_smoke):
     result = lossbench_smoke(losses=["$name"], models=["mlp"], datasets=["ring8"], modules=[plugin])
     assert result.statuses == {"ok": 1}
-    run = result.runs[0]
-    assert run.history["step"].iloc[-1] == run.spec.steps
 ''',
-    "model": '''\
+    "wasserstein": '''\
+"""Tests of the $name loss: its formula and penalty on known critics, lossbench's contract, and a smoke run."""
+
+import pytest
+import torch
+
+from lossbench.testing import check_loss
+from $package import plugin
+from $package.plugin import $class_name
+
+
+def test_formula_on_known_scores():
+    loss = $class_name()
+    assert loss.discriminator_loss(torch.ones(4), torch.zeros(4)).item() == -1.0
+    assert loss.generator_loss(torch.full((4,), 3.0), torch.zeros(4)).item() == -3.0
+
+
+def test_penalty_of_a_linear_critic_is_known_whatever_the_interpolation():
+    loss = $class_name()
+    critic = lambda x: x @ torch.tensor([2.0, 0.0])  # gradient (2, 0) everywhere: norm 2
+    real, fake = torch.randn(16, 2), torch.randn(16, 2)
+    assert loss.penalty(critic, real, fake).item() == pytest.approx(loss.weight * (2 - 1) ** 2)
+
+
+def test_keeps_the_loss_contract():
+    check_loss($class_name())
+
+
+def test_trains_in_a_smoke_grid(lossbench_smoke):
+    result = lossbench_smoke(losses=["$name"], models=["mlp"], datasets=["ring8"], modules=[plugin])
+    assert result.statuses == {"ok": 1}
+    assert result.runs[0].history["penalty"].notna().all()
+''',
+    "mlp": '''\
 """Tests of the $name model: shapes, lossbench's contract, and a real smoke run."""
 
 import torch
@@ -284,7 +435,7 @@ def test_trains_in_a_smoke_grid(lossbench_smoke):
     result = lossbench_smoke(losses=["nonsaturating"], models=["$name"], datasets=["ring8"], modules=[plugin])
     assert result.statuses == {"ok": 1}
 ''',
-    "dataset": '''\
+    "rings": '''\
 """Tests of the $name dataset: its modes, lossbench's contract, and a real smoke run."""
 
 import torch
@@ -312,7 +463,7 @@ def test_trains_in_a_smoke_grid(lossbench_smoke):
     result = lossbench_smoke(losses=["nonsaturating"], models=["mlp"], datasets=["$name"], modules=[plugin])
     assert result.statuses == {"ok": 1}
 ''',
-    "metric": '''\
+    "energy": '''\
 """Tests of the $name metric: known values, lossbench's contract, and a real smoke run."""
 
 import numpy as np
@@ -342,11 +493,20 @@ def test_is_computed_in_a_smoke_grid(lossbench_smoke):
 ''',
 }
 
-SUMMARIES = {
-    "loss": "a softplus hinge GAN loss (a smooth hinge).",
-    "model": "a small MLP GAN for points.",
-    "dataset": "two rings of Gaussians, 12 modes.",
-    "metric": "the energy distance between real and generated samples.",
+TEMPLATES = {  # kind -> its templates, the default first
+    "loss": ("hinge", "nonsaturating", "wasserstein"),
+    "model": ("mlp",),
+    "dataset": ("rings",),
+    "metric": ("energy",),
+}
+
+DESCRIPTIONS = {  # each template's starting description, written once into the plugin class
+    "hinge": "Hinge GAN loss (from the hinge template)",
+    "nonsaturating": "Non-saturating GAN loss (from the non-saturating template)",
+    "wasserstein": "Wasserstein critic with a gradient penalty (from the Wasserstein template)",
+    "mlp": "MLP GAN for points (from the MLP template)",
+    "rings": "Two rings of Gaussians, 12 modes (from the two-rings template)",
+    "energy": "Energy distance between real and generated samples (from the energy-distance template)",
 }
 
 TRY_IT = {

@@ -8,8 +8,12 @@ Installed with lossbench as a ``pytest11`` entry point, so that in a plugin pack
         check_loss(MyLoss())                      # ConformanceError (an AssertionError) names any problem
 
     def test_trains(lossbench_smoke):             # fixture: smoke_run writing into the test's tmp_path
-        result = lossbench_smoke(losses=["my-loss"], models=["mlp"], datasets=["ring8"])
+        result = lossbench_smoke(losses=["my-loss"], models=["mlp"], datasets=["ring8"], modules=[my_plugin])
         assert result.ok
+
+A smoke run loads lossbench's built-ins plus exactly the plugins under test (``modules``, ``plugins_dir``,
+``entry_points``), so it gives the same answer on every machine; ``environment=True`` adds what ``lossbench``
+itself would load here, whose problems then never fail the test.
 
 Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
 ``ConformanceError`` (from ``lossbench.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.smoke``).
@@ -41,7 +45,7 @@ if pytest is not None:
 
     @pytest.fixture
     def lossbench_smoke(tmp_path: Path) -> Callable[..., SmokeResult]:
-        """``smoke_run`` with its results written under the test's ``tmp_path``."""
+        """``smoke_run`` (built-ins plus the plugins under test) with its results under the test's ``tmp_path``."""
 
         def run(**kwargs: Any) -> SmokeResult:
             kwargs.setdefault("results_dir", tmp_path / "lossbench-results")

@@ -7,6 +7,9 @@ gradient norms and evaluations happen only on their schedule.
 
 from __future__ import annotations
 
+import copy
+import io
+import json
 import math
 import os
 import platform
@@ -22,10 +25,11 @@ from torch import Tensor, nn
 
 from lossbench import seeding
 from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, VAELoss
+from lossbench.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
-from lossbench.evaluate import EvaluationContext, run_metrics
+from lossbench.evaluate import Evaluation, EvaluationContext, run_metrics
 from lossbench.grid import RunSpec
-from lossbench.registry import Catalog
+from lossbench.registry import SINGULAR, Catalog
 
 HISTORY_COLUMNS = (
     "step", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "d_accuracy",
@@ -58,6 +62,8 @@ class RunResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     environment: dict = field(default_factory=dict)
+    checkpoint: bytes | None = None  # the final generator's (GAN) or decoder's (VAE) state_dict, torch.save'd
+    checkpoint_role: str = ""  # "generator" | "decoder"
 
     @property
     def run_id(self) -> str:
@@ -159,6 +165,53 @@ def generate(model: GAN | VAE, n: int, seed: int, device: torch.device) -> Sampl
     return Samples(torch.cat(chunks))
 
 
+def evaluation_sets(data: Samples, spec: RunSpec) -> tuple[Samples, Samples]:
+    """The real set a run is scored against and the disjoint reference set (real-vs-real floors): a seeded split
+    of the dataset that depends on the dataset alone, each at most half of it."""
+    split = torch.randperm(len(data), generator=torch.Generator().manual_seed(seeding.derive_seed("eval-split", spec.dataset)))
+    n_eval = max(1, min(spec.final_samples, len(data) // 2))
+    return data.subset(split[:n_eval]), data.subset(split[n_eval : 2 * n_eval])
+
+
+def evaluate_model(model: GAN | VAE, spec: RunSpec, dataset: Dataset, metrics: list, real: Samples,
+                   reference: Samples, device: torch.device, *, final: bool, history: pd.DataFrame,
+                   curves: pd.DataFrame, diverged_at: int | None = None) -> tuple[Evaluation, Samples]:
+    """Score ``model`` with ``metrics`` as the harness does (the run's evaluation noise, the shared context).
+
+    Training calls it for the light and the final evaluations; ``lossbench rescore`` calls it on a stored
+    checkpoint, which gives the values a run would have had with those metrics from the start.
+    """
+    n = len(real) if final else min(spec.eval_samples, len(real))
+    seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
+    fake = generate(model, n, seed, device)
+    ctx = EvaluationContext(
+        real=real if final else real.subset(torch.arange(n)),
+        fake=fake,
+        dataset=dataset,
+        spec=spec,
+        history=history,
+        reference=reference if final else reference.subset(torch.arange(min(n, len(reference)))),
+        device=device,
+        final=final,
+        curves=curves,
+        diverged_at=diverged_at,
+    )
+    return run_metrics(metrics, ctx), fake
+
+
+def sampling_network(model: GAN | VAE) -> tuple[str, nn.Module]:
+    """The network that turns noise into samples, which is all scoring needs: ("generator" | "decoder", module)."""
+    return ("generator", model.generator) if isinstance(model, GAN) else ("decoder", model.decoder)
+
+
+def checkpoint_bytes(model: GAN | VAE) -> tuple[str, bytes]:
+    """The sampling network's weights as ``torch.save`` bytes (on the CPU, so that any machine can load them)."""
+    role, network = sampling_network(model)
+    buffer = io.BytesIO()
+    torch.save({key: value.detach().cpu() for key, value in network.state_dict().items()}, buffer)
+    return role, buffer.getvalue()
+
+
 class Diverged(Exception):
     def __init__(self, step: int, what: str) -> None:
         super().__init__(f"non-finite {what} at step {step}")
@@ -178,6 +231,7 @@ class _Run:
     curve_rows: list = field(default_factory=list)
     eval_seconds: float = 0.0
     train_started: float = 0.0
+    average: nn.Module | None = None  # the generator's moving average when the recipe asks for one
 
     def __post_init__(self) -> None:
         spec, catalog = self.spec, self.catalog
@@ -188,10 +242,7 @@ class _Run:
         self.metrics = [catalog.metrics.get(name) for name in catalog.metrics.names()]
         data = load_data(self.dataset)
         self.train_x = data.x.to(self.device)
-        split = torch.randperm(len(data), generator=torch.Generator().manual_seed(seeding.derive_seed("eval-split", spec.dataset)))
-        n_eval = max(1, min(spec.final_samples, len(data) // 2))
-        self.real = data.subset(split[:n_eval])
-        self.reference = data.subset(split[n_eval : 2 * n_eval])
+        self.real, self.reference = evaluation_sets(data, spec)
 
     # -- building -------------------------------------------------------------------------------------------
     def build(self) -> GAN | VAE:
@@ -215,27 +266,21 @@ class _Run:
 
     def evaluate(self, model: GAN | VAE, final: bool, diverged_at: int | None = None) -> tuple[dict, dict, dict, Samples]:
         started = time.perf_counter()
-        spec = self.spec
-        n = len(self.real) if final else min(spec.eval_samples, len(self.real))
-        seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
-        fake = generate(model, n, seed, self.device)
-        ctx = EvaluationContext(
-            real=self.real if final else self.real.subset(torch.arange(n)),
-            fake=fake,
-            dataset=self.dataset,
-            spec=spec,
-            history=self.history_frame(),
-            reference=self.reference if final else self.reference.subset(torch.arange(min(n, len(self.reference)))),
-            device=self.device,
-            final=final,
-            curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
+        metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
+        outcome, fake = evaluate_model(
+            self.evaluated(model), self.spec, self.dataset, metrics, self.real, self.reference, self.device, final=final,
+            history=self.history_frame(), curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
             diverged_at=diverged_at,
             family=self.loss.family,
         )
-        metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
-        outcome = run_metrics(metrics, ctx)
         self.eval_seconds += time.perf_counter() - started
         return outcome.values, outcome.texts, outcome.errors, fake
+
+    def evaluated(self, model: GAN | VAE) -> GAN | VAE:
+        """The model whose samples are scored: with a generator average (``Recipe.ema_decay``), the average."""
+        if self.average is None or not isinstance(model, GAN):
+            return model
+        return GAN(self.average, model.discriminator, model.latent_dim)
 
     def light_evaluation(self, model: GAN | VAE) -> None:
         values, _texts, _errors, _fake = self.evaluate(model, final=False)
@@ -258,11 +303,13 @@ class _Run:
         batches = Batches(self.train_x, spec.batch_size, seeding.data_seed(spec.seed, spec.dataset))
         z_d, z_g = self.noise("discriminator"), self.noise("generator")
         batch = batches.batch_size
-        n_critic = recipe.n_critic
         needs_real = loss.generator_needs_real
+        if recipe.ema_decay is not None:
+            self.average = copy.deepcopy(G).requires_grad_(False)
         for step in range(1, spec.steps + 1):
             self.step = step
             logging_now = step % spec.log_every == 0 or step == 1
+            n_critic = recipe.critic_steps(step)
             for critic_step in range(n_critic):
                 real = batches.next()
                 z = torch.randn((batch, latent), generator=z_d, device=device)
@@ -302,6 +349,8 @@ class _Run:
             if logging_now:
                 self.log_gan(step, d_loss, penalty, g_value, real_scores, fake_scores, _grad_norm(G), grad_norm_d)
             opt_g.step()
+            if self.average is not None:
+                update_average(self.average, G, recipe.ema_decay)
             if step % spec.eval_every == 0 and step < spec.steps:
                 self.light_evaluation(model)
 
@@ -309,14 +358,15 @@ class _Run:
         with torch.no_grad():
             real_scores, fake_scores = real_scores.detach().float(), fake_scores.detach().float()
             score_real, score_fake = real_scores.mean().item(), fake_scores.mean().item()
-            if self.loss.scores_are_logits:
-                threshold = 0.0
-                d_real = torch.sigmoid(real_scores).mean().item()
-                d_fake = torch.sigmoid(fake_scores).mean().item()
+            if self.loss.scores_are_logits:  # the loss's own probabilities (relativistic ones differ)
+                p_real, p_fake = self.loss.discriminator_probabilities(real_scores, fake_scores)
+                d_real, d_fake = p_real.mean().item(), p_fake.mean().item()
+                accuracy = 0.5 * ((p_real > 0.5).float().mean() + (p_fake < 0.5).float().mean()).item()
             else:  # critic values: no probabilities; accuracy against the midpoint of the two means
                 threshold = (score_real + score_fake) / 2
                 d_real = d_fake = math.nan
-            accuracy = 0.5 * ((real_scores > threshold).float().mean() + (fake_scores < threshold).float().mean()).item()
+                accuracy = 0.5 * ((real_scores > threshold).float().mean()
+                                  + (fake_scores < threshold).float().mean()).item()
         self.log(
             step=step, d_loss=d_loss.item(), g_loss=g_value,
             penalty=penalty.item() if penalty is not None else math.nan,
@@ -355,6 +405,28 @@ class _Run:
                 self.light_evaluation(model)
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied (BatchNorm stats)."""
+    for mean, current in zip(average.parameters(), model.parameters()):
+        mean.lerp_(current, 1.0 - decay)
+    for mean, current in zip(average.buffers(), model.buffers()):
+        mean.copy_(current)
+
+
+def run_facts(run: "_Run") -> dict[str, str]:
+    """Text facts stored with every run: each metric's declared directions (so that tables rebuilt without the
+    plugin rank right) and the feature space a loss trains in, when it has one."""
+    from lossbench.tables import DIRECTIONS_SUFFIX
+
+    facts = {f"{m.name}{DIRECTIONS_SUFFIX}": json.dumps(dict(m.better), sort_keys=True)
+             for m in run.metrics if isinstance(getattr(m, "better", None), dict) and m.better}
+    space = getattr(run.loss, "feature_space", None)
+    if isinstance(space, str):
+        facts["loss_feature_space"] = space
+    return facts
+
+
 def environment_facts(device: torch.device, determinism: dict) -> dict:
     """Facts stored with each run so that a reader can tell how it was produced."""
     facts = {
@@ -378,7 +450,10 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     device = resolve_device(spec.device)
     determinism = seeding.enable_determinism(device)
     run = _Run(spec, catalog, device, progress)
+    facts = run_facts(run)
     model = run.build()
+    check_shapes(model, run.train_x[: min(spec.batch_size, len(run.train_x))], tuple(run.dataset.spec.shape),
+                 spec.model, catalog.models.plugin_of(spec.model))
     run.train_started = time.perf_counter()
     status, reason, failed_step = "ok", "", None
     try:
@@ -399,17 +474,36 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     else:  # a diverged model's samples are not finite: score only what the history says
         run.metrics = [m for m in run.metrics if not getattr(m, "needs_samples", True)]
         values, texts, errors, _fake = run.evaluate(model, final=True, diverged_at=failed_step)
+    texts.update(facts)
+    role, checkpoint = checkpoint_bytes(run.evaluated(model))  # the network that was scored (the average, if any)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
-        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
+        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(catalog, name)!r}) failed: "
+                                                      f"{msg}" for name, msg in errors.items()])
     return RunResult(
         spec=spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
         curves=pd.DataFrame(run.curve_rows, columns=["step", "key", "value"]),
         metrics=values, texts=texts, samples=samples,
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
-        environment=environment_facts(device, determinism),
+        environment=environment_facts(device, determinism), checkpoint=checkpoint, checkpoint_role=role,
     )
+
+
+def _plugin_of(catalog: Catalog, metric: str) -> str:
+    return catalog.metrics.plugin_of(metric) if metric in catalog.metrics else "?"
+
+
+def plugin_objects(spec: RunSpec, catalog: Catalog) -> dict[str, tuple[object, str]]:
+    """The registered objects a run executes code of, by how a failure names them, with their plugins."""
+    objects: dict[str, tuple[object, str]] = {}
+    for kind, name in (("losses", spec.loss), ("models", spec.model), ("datasets", spec.dataset)):
+        registry = catalog.registry(kind)
+        if name in registry:
+            objects[f"{SINGULAR[kind]} {name!r}"] = (registry.get(name), registry.plugin_of(name))
+    for name in catalog.metrics.names():
+        objects[f"metric {name!r}"] = (catalog.metrics.get(name), catalog.metrics.plugin_of(name))
+    return objects
 
 
 def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None = None) -> RunResult:
@@ -422,5 +516,5 @@ def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | Non
         with seeding.pinned_threads(seeding.run_threads()):
             return train_run(spec, catalog, progress)
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
+        reason = failure_reason(exc, plugin_objects(spec, catalog))
         return RunResult(spec=spec, status="failed", reason=reason, failed_step=getattr(exc, "lossbench_step", None))

@@ -12,11 +12,17 @@ average*: with C the raw score (logit),
     L_G = -E log D(x_f) - E log(1 - D(x_r))
 
 so, unlike the standard GAN, the generator also learns from the real scores (it pushes them down relative to
-the fakes). ``-log sigmoid(t) = softplus(-t)`` keeps both finite for confident discriminators.
+the fakes). ``-log sigmoid(t) = softplus(-t)`` keeps both finite for confident discriminators. D's
+probabilities are the relativistic ones above, so the logged sigmoid(D) and D's accuracy use them too
+(``discriminator_probabilities``), not sigmoid(C(x)).
+
+Recipe: the paper's CIFAR-10 setting (Section 4; the authors' code, AlexiaJM/RelativisticGAN, uses the same):
+Adam, lr 2e-4, betas (0.5, 0.999), one D step per G step.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -35,6 +41,10 @@ class RelativisticAverageGAN(AdversarialLoss):
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return (F.softplus(-(real_scores - fake_scores.mean())).mean()
                 + F.softplus(fake_scores - real_scores.mean()).mean())
+
+    def discriminator_probabilities(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        # D(x_r) = sigmoid(C(x_r) - mean C(x_f)), D(x_f) = sigmoid(C(x_f) - mean C(x_r))
+        return torch.sigmoid(real_scores - fake_scores.mean()), torch.sigmoid(fake_scores - real_scores.mean())
 
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
         # real_scores carry no gradient; the generator's gradient flows through fake_scores, in both terms.

@@ -80,7 +80,8 @@ def test_samples_far_from_every_centre(ring8) -> None:
     fake = torch.full((2500, 2), 10.0)
     values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
     assert values["modes_high_quality"] == 0.0 and values["modes_covered"] == 0
-    assert math.isnan(values["modes_kl"])  # no high-quality sample: no histogram to compare
+    # no high-quality sample: the worst value, log(8) for ring8's uniform target, not NaN
+    assert values["modes_kl"] == pytest.approx(math.log(8), rel=1e-12)
 
 
 def test_all_modes_evenly_is_not_collapsed(ring8) -> None:
@@ -164,6 +165,22 @@ def test_non_finite_samples_are_an_error_not_a_value(ring8) -> None:
     fake = Samples(torch.full((100, 2), float("nan")))
     evaluation = run_metrics([FrechetDistance()], context(ring8, balanced_real(), fake))
     assert "fid" not in evaluation.values and "non-finite" in evaluation.errors["fid"]
+
+
+def test_worst_mode_kl_is_the_largest_kl_over_histograms() -> None:
+    from lossbench.builtin.metrics import worst_mode_kl
+
+    skewed = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
+    assert worst_mode_kl(skewed) == pytest.approx(math.log(4))  # all mass on a 1/4 mode
+    none_hq = torch.zeros(10, dtype=torch.bool)
+    assert mode_statistics(torch.zeros(10, dtype=torch.long), none_hq, 3, [2, 1, 1])["modes_kl"] == pytest.approx(
+        math.log(4))
+
+
+def test_unranked_keys_are_declared_by_their_metric() -> None:
+    for key in ("fid_floor", "kid_std", "kid_floor", "stability_g_grad_early", "stability_g_grad_ratio"):
+        assert better_direction(key) == "none", key
+    assert better_direction("stability_diverged_step") == "higher"  # later is better; never-diverged = all steps
 
 
 def test_directions() -> None:

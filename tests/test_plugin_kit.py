@@ -571,3 +571,28 @@ def test_the_pytest_plugin_provides_its_fixtures(request: pytest.FixtureRequest,
     assert request.config.pluginmanager.hasplugin("lossbench")
     assert {"nonsaturating", "wgan-gp"} <= set(lossbench_environment.catalog.losses.names())
     assert callable(request.getfixturevalue("lossbench_smoke"))
+
+
+class DeclaresBetter(SampleCounts):
+    name = "counts"
+
+
+@pytest.mark.parametrize("better, message", [
+    (["counts_real"], r"metric 'counts': better is list; expected a dict"),
+    ({"real": "higher"}, r"metric 'counts': better names key 'real'; keys must be 'counts' or start with 'counts_'"),
+    ({"counts_real": "up"}, r"metric 'counts': better\['counts_real'\] is 'up'; expected one of 'higher', 'lower', 'none'"),
+    ({"counts_space": "lower"}, r"metric 'counts': better names key 'counts_space', whose value is a str fact"),
+])
+def test_check_metric_validates_better(better, message: str) -> None:
+    metric = DeclaresBetter()
+    metric.better = better
+    with pytest.raises(ConformanceError, match=message):
+        check_metric(metric, n=100)
+
+
+def test_check_metric_accepts_every_known_direction_and_the_builtins() -> None:
+    metric = DeclaresBetter()
+    metric.better = {"counts_real": "higher", "counts_fake": "none", "counts_other": "lower"}  # _other: not returned here
+    assert check_metric(metric, n=100)["counts_real"] == 100
+    for builtin in _catalog().metrics:
+        check_metric(builtin, allow_empty=True)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from lossbench.scaffold import PLUGIN_KINDS, REGISTRY_KINDS, ScaffoldError, create_plugin, plugin_files
+from lossbench.scaffold_templates import DESCRIPTIONS, TEMPLATES
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -70,7 +71,7 @@ def test_new_plugin_installs_is_discovered_runs_and_passes_its_tests(cli, workdi
     assert code == 0, output
     listing = {row["name"]: row for row in json.loads(out)}
     assert listing["mine"]["plugin"] == "mine" and listing["mine"]["family"] == "gan"
-    assert listing["mine"]["description"].startswith("Softplus hinge")
+    assert listing["mine"]["description"] == DESCRIPTIONS["hinge"]  # the default template's, set in one place
 
     code, out, output = outputs["plugins"]
     assert code == 0, output
@@ -90,21 +91,22 @@ def test_new_plugin_installs_is_discovered_runs_and_passes_its_tests(cli, workdi
 
 
 @pytest.mark.slow
-def test_every_kind_scaffolds_a_package_whose_tests_pass(tmp_path: Path) -> None:
-    """model, dataset and metric packages (the loss one is tested installed, above), from their sources."""
-    kinds = [kind for kind in PLUGIN_KINDS if kind != "loss"]
-    folders = [create_plugin(f"kit-{kind}", kind, tmp_path) for kind in kinds]
+def test_every_kind_and_template_scaffolds_a_package_whose_tests_pass(tmp_path: Path) -> None:
+    """Every template but the default loss one (tested installed, above), from their sources."""
+    chosen = [(kind, template) for kind in PLUGIN_KINDS for template in TEMPLATES[kind]
+              if (kind, template) != ("loss", "hinge")]
+    folders = [create_plugin(f"kit-{template}", kind, tmp_path, template=template) for kind, template in chosen]
     env = child_env(PYTHONPATH=os.pathsep.join(str(folder / "src") for folder in folders))
     tests = [str(folder / "tests") for folder in folders]
     code, _out, output = finish(start([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
                                  str(tmp_path), *tests], tmp_path, env))
     assert code == 0, output
-    assert "9 passed" in output, output
+    assert "16 passed" in output, output  # 3 tests each, 4 for the Wasserstein template's penalty
 
 
-@pytest.mark.parametrize("kind", PLUGIN_KINDS)
-def test_generated_files_are_valid_and_wired_to_the_entry_point(kind: str) -> None:
-    files = plugin_files("my-thing", kind)
+@pytest.mark.parametrize("kind, template", [(k, t) for k in PLUGIN_KINDS for t in TEMPLATES[k]])
+def test_generated_files_are_valid_and_wired_to_the_entry_point(kind: str, template: str) -> None:
+    files = plugin_files("my-thing", kind, template)
     assert set(files) == {"pyproject.toml", "README.md", "src/lossbench_my_thing/__init__.py",
                           "src/lossbench_my_thing/plugin.py", "tests/test_lossbench_my_thing.py"}
     for path, text in files.items():
@@ -117,6 +119,23 @@ def test_generated_files_are_valid_and_wired_to_the_entry_point(kind: str) -> No
     plugin = files["src/lossbench_my_thing/plugin.py"]
     assert 'name = "my-thing"' in plugin and f"def register_{REGISTRY_KINDS[kind]}(register)" in plugin
     assert "lossbench.testing" in files["tests/test_lossbench_my_thing.py"]
+    # the description is written once, in the plugin class; nothing else repeats or paraphrases it
+    assert [path for path, text in files.items() if DESCRIPTIONS[template] in text] == ["src/lossbench_my_thing/plugin.py"]
+    assert plugin.count(DESCRIPTIONS[template]) == 1
+    assert "MyThing" in plugin and "my-thing" in files["README.md"]
+
+
+def test_templates_differ_and_a_wrong_one_is_one_line(cli, workdir: Path) -> None:
+    plugins = {template: plugin_files("mine", "loss", template)["src/lossbench_mine/plugin.py"]
+               for template in TEMPLATES["loss"]}
+    assert "F.relu(1 - real_scores)" in plugins["hinge"] and "F.softplus(-real_scores)" in plugins["nonsaturating"]
+    assert "def penalty(" in plugins["wasserstein"] and "scores_are_logits = False" in plugins["wasserstein"]
+    result = cli("new-plugin", "mine", "--kind", "model", "--template", "wasserstein")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["Error: --template 'wasserstein' is not a model template; use one of mlp"]
+    assert list(workdir.iterdir()) == []
+    made = cli("new-plugin", "mine", "--template", "wasserstein")
+    assert made.exit_code == 0 and "from the wasserstein template" in made.output
 
 
 def test_new_plugin_refuses_to_overwrite_and_explains_in_one_line(cli, workdir: Path) -> None:

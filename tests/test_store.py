@@ -56,3 +56,32 @@ def test_foreign_sqlite_database_is_refused_and_left_untouched(cli, workdir: Pat
 def test_show_without_a_store_says_what_to_do(cli) -> None:
     result = cli("show")
     assert result.exit_code == 1 and "lossbench run --grid" in result.output
+
+
+def test_replace_metrics_replaces_exactly_one_metrics_keys(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.commit(RunResult(SPEC, "ok", metrics={"kid": 1.0, "kid_std": 0.5, "kidney": 9.0, "fid": 3.0},
+                               texts={"kid_features": "coordinates", "kid_error": "old failure"}))
+        store.replace_metrics(SPEC.run_id, ["kid"], {"kid": 2.0}, {"kid_features": "pixels"}, {"lossbench": "x"})
+        stored = store.metrics().set_index("key")
+        assert stored["value"].dropna().to_dict() == {"fid": 3.0, "kid": 2.0, "kidney": 9.0}
+        assert stored["text"].dropna().to_dict() == {"kid_features": "pixels"}
+        assert store.provenances() == {SPEC.run_id: {"lossbench": "x"}}
+
+
+def test_a_replaced_run_is_kept_as_superseded_with_its_rows(tmp_path: Path) -> None:
+    import pandas as pd
+
+    history = pd.DataFrame([[1, 0.5] + [float("nan")] * 10], columns=["step", "d_loss", "g_loss", "penalty", "d_real",
+                           "d_fake", "d_accuracy", "score_real", "score_fake", "grad_norm_g", "grad_norm_d", "seconds"])
+    with Store.open(tmp_path) as store:
+        store.commit(RunResult(SPEC, "ok", metrics={"fid": 1.0}, history=history), {"lossbench": "old"})
+        store.commit(RunResult(SPEC, "ok", metrics={"fid": 2.0}), {"lossbench": "new"}, "stale: lossbench old -> new")
+        superseded = store.superseded()
+        assert superseded[["generation", "run_id", "reason"]].values.tolist() == [
+            [1, SPEC.run_id, "stale: lossbench old -> new"]]
+        assert superseded.loc[0, "provenance_json"] == '{"lossbench": "old"}'
+        rows = store.connection.execute("SELECT key, value FROM superseded_metrics WHERE generation = 1").fetchall()
+        steps = store.connection.execute("SELECT step, d_loss FROM superseded_history WHERE generation = 1").fetchall()
+        assert rows == [("fid", 1.0)] and steps == [(1.0, 0.5)]
+        assert store.runs_wide()["fid"].tolist() == [2.0] and store.history().empty  # readers: the current run only

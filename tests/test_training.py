@@ -115,3 +115,75 @@ def test_run_id_is_stable_and_distinguishes_specs() -> None:
     assert spec().run_id == spec().run_id
     assert len({spec().run_id, spec(seed=1).run_id, spec("wgan-gp").run_id, spec(steps=31).run_id}) == 4
     assert RunSpec.from_dict(spec().to_dict()) == spec()
+
+
+# -- recipes the engine applies: n_critic schedule and generator average ---------------------------------------------
+class CountingLoss(AdversarialLoss):
+    """Non-saturating, counting its discriminator steps; its recipe has an n_critic schedule."""
+
+    name = "counting"
+    recipe = Recipe(n_critic=1, n_critic_burst=3, burst_steps=2, burst_every=5)
+    calls = 0
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        type(self).calls += 1
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores, real_scores):
+        return F.softplus(-fake_scores).mean()
+
+
+def test_engine_follows_the_n_critic_schedule(catalog) -> None:
+    catalog.losses.add(CountingLoss(), "test-plugin")
+    CountingLoss.calls = 0
+    assert train_run(spec("counting", steps=6), catalog).status == "ok"
+    # steps 1, 2 (burst_steps) and 6 ((6 - 1) % 5 == 0) take 3 critic steps; 3, 4, 5 take 1
+    assert CountingLoss.calls == 3 + 3 + 1 + 1 + 1 + 3
+
+
+class FrozenAverageLoss(CountingLoss):
+    """A generator average that (in float32) never moves from the initial generator."""
+
+    name = "frozen-average"
+    recipe = Recipe(ema_decay=1 - 1e-12)
+
+
+def test_engine_evaluates_the_generator_average(catalog) -> None:
+    from lossbench import seeding
+    from lossbench.train import generate, update_average
+
+    catalog.losses.add(FrozenAverageLoss(), "test-plugin")
+    run_spec = spec("frozen-average", steps=20)
+    result = train_run(run_spec, catalog)
+    run = _Run(run_spec, catalog, torch.device("cpu"), None)
+    initial = generate(run.build(), len(run.real), seeding.noise_seed(0, "mlp", "ring8", "eval"), torch.device("cpu"))
+    assert np.array_equal(result.samples, initial.x[: len(result.samples)].numpy())  # the average was scored
+    trained = train_run(spec("counting", steps=20), catalog)  # no average: the trained G differs from the initial
+    assert not np.array_equal(trained.samples, initial.x[: len(trained.samples)].numpy())
+    # the update itself: avg <- decay avg + (1 - decay) G
+    average, model = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    expected = 0.9 * average.weight.detach().clone() + 0.1 * model.weight.detach()
+    update_average(average, model, 0.9)
+    torch.testing.assert_close(average.weight.detach(), expected)
+
+
+def test_runs_store_metric_directions_and_the_loss_feature_space(catalog) -> None:
+    import json
+
+    from lossbench.builtin.metrics import FrechetDistance, Stability
+
+    result = train_run(spec(steps=10), catalog)
+    assert json.loads(result.texts["fid_directions"]) == FrechetDistance.better
+    assert json.loads(result.texts["stability_directions"]) == Stability.better
+    assert "loss_feature_space" not in result.texts  # the non-saturating loss has no feature network
+
+
+def test_perceptual_vae_records_its_feature_network_with_the_run(catalog) -> None:
+    from lossbench.builtin.losses import PerceptualVAE
+
+    result = train_run(spec("vae-perceptual", model="conv-vae", dataset="digits", steps=3, eval_every=10,
+                            eval_samples=50, final_samples=100), catalog)
+    assert result.status == "ok", result.reason
+    seed = PerceptualVAE.feature_seed((1, 8, 8))
+    assert result.texts["loss_feature_space"] == f"random-conv-1x8x8-seed{seed}"
+    assert result.texts["loss_feature_space"] != result.texts["fid_features"]  # scored in another space

@@ -3,7 +3,9 @@
 Every GAN loss is written on the discriminator's raw scores and is numerically stable: -log sigmoid(s) is
 ``softplus(-s)`` and -log(1 - sigmoid(s)) is ``softplus(s)``, so scores of +-1e4 give finite values and
 gradients where log(sigmoid(s)) would give -inf. Each class's docstring names its paper (``lossbench list``
-shows the first line); each Recipe is that paper's training setup.
+shows the first line). Each class's ``recipe`` is its paper's training setup (or, where the authors' code differs,
+the code's), cited in the class docstring; where the grid keeps a harmonised recipe instead (the Goodfellow
+losses, LSGAN, hinge) the docstring says so and why. docs/recipes.md tabulates them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lossbench.api import AdversarialLoss, DataSpec, Dataset, FeatureNetwork, Recipe, VAELoss, hookimpl
+from lossbench.api import AdversarialLoss, DataSpec, Dataset, Recipe, VAELoss, hookimpl
 from lossbench.errors import LossbenchError
+from lossbench.seeding import derive_seed
 
 Critic = Callable[[Tensor], Tensor]
 
+# Radford et al. 2016 (DCGAN): Adam 2e-4, betas (0.5, 0.999), one D step per G step. The harmonised recipe of the
+# losses whose papers fix none for these models (Goodfellow et al. 2014 trained MLPs with SGD + momentum).
 GOODFELLOW = Recipe(optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
 
 
@@ -51,7 +56,11 @@ def unit_gradient_penalty(critic: Critic, x: Tensor, weight: float) -> Tensor:
 
 # -- GAN losses ----------------------------------------------------------------------------------------------------
 class _GoodfellowDiscriminator(AdversarialLoss):
-    """The 2014 discriminator: minimise -log D(x) - log(1 - D(G(z))) with D = sigmoid(score)."""
+    """The 2014 discriminator: minimise -log D(x) - log(1 - D(G(z))) with D = sigmoid(score).
+
+    Recipe: harmonised (DCGAN's Adam 2e-4, betas (0.5, 0.999), 1 D step; Radford et al. 2016); the 2014 paper's
+    SGD with momentum was tuned per dataset for MLPs and is not a recipe for these models.
+    """
 
     recipe = GOODFELLOW
     scores_are_logits = True
@@ -95,10 +104,16 @@ class WassersteinCritic(AdversarialLoss):
 
 
 class WGAN(WassersteinCritic):
-    """Arjovsky et al. 2017, Wasserstein GAN: critic minimises mean D(fake) - mean D(real), weights clipped to 0.01."""
+    """Arjovsky et al. 2017, Wasserstein GAN: critic minimises mean D(fake) - mean D(real), weights clipped to 0.01.
+
+    Recipe as published (Algorithm 1: RMSProp 5e-5, n_critic 5, clip 0.01) with the authors' code's critic
+    schedule (martinarjovsky/WassersteinGAN main.py): 100 critic steps for the first 25 generator steps and
+    every 500th, else 5.
+    """
 
     name = "wgan"
-    recipe = Recipe(optimizer="rmsprop", n_critic=5, lr_g=5e-5, lr_d=5e-5)
+    recipe = Recipe(optimizer="rmsprop", n_critic=5, lr_g=5e-5, lr_d=5e-5,
+                    n_critic_burst=100, burst_steps=25, burst_every=500)
     clip = 0.01
 
     @torch.no_grad()
@@ -109,7 +124,10 @@ class WGAN(WassersteinCritic):
 
 
 class WGANGP(WassersteinCritic):
-    """Gulrajani et al. 2017, WGAN-GP: Wasserstein critic + 10 (||grad D(x_hat)|| - 1)^2 on random interpolates."""
+    """Gulrajani et al. 2017, WGAN-GP: Wasserstein critic + 10 (||grad D(x_hat)|| - 1)^2 on random interpolates.
+
+    Recipe as published (Algorithm 1): Adam 1e-4, betas (0, 0.9), n_critic 5, lambda 10.
+    """
 
     name = "wgan-gp"
     recipe = Recipe(optimizer="adam", n_critic=5, lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9))
@@ -123,7 +141,10 @@ class WGANGP(WassersteinCritic):
 
 
 class LSGAN(AdversarialLoss):
-    """Mao et al. 2017, least squares GAN (a=0, b=1, c=1): D 0.5[(D(x)-1)^2 + D(G(z))^2], G 0.5 (D(G(z))-1)^2."""
+    """Mao et al. 2017, least squares GAN (a=0, b=1, c=1): D 0.5[(D(x)-1)^2 + D(G(z))^2], G 0.5 (D(G(z))-1)^2.
+
+    Recipe: harmonised (DCGAN's Adam 2e-4, betas (0.5, 0.999)); the paper's Adam settings are per dataset.
+    """
 
     name = "lsgan"
     recipe = GOODFELLOW
@@ -137,10 +158,15 @@ class LSGAN(AdversarialLoss):
 
 
 class Hinge(AdversarialLoss):
-    """Lim & Ye 2017 / Miyato et al. 2018, hinge loss: D relu(1 - D(x)) + relu(1 + D(G(z))), G -D(G(z))."""
+    """Lim & Ye 2017 / Miyato et al. 2018, hinge loss: D relu(1 - D(x)) + relu(1 + D(G(z))), G -D(G(z)).
+
+    Recipe: harmonised (DCGAN's Adam 2e-4, betas (0.5, 0.999), 1 D step, which is also Miyato et al.'s setting C).
+    The betas (0, 0.9) often quoted with the hinge loss come with spectral normalisation and several critic steps
+    (SN-GAN, SAGAN); the grid's discriminators have no spectral normalisation, so that setup is not adopted.
+    """
 
     name = "hinge"
-    recipe = Recipe(optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9))
+    recipe = GOODFELLOW
     scores_are_logits = False  # margins on the raw output, not logits
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -151,9 +177,14 @@ class Hinge(AdversarialLoss):
 
 
 class DRAGAN(_GoodfellowDiscriminator):
-    """Kodali et al. 2017, DRAGAN: non-saturating + 10 (||grad D(x_hat)|| - 1)^2 at x_hat = x + 0.5 std(x) U[0,1)."""
+    """Kodali et al. 2017, DRAGAN: non-saturating + 10 (||grad D(x_hat)|| - 1)^2 at x_hat = x + alpha (x_p - x).
+
+    As in the authors' code (kodalinaveen3/DRAGAN): x_p = x + 0.5 std(x) U[0,1) with the std of the whole batch,
+    alpha ~ U[0, 1] per sample; Adam 1e-4, betas (0.5, 0.9), lambda 10, one D step per G step.
+    """
 
     name = "dragan"
+    recipe = Recipe(optimizer="adam", lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9))
     weight = 10.0
     spread = 0.5
 
@@ -161,14 +192,23 @@ class DRAGAN(_GoodfellowDiscriminator):
         real = real.detach()
         noise = torch.rand(real.shape, device=real.device, dtype=real.dtype)
         perturbed = real + self.spread * real.std() * noise  # std of the whole batch, as in the authors' code
-        return unit_gradient_penalty(critic, perturbed, self.weight)
+        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
+        return unit_gradient_penalty(critic, real + alpha * (perturbed - real), self.weight)
 
 
 class R1(_GoodfellowDiscriminator):
-    """Mescheder et al. 2018, R1: non-saturating + (10/2) E ||grad D(x)||^2 on real data."""
+    """Mescheder et al. 2018, R1: non-saturating + (gamma/2) E ||grad D(x)||^2 on real data, gamma = 10.
+
+    Recipe as published (paper and LMescheder/GAN_stability configs/default.yaml): RMSProp 1e-4 for both nets
+    (alpha 0.99, eps 1e-8: torch's defaults), one D step per G step, and the generator that is evaluated is an
+    exponential moving average of G with decay 0.999 (``model_average_beta``). Note: the code's ``reg_param``
+    10 multiplies E ||grad D||^2 without the 1/2 (gamma = 20 in the paper's notation); the paper's gamma = 10 is
+    used here.
+    """
 
     name = "r1"
-    recipe = Recipe(optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.99))
+    recipe = Recipe(optimizer="rmsprop", lr_g=1e-4, lr_d=1e-4, ema_decay=0.999)
     gamma = 10.0
 
     def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
@@ -223,65 +263,101 @@ class BetaVAE(StandardVAE):
     beta = 4.0
 
 
-class PerceptualVAE(StandardVAE):
-    """Hou et al. 2017, feature-consistent VAE: vae + squared feature distance in the dataset's own classifier.
+PERCEPTUAL_CHANNELS = (16, 32, 64)  # three ReLU stages, as relu1_1, relu2_1, relu3_1 of Hou et al.'s VGG-19
 
-    The paper uses a pretrained VGG; its weights cannot be downloaded here, so the feature network is the
-    dataset's own small classifier (``Dataset.feature_network``), which ``bind`` attaches to a per-run copy.
+
+class RandomConvFeatures(nn.Module):
+    """A fixed, randomly initialised conv net for one image shape: the perceptual loss's feature network.
+
+    Three 3x3 conv + ReLU stages (stride 1, 2, 2) with He-normal weights drawn from their own seed, never trained
+    and never used by any evaluation: the VAE cannot fit the test's feature space through it. ``layers``
+    returns each stage's activations (the paper's relu1_1, relu2_1, relu3_1 in a VGG-19).
+    """
+
+    def __init__(self, shape: tuple[int, ...], seed: int) -> None:
+        super().__init__()
+        channels = (shape[0], *PERCEPTUAL_CHANNELS)
+        self.stages = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
+            for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
+        )
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for conv in self.stages:
+                fan_in = conv.in_channels * 9
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+                conv.bias.zero_()
+        self.requires_grad_(False)
+        self.name = f"random-conv-{'x'.join(map(str, shape))}-seed{seed}"
+
+    def layers(self, x: Tensor) -> list[Tensor]:
+        outputs = []
+        for conv in self.stages:
+            x = F.relu(conv(x))
+            outputs.append(x)
+        return outputs
+
+    def features(self, x: Tensor) -> Tensor:
+        """All stages' activations, flattened: ``(N, d)`` (the FeatureNetwork protocol)."""
+        return torch.cat([layer.reshape(x.shape[0], -1) for layer in self.layers(x)], dim=1)
+
+
+class PerceptualVAE(StandardVAE):
+    """Hou et al. 2017 (DFC-VAE), feature perceptual loss: KL + beta sum_l 1/2 ||phi_l(x) - phi_l(x_hat)||^2.
+
+    As in the paper the feature term REPLACES the pixel reconstruction term (alpha = 1 on the KL, beta = 0.5 on
+    the features, three layers at increasing depth). The paper's phi is a pretrained VGG-19, whose weights cannot
+    be downloaded here; phi is instead a fixed random conv net of the image's size (``RandomConvFeatures``),
+    seeded on its own and used by no evaluation, so the loss never sees the feature space the samples are
+    scored in (the datasets' classifiers, Inception). Its name is stored with each run (``loss_feature_space``).
+    One deviation, forced by that choice: each layer's squared distance is summed over its values (as the pixel
+    term it replaces is), where the paper averages it over VGG's calibrated activations (1 / (2 C H W)).
     Images only.
     """
 
     name = "vae-perceptual"
     description = (
-        "Hou et al. 2017, feature-consistent VAE: vae + squared feature distance in the dataset's own classifier "
-        "(not VGG: pretrained weights cannot be downloaded here)"
+        "Hou et al. 2017, feature perceptual VAE: KL + feature distance replacing the pixel term, in a fixed "
+        "random conv net used by no evaluation (not VGG: pretrained weights cannot be downloaded here)"
     )
-    weight = 1.0
-    network: FeatureNetwork | None = None
-    dataset_name: str | None = None
+    alpha = 1.0  # KL weight
+    beta = 0.5  # feature weight
+    network: RandomConvFeatures | None = None
 
     def supports(self, data: DataSpec) -> bool:
         return data.kind == "image"
 
+    @staticmethod
+    def feature_seed(shape: tuple[int, ...]) -> int:
+        """The feature network's seed: fixed per image shape, so every run of the grid uses the same loss."""
+        return derive_seed("vae-perceptual-features", *shape) % 2**31
+
     def bind(self, dataset: Dataset, device: torch.device) -> "PerceptualVAE":
-        network = dataset.feature_network(device)
-        if network is None:
-            raise LossbenchError(
-                f"loss {self.name!r} needs a feature network, and dataset {dataset.name!r} provides none "
-                "(Dataset.feature_network returned None)"
-            )
+        shape = tuple(dataset.spec.shape)
+        if dataset.spec.kind != "image" or len(shape) != 3:
+            raise LossbenchError(f"loss {self.name!r} needs images (C, H, W); dataset {dataset.name!r} has "
+                                 f"{dataset.spec.kind} of shape {list(shape)}")
         bound = copy.copy(self)
-        bound.network = _frozen(network)
-        bound.dataset_name = dataset.name
+        bound.network = RandomConvFeatures(shape, self.feature_seed(shape)).to(device)
         return bound
+
+    @property
+    def feature_space(self) -> str | None:
+        """The name of the bound feature network, stored with the run."""
+        return None if self.network is None else self.network.name
 
     def loss(self, x: Tensor, reconstruction: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
         if self.network is None:
             raise LossbenchError(
-                f"loss {self.name!r} is not bound to a dataset: "
-                "call bind(dataset, device) to attach its feature network"
+                f"loss {self.name!r} is not bound to a dataset: call bind(dataset, device) to build its feature network"
             )
+        network = self.network.to(dtype=x.dtype)
         with torch.no_grad():
-            target = self.network.features(x)
-        features = self.network.features(reconstruction)
-        if reconstruction.requires_grad and not features.requires_grad:
-            raise LossbenchError(
-                f"loss {self.name!r}: feature network {self.network.name!r} of dataset {self.dataset_name!r} "
-                "returned features without a gradient; it must be differentiable"
-            )
-        perceptual = (features - target).pow(2).reshape(x.shape[0], -1).sum(dim=1).mean()
-        return super().loss(x, reconstruction, mu, logvar) + self.weight * perceptual
-
-
-def _frozen(network: FeatureNetwork) -> FeatureNetwork:
-    """A private copy of ``network`` whose parameters take no gradient (the VAE trains through it, not it)."""
-    network = copy.deepcopy(network)
-    modules = [network] if isinstance(network, nn.Module) else [
-        value for value in getattr(network, "__dict__", {}).values() if isinstance(value, nn.Module)
-    ]
-    for module in modules:
-        module.requires_grad_(False)
-    return network
+            targets = network.layers(x)
+        feature_term = x.new_zeros(())
+        for target, layer in zip(targets, network.layers(reconstruction)):
+            feature_term = feature_term + 0.5 * (layer - target).pow(2).reshape(x.shape[0], -1).sum(dim=1).mean()
+        return self.alpha * gaussian_kl(mu, logvar) + self.beta * feature_term
 
 
 BUILTIN_LOSSES = (Minimax, NonSaturating, WGAN, WGANGP, LSGAN, Hinge, DRAGAN, R1, StandardVAE, BetaVAE, PerceptualVAE)

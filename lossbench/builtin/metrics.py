@@ -52,7 +52,7 @@ class FrechetDistance(Metric):
 
     name = "fid"
     curve = True
-    better = {"fid": "lower", "fid_floor": "lower"}
+    better = {"fid": "lower", "fid_floor": "none"}  # the floor is the real data's, the same for every loss
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -74,7 +74,7 @@ class KernelInceptionDistance(Metric):
     """
 
     name = "kid"
-    better = {"kid": "lower", "kid_std": "lower", "kid_floor": "lower"}
+    better = {"kid": "lower", "kid_std": "none", "kid_floor": "none"}  # a spread and a floor: facts, not scores
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -117,8 +117,9 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
       centre; images: what the dataset's classifier calls confident).
     - ``modes_kl``: KL(p_gen || p_true) where p_gen is the histogram of the high-quality samples over modes and
       p_true the true mode weights: ``true_weights`` (normalised) when given, else uniform, which is exact for
-      the equal-weight mixtures and the protocol for digits and stacked digits (KL to uniform). NaN when no
-      sample is high quality (no histogram to compare).
+      the equal-weight mixtures and the protocol for digits and stacked digits (KL to uniform). When no sample is
+      high quality it is the worst value, ``log(1 / min p_true)`` (``log n_modes`` for a uniform target: all
+      mass on the least likely mode), so a sampler of nothing scorable counts as the worst, not as missing.
     - ``modes_covered_share``: ``modes_covered / n_modes``.
     - ``modes_collapsed``: 1 when fewer modes are covered than half of what a perfect sampler of the same
       number of samples would cover (``expected_modes_covered``), else 0.
@@ -138,7 +139,7 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
         mask = p > 0
         kl = float((p[mask] * (p[mask] / true[mask]).log()).sum())
     else:
-        kl = math.nan
+        kl = worst_mode_kl(true)
     expected = expected_modes_covered(len(mode), n_modes)
     values = {
         "modes_covered": float(covered),
@@ -153,6 +154,11 @@ def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int
         strict = (counts >= strict_share * total) & (counts > 0)
         values["modes_covered_strict"] = float(strict.sum()) if total else 0.0
     return values
+
+
+def worst_mode_kl(true: torch.Tensor) -> float:
+    """The largest KL(p || true) over histograms p: all mass on the least likely mode, ``-log min true``."""
+    return float(-torch.log(true.min()))
 
 
 class ModeCoverage(Metric):
@@ -236,12 +242,12 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
     10% of the run's steps. Values that are not finite (the row logged at divergence) are left out. The
     definitions are in docs/stability.md; in short:
 
-    - ``stability_diverged``: 1 if a loss became non-finite, else 0; ``stability_diverged_step``: that step
-      (NaN when the run did not diverge).
+    - ``stability_diverged``: 1 if a loss became non-finite, else 0; ``stability_diverged_step``: that step,
+      or ``total_steps`` when the run did not diverge (it lasted to the end), so later is better throughout.
     - ``stability_scores``: "logits" (D's scores are logits: sigmoid is a probability) or "raw" (critics,
       least squares, hinge). Which of the flags below apply depends on it.
     - ``stability_equilibrium_gap``: logits only: |mean sigmoid(D(fake)) - 0.5| over the last window (0 at the
-      Goodfellow equilibrium). NaN, "not applicable", for raw scores: a critic has no 0.5.
+      Goodfellow equilibrium). NaN, "not applicable", for raw scores (a critic has no 0.5) and for VAEs.
     - ``stability_d_overpowering``: 1 when D separates real from fake perfectly over the last window AND the
       generator's signal is gone. Logits: mean accuracy at score 0 >= 0.99 (D is sure every fake is fake, the
       generator's gradient through sigmoid is saturated). Raw scores: accuracy against the midpoint of the
@@ -250,14 +256,15 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
       it needs was not logged.
     - ``stability_g_grad_early``: median ‖∇G‖ over the early steps: a saturating loss (minimax) starves G.
       ``lossbench.tables.grad_ratio`` divides it by the non-saturating loss's on the same seed, only where the
-      two are on the same scale (``stability_scores`` "logits" for both).
+      two are on the same scale (``stability_scores`` "logits" for both). Both are shown unranked: gradient
+      scales differ between losses, so a larger gradient is not better as such.
     - ``stability_loss_oscillation``: std of the generator loss over the last window (NaN with < 2 values).
     - ``stability_fid_variability``: sample std of the FID curve (light evaluations during training) over its
       last half, at least its last 2 evaluations (NaN with fewer than 2).
     """
     values: dict[str, float | str] = {
         "stability_diverged": float(diverged_at is not None),
-        "stability_diverged_step": float(diverged_at) if diverged_at is not None else math.nan,
+        "stability_diverged_step": float(diverged_at) if diverged_at is not None else float(total_steps),
     }
     if history is None or history.empty:
         values.update({key: math.nan for key in (
@@ -302,8 +309,8 @@ class Stability(Metric):
     needs_samples = False
     better = {
         "stability_diverged": "lower", "stability_diverged_step": "higher", "stability_equilibrium_gap": "lower",
-        "stability_d_overpowering": "lower", "stability_g_grad_early": "higher",
-        "stability_g_grad_ratio": "higher", "stability_loss_oscillation": "lower",
+        "stability_d_overpowering": "lower", "stability_g_grad_early": "none",
+        "stability_g_grad_ratio": "none", "stability_loss_oscillation": "lower",
         "stability_fid_variability": "lower",
     }
 
