@@ -195,6 +195,7 @@ def evaluate_model(model: GAN | VAE, spec: RunSpec, dataset: Dataset, metrics: l
         final=final,
         curves=curves,
         diverged_at=diverged_at,
+        family=model.family,
     )
     return run_metrics(metrics, ctx), fake
 
@@ -271,7 +272,6 @@ class _Run:
             self.evaluated(model), self.spec, self.dataset, metrics, self.real, self.reference, self.device, final=final,
             history=self.history_frame(), curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
             diverged_at=diverged_at,
-            family=self.loss.family,
         )
         self.eval_seconds += time.perf_counter() - started
         return outcome.values, outcome.texts, outcome.errors, fake
