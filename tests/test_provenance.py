@@ -150,7 +150,7 @@ def test_run_finished_hooks_receive_the_provenance_that_is_stored(cli, workdir: 
         assert logged == store.provenances()
     assert {entry["loss"]["name"]: entry["loss"].get("source") for entry in logged.values()} == {
         "mine": file_hash(path), "nonsaturating": None}
-    assert set(next(iter(logged.values()))["metrics"]) == {"fid", "kid", "prdc", "modes", "stability"}
+    assert set(next(iter(logged.values()))["metrics"]) == {"fid", "kid", "prdc", "modes", "stability", "target"}
 
 
 def test_a_store_without_provenance_is_migrated_and_its_runs_are_kept(cli, workdir: Path) -> None:
@@ -216,7 +216,7 @@ def test_a_metric_added_after_a_grid_is_rescored_to_the_values_of_a_fresh_grid(c
     columns = ["run_id", "loss", "meanshift", "meanshift_n", "fid", "modes_covered"]
     after = pd.read_csv(workdir / "results" / "runs.csv")[columns]
     reference = pd.read_csv(workdir / "fresh" / "runs.csv")[columns]
-    assert after["meanshift_n"].tolist() == [500.0, 500.0]  # the smoke preset's final samples
+    assert after["meanshift_n"].tolist() == [2500.0, 2500.0]  # the smoke preset's final samples (2,500: the protocol's)
     pd.testing.assert_frame_equal(after, reference)  # bit for bit, as the CSV writes them
 
     one = cli("rescore", "--metric", "meanshift", "--no-report")
