@@ -336,9 +336,17 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
 @click.option("--runs", "per_run", is_flag=True,
               help="One line per stored run instead: status and the code that produced it (provenance).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]), default="table",
+              show_default=True, help="table: the terminal leaderboard; markdown, latex (booktabs), csv, json: one "
+              "grid per dataset x model for a paper (best in bold, a dagger where significant against the reference).")
+@click.option("--statistic", type=click.Choice(["mean-ci", "median-iqr"]), default="mean-ci", show_default=True,
+              help="Cells as mean ± half the bootstrap 95% CI, or median [IQR], over finished seeds.")
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
 @comparison_options
 @plugin_options
-def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, reference: str | None,
+def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, fmt: str, statistic: str,
+         datasets: tuple[str, ...], models: tuple[str, ...], reference: str | None,
          comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
     from lossbench.registry import unknown_name_message
@@ -352,6 +360,13 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
         if per_run:
             _show_runs(store, as_json)
             return
+    for column, wanted in (("dataset", datasets), ("model", models)):
+        stored = sorted(wide[column].unique()) if not wide.empty else []
+        for name in wanted:
+            if name not in stored:
+                raise UsageError(unknown_name_message(f"{column} (in {results})", name, stored))
+        if wanted:
+            wide = wide[wide[column].isin(wanted)].reset_index(drop=True)
     if not wide.empty:
         check_reference(reference, sorted(wide["loss"].unique()))
     registered = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
@@ -368,7 +383,13 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
     if wide.empty:
         click.echo("no results stored yet")
         return
-    click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
+    if fmt == "table" and statistic == "mean-ci":
+        click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
+        return
+    from lossbench import paper
+
+    text = paper.render(paper.build_grids(wide, summary, metrics, statistic, reference), fmt)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 def _show_runs(store, as_json: bool) -> None:
