@@ -79,15 +79,23 @@ def main() -> None:
 class ProgressDisplay:
     """A progress bar of runs done / total with an ETA, and the current run's step (GridListener for the CLI)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: bool | None = None) -> None:
         self.bar = None
         self.current = ""
         self.running: dict[str, str] = {}  # run_id -> "label step s/S", for the runs in flight (workers, Ray)
+        # stderr not a terminal (nohup, CI, a cluster job's log): one line per finished run instead of a bar
+        self.lines = (not sys.stderr.isatty()) if lines is None else lines
+        self.lines_progress = None
 
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
         for note in plan.notes:
             click.echo(note, err=True)
         click.echo(f"{len(plan.specs)} runs in the grid: {len(todo)} to train, {resumed} already stored (resumed)", err=True)
+        if self.lines:
+            from lossbench.progress import RunLines
+
+            self.lines_progress = RunLines(len(todo), lambda line: click.echo(line, err=True))
+            return
         self.bar = click.progressbar(length=len(todo), label="runs", show_eta=True, show_pos=True,
                                      item_show_func=lambda _item: self.current, file=sys.stderr)
         self.bar.__enter__()
@@ -104,6 +112,8 @@ class ProgressDisplay:
         spec = result.spec
         self.running.pop(spec.run_id, None)
         self.current = f"{spec.label} {result.status}"
+        if self.lines_progress is not None:
+            self.lines_progress.finished(result)
         if self.bar is not None:
             self.bar.update(1)
 
@@ -141,16 +151,23 @@ class ProgressDisplay:
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
               help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
                    "default: the torch hub cache. Nothing is downloaded.")
+@click.option("--log", "loggers", multiple=True, metavar="NAME",
+              help="Log live while runs train: tensorboard (needs pip install \"lossbench[tensorboard]\"). Plugins "
+                   "implementing the run_logged hook log whenever loaded.")
+@click.option("--log-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of the live logs, one subfolder per run (default: ./runs).")
 @comparison_options
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
         workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
         retry_failed: bool, reuse_stale: bool, data_root: Path | None, inception_weights: Path | None,
-        reference: str | None, comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
+        loggers: tuple[str, ...], log_dir: Path | None, reference: str | None, comparisons: str,
+        plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
+    from lossbench import live
     from lossbench.driver import GridOptions, run_grid
 
     if not (whole_grid or losses or models or datasets):
@@ -165,6 +182,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
 
         os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
+    if log_dir is not None and not loggers:
+        raise UsageError("--log-dir goes with --log NAME")
+    # before the plugins load (they decide which loggers listen); undone when the command ends
+    click.get_current_context().with_resource(live.choose(loggers, log_dir))
     _check_executor(executor, device, ray_address)
     from lossbench.executors import resolve_workers
 
@@ -199,6 +220,9 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     for result in outcome.trained:
         if result.status == "failed":
             click.echo(f"failed: {result.spec.label}: {result.reason}", err=True)
+    if loggers:
+        click.echo(f"live logs ({', '.join(loggers)}): {live.log_dir()}/, one folder per run "
+                   f"(tensorboard --logdir {live.log_dir()})")
     if not no_report:
         from lossbench.report import build_report
 

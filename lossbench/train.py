@@ -231,6 +231,8 @@ class _Run:
     eval_seconds: float = 0.0
     train_started: float = 0.0
     average: nn.Module | None = None  # the generator's moving average when the recipe asks for one
+    sent_rows: int = 0  # history rows and curve values already handed to the run_logged hook
+    sent_curves: int = 0
 
     def __post_init__(self) -> None:
         spec, catalog = self.spec, self.catalog
@@ -283,6 +285,21 @@ class _Run:
     def light_evaluation(self, model: GAN | VAE) -> None:
         values, _texts, _errors, _fake = self.evaluate(model, final=False)
         self.curve_rows.extend((self.step, key, value) for key, value in values.items())
+        self.send_live(final=False)
+
+    def send_live(self, final: bool, **outcome: object) -> None:
+        """Hand what was logged since the last call to the ``run_logged`` hook (at light evaluations and at the
+        end, never per step); its time counts as evaluation time."""
+        if self.catalog.live is None:
+            return
+        from lossbench import live
+
+        started = time.perf_counter()
+        rows = pd.DataFrame(self.rows[self.sent_rows:], columns=list(HISTORY_COLUMNS))
+        curves = pd.DataFrame(self.curve_rows[self.sent_curves:], columns=["step", "key", "value"])
+        self.sent_rows, self.sent_curves = len(self.rows), len(self.curve_rows)
+        self.catalog.live(live.batch(self.spec, self.step, rows, curves, final, **outcome))
+        self.eval_seconds += time.perf_counter() - started
 
     def log(self, **values: float) -> None:
         values.setdefault("seconds", time.perf_counter() - self.train_started - self.eval_seconds)
@@ -461,6 +478,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         status, reason, failed_step = "diverged", str(exc), exc.step
     except Exception as exc:
         exc.lossbench_step = run.step  # type: ignore[attr-defined]  # where it failed, for the record
+        run.send_live(final=True, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     train_seconds = time.perf_counter() - run.train_started - run.eval_seconds
     samples = None
@@ -475,6 +493,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
         reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
+    run.send_live(final=True, status=status, reason=reason, metrics=values)
     return RunResult(
         spec=spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
