@@ -11,6 +11,7 @@ so it opens from ``file://`` offline and can be zipped or copied as a folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -26,12 +27,13 @@ import pandas as pd
 from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.colors import to_hex
 
-from lossbench import __version__, figures, provenance, tables
+from lossbench import __version__, figures, provenance, runsvg, tables
 from lossbench.errors import StoreError
 from lossbench.store import Store, history_with_keys
 
 ALPHA_DEFAULT = getattr(tables, "ALPHA", 0.05)
 FIGURES_DIR = "figures"
+RUNS_DIR = "runs"  # one page per run
 INDEX = "index.html"
 KEYS = ["run_id", "dataset", "model", "loss", "seed"]
 SUMMARY_KEYS = ("dataset", "model", "loss", "metric")
@@ -255,7 +257,7 @@ class ReportBuilder:
 
     # -- figures ----------------------------------------------------------------------------------------------
     def figure(self, name: str, title: str, caption: str, alt: str, draw: Callable[[Path], Any],
-               fingerprint: str | None = None) -> FigureRef:
+               fingerprint: str | None = None, suffix: str = ".png") -> FigureRef:
         """Draw one figure into ``figures/<name>.png``; a drawing error is shown in the report, not raised.
 
         With a ``fingerprint`` (everything the figure depends on) the file is named after it and an existing file
@@ -263,7 +265,7 @@ class ReportBuilder:
         """
         if fingerprint is not None:
             name = f"{name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:10]}"
-        path = self.figures_dir / f"{name}.png"
+        path = self.figures_dir / f"{name}{suffix}"
         ref = FigureRef(f"{FIGURES_DIR}/{path.name}", title, caption, alt)
         self.figure_refs.append(ref)
         if fingerprint is not None and path.is_file():
@@ -280,7 +282,7 @@ class ReportBuilder:
     def prune(self) -> None:
         """Remove figure files this build did not reference (runs no longer stored, older fingerprints)."""
         kept = {Path(ref.src).name for ref in self.figure_refs}
-        for path in self.figures_dir.glob("*.png"):
+        for path in [*self.figures_dir.glob("*.png"), *self.figures_dir.glob("*.svg")]:
             if path.name not in kept:
                 path.unlink()
 
@@ -569,6 +571,9 @@ class ReportBuilder:
         flags = figures.stability_flags(data.wide)
         wide = data.wide.set_index("run_id")
         recorded = data.store.provenances()
+        summary = data.summary
+        primaries = {dataset: figures.primary_metric(part.loc[part["n_values"] > 0, "metric"].unique())
+                     for dataset, part in summary.groupby("dataset")} if len(summary) else {}
         sections = []
         for run in data.runs.to_dict("records"):
             run_id = run["run_id"]
@@ -600,9 +605,10 @@ class ReportBuilder:
                     + (f"; the dash-dotted line marks step {int(failed_step)} where the run stopped."
                        if failed_step is not None else "."),
                     f"Training curves of run {run_id} ({run['loss']} on {run['dataset']}, seed {run['seed']}).",
-                    lambda _path, h=run_history, c=run_curves, k=curve_key, s=failed_step: figures.run_curves_figure(
-                        h, c, colour, k, s, labels.get(k) if k else None),
-                    fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}"))
+                    lambda path, h=run_history, c=run_curves, k=curve_key, s=failed_step: runsvg.write(
+                        runsvg.curves_svg(h, c, to_hex(colour), k, s, labels.get(k) if k else None), path),
+                    fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}",
+                    suffix=".svg"))
             samples = data.store.samples(run_id)
             if samples is not None:
                 if samples.ndim == 4:
@@ -615,16 +621,21 @@ class ReportBuilder:
                     centres = info.get("centres")
                     refs.append(self.figure(
                         f"run-{run_id}-samples", f"Samples of {run_id}",
-                        f"{len(samples)} generated points" + (" over the true mode centres (black crosses)."
-                                                              if centres is not None else "."),
+                        f"{min(len(samples), runsvg.MAX_POINTS)} generated points"
+                        + (" over the true mode centres (black crosses)." if centres is not None else "."),
                         f"Scatter plot of the generated points of run {run_id}.",
-                        lambda _path, a=samples, c=centres: figures.run_samples_figure(a, c, colour),
-                        fingerprint=f"{fingerprint}|centres={centres is not None}"))
+                        lambda path, a=samples, c=centres: runsvg.write(runsvg.points_svg(a, c, to_hex(colour)), path),
+                        fingerprint=f"{fingerprint}|centres={centres is not None}", suffix=".svg"))
             status = run["status"]
             badge = {"ok": "ok", "failed": "FAILED", "diverged": "DIVERGED"}[status]
             if status != "ok" and failed_step is not None:
                 badge += f" at step {int(failed_step)}"
+            headline = primaries.get(run["dataset"])
+            headline_value = wide.at[run_id, headline] if headline and headline in wide.columns else math.nan
             sections.append({
+                "page": f"{RUNS_DIR}/{slug(run_id)}.html",
+                "headline": labels.get(headline, headline) if headline else "",
+                "headline_value": exact(headline_value), "headline_text": fmt(headline_value),
                 "run_id": run_id, "dataset": run["dataset"], "model": run["model"], "loss": run["loss"],
                 "seed": int(run["seed"]), "steps": run["steps"], "preset": run["preset"], "device": run["device"],
                 "status": status, "badge": badge, "reason": run["reason"] or "", "colour": to_hex(colour),
@@ -663,15 +674,33 @@ class ReportBuilder:
         )
         index = self.reports / INDEX
         index.write_text(page, encoding="utf-8")
+        self.write_run_pages(runs)
         self.prune()
         return index
+
+    def write_run_pages(self, runs: list[dict[str, Any]]) -> None:
+        """Each run's section as its own page ``runs/<run_id>.html`` (the index links them); pages of runs no
+        longer stored are removed."""
+        folder = self.reports / RUNS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        template = _environment().get_template("run.html.j2")
+        for run in runs:
+            (self.reports / run["page"]).write_text(template.render(run=run, version=__version__), encoding="utf-8")
+        kept = {Path(run["page"]).name for run in runs}
+        for path in folder.glob("*.html"):
+            if path.name not in kept:
+                path.unlink()
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Jinja:
+    return Jinja(loader=PackageLoader("lossbench", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                 undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def render(template: str, **context: Any) -> str:
     """Render one of the package's jinja2 templates (autoescaped: run reasons are arbitrary text)."""
-    env = Jinja(loader=PackageLoader("lossbench", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template(template).render(**context)
+    return _environment().get_template(template).render(**context)
 
 
 def build_report(results: Path, reports: Path, catalog: Any = None, comparisons: str = "reference",
