@@ -8,7 +8,6 @@ and the generated points over the mode centres. Aggregate figures stay with matp
 
 from __future__ import annotations
 
-import math
 from html import escape
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +17,7 @@ import pandas as pd
 
 PANEL_W, PANEL_H, PAD = 240, 150, 34
 POINTS_SIZE = 260
-MAX_POINTS = 1000  # a run page shows at most this many generated points (the first ones, as stored)
+MAX_POINTS = 500  # a run page shows at most this many generated points (the first ones, as stored)
 STOPPED = "#d55e00"
 
 
@@ -125,6 +124,3 @@ def write(svg: str, path: Path) -> Path:
     path.write_text(svg, encoding="utf-8")
     return path
 
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
