@@ -16,6 +16,7 @@ from PIL import Image
 
 from faulty_plugins import faulty_losses
 from lossbench.cli import main
+from lossbench.files import MARKER
 from lossbench.store import Store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -185,10 +186,11 @@ def test_report_names_every_run_and_every_figure_is_a_valid_image(smoke: dict) -
     assert dom.find_all(cls="figure-error") == [], [e.text for e in dom.find_all(cls="figure-error")]
     # self-contained: inline script only (the runs table sorts and filters), nothing fetched from elsewhere
     assert "<script src" not in html.lower() and "cdn" not in html.lower()
-    # every file in figures/ is referenced (stale figures are pruned)
+    # every file in figures/ is referenced (stale figures are pruned), beside the list of the files lossbench wrote
     referenced = {(folder / image.attrs["src"]).resolve().relative_to(index.parent.resolve()).as_posix()
                   for folder, image in images}
-    assert {f"figures/{p.name}" for p in (index.parent / "figures").iterdir()} == referenced
+    drawn = {f"figures/{p.name}" for p in (index.parent / "figures").iterdir() if p.name != MARKER}
+    assert drawn == referenced and (index.parent / "figures" / MARKER).is_file()
 
 
 @pytest.mark.slow
