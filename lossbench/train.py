@@ -463,6 +463,13 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         exc.lossbench_step = run.step  # type: ignore[attr-defined]  # where it failed, for the record
         raise
     train_seconds = time.perf_counter() - run.train_started - run.eval_seconds
+    return finish_run(run, model, status, reason, failed_step, train_seconds, facts,
+                      environment_facts(device, determinism))
+
+
+def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_step: int | None,
+               train_seconds: float, facts: dict[str, str], environment: dict) -> RunResult:
+    """A trained run's final scoring and result: shared by this engine and the stacked one (lossbench.stacked)."""
     samples = None
     if status == "ok":
         values, texts, errors, fake = run.evaluate(model, final=True)
@@ -476,12 +483,12 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         texts.update({f"{name}_error": message for name, message in errors.items()})
         reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
     return RunResult(
-        spec=spec, status=status, reason=reason, failed_step=failed_step,
+        spec=run.spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
         curves=pd.DataFrame(run.curve_rows, columns=["step", "key", "value"]),
         metrics=values, texts=texts, samples=samples,
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
-        environment=environment_facts(device, determinism), checkpoint=checkpoint, checkpoint_role=role,
+        environment=environment, checkpoint=checkpoint, checkpoint_role=role,
     )
 
 
