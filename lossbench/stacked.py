@@ -110,6 +110,16 @@ class _Critic(nn.Module):
         base, params, buffers, i = self._call
         return functional_call(base, ({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()}), (x,))
 
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """The member's parameter slices (a penalty on the weights, e.g. weight decay, sees its own)."""
+        base, params, _buffers, i = self._call
+        for name, value in params.items():
+            yield prefix + name, value[i]
+
+    def parameters(self, recurse: bool = True):
+        for _name, value in self.named_parameters():
+            yield value
+
 
 @dataclass
 class _Member:
@@ -159,6 +169,11 @@ class _Stack:
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(self.params, self.buffers, x)
+
+    def frozen(self, x: Tensor) -> Tensor:
+        """The forward pass with detached parameters: gradients reach ``x`` only (the generator step needs no
+        discriminator weight gradients, which the sequential engine computes and discards)."""
+        return self.forward({k: v.detach() for k, v in self.params.items()}, self.buffers, x)
 
     def grad_norms(self) -> Tensor:
         squares = [p.grad.flatten(1).pow(2).sum(1) for p in self.params.values() if p.grad is not None]
@@ -247,6 +262,20 @@ class _Group:
 
     # -- the loop -------------------------------------------------------------------------------------------
     def train(self) -> None:
+        """The loop; an error outside the members' own losses is the group's: at step 1 it cannot be stacked
+        (``CannotStack``), later every member still training fails with it."""
+        try:
+            self._train()
+        except Exception as exc:
+            step = self.active[0].run.step if self.active else 0
+            reason = f"{type(exc).__name__}: {exc}"
+            if step <= 1:
+                raise CannotStack(reason) from exc
+            for m in self.active:
+                m.status, m.reason, m.failed_step, m.done = "failed", f"stacked training: {reason}", step, True
+            self.active = []
+
+    def _train(self) -> None:
         spec, recipe, device = self.spec, self.recipe, self.device
         batches = {s: Batches(self.members[0].run.train_x, sp.batch_size, seeding.data_seed(sp.seed, sp.dataset))
                    for s, sp in self.seed_specs.items()}
@@ -301,7 +330,7 @@ class _Group:
                 with torch.no_grad():
                     fresh_real_scores = self.D(real)
             zs = torch.stack([torch.randn((batch, self.latent), generator=z_g[s], device=device) for s in order])
-            fake_scores_g = self.D(self.G(zs[self.streams]))
+            fake_scores_g = self.D.frozen(self.G(zs[self.streams]))
             g_losses = []
             for i, m in enumerate(self.active):
                 reference = fresh_real_scores[i] if m.loss.generator_needs_real else real_scores[i].detach()
