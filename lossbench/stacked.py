@@ -22,6 +22,7 @@ step) trains in the sequential engine, with one line on stderr saying why.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,25 @@ DEFAULT_GROUP_SIZE = {"cpu": 32, "cuda": 256}
 """Members per group when ``--group-size`` is not given: CPU gains flatten past a few dozen members; a GPU needs
 hundreds of small models to fill."""
 
+VECTORISE_ENV = "LOSSBENCH_VECTORISE"
+"""``1``: the local executor trains compatible runs stacked (``lossbench run --vectorise``); off by default."""
+GROUP_SIZE_ENV = "LOSSBENCH_GROUP_SIZE"
+"""Members per group (``--group-size``); default ``DEFAULT_GROUP_SIZE`` for the device."""
+
 Notice = Callable[[str], None]
+
+
+def enabled() -> bool:
+    """Whether this process trains groups stacked (set by ``--vectorise``, read by the executors)."""
+    return os.environ.get(VECTORISE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def group_size() -> int | None:
+    """``--group-size`` (``$LOSSBENCH_GROUP_SIZE``), or None for the device's default."""
+    from lossbench.grid import parse_positive_int
+
+    value = os.environ.get(GROUP_SIZE_ENV, "").strip()
+    return parse_positive_int(value, f"${GROUP_SIZE_ENV}") if value else None
 
 
 def _stderr(line: str) -> None:
@@ -75,7 +94,7 @@ def plan_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | No
     for index, spec in enumerate(specs):
         key = group_key(spec, catalog)
         key = ("alone", index) if key is None else key
-        size = group_size or DEFAULT_GROUP_SIZE.get(torch.device(spec.device if spec.device != "auto" else "cpu").type, 32)
+        size = group_size or DEFAULT_GROUP_SIZE.get(resolve_device(spec.device).type, DEFAULT_GROUP_SIZE["cpu"])
         bucket = groups.setdefault(key, [])
         if not bucket or len(bucket[-1]) >= size:
             bucket.append([])
@@ -442,7 +461,7 @@ def train_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCa
     Members that cannot be stacked (and the whole group, when it cannot) are trained by ``train.run_safely``.
     """
     if len(specs) < 2:
-        return [run_safely(spec, catalog, progress) for spec in specs]
+        return [_alone(spec, catalog, progress, "a group of one") for spec in specs]
     device = resolve_device(specs[0].device)
     try:
         with seeding.pinned_threads(seeding.run_threads()):
@@ -459,15 +478,15 @@ def train_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCa
                 spec = m.run.spec
                 if m.status == "alone":
                     notice(f"{spec.label}: cannot train stacked ({m.reason}); training it alone")
-                    results[spec.run_id] = run_safely(spec, catalog, progress)
+                    results[spec.run_id] = _alone(spec, catalog, progress, m.reason)
                 elif m.status == "failed":
                     results[spec.run_id] = RunResult(spec=spec, status="failed", reason=m.reason,
-                                                     failed_step=m.failed_step, environment=environment)
+                                                     failed_step=m.failed_step, environment=dict(environment))
                 else:
                     try:
                         results[spec.run_id] = finish_run(
                             m.run, m.model, m.status, m.reason, m.failed_step,
-                            seconds, run_facts(m.run), environment)
+                            seconds, run_facts(m.run), dict(environment))
                     except Exception as exc:
                         reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
                         results[spec.run_id] = RunResult(spec=spec, status="failed", reason=reason)
@@ -475,7 +494,15 @@ def train_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCa
     except CannotStack as exc:
         notice(f"{len(specs)} runs of {specs[0].dataset} · {specs[0].model}: cannot train stacked ({exc}); "
                "training them one at a time")
+        return [_alone(spec, catalog, progress, str(exc)) for spec in specs]
     return [run_safely(spec, catalog, progress) for spec in specs]
+
+
+def _alone(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None, why: str) -> RunResult:
+    """The sequential engine's result, recording why the stacked one did not train it."""
+    result = run_safely(spec, catalog, progress)
+    result.environment.update(engine="sequential", stacked_fallback=why)
+    return result
 
 
 def _build(specs, catalog, device, progress) -> _Group:

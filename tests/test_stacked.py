@@ -186,7 +186,8 @@ def test_a_model_vmap_rejects_falls_back_to_the_sequential_engine_with_one_line(
     results = train_group(specs, catalog, notice=lines.append)
     assert len(lines) == 1 and "cannot train stacked" in lines[0] and "one at a time" in lines[0]
     assert [r.status for r in results] == ["ok", "ok"]
-    assert all("engine" not in r.environment for r in results)
+    assert all(r.environment["engine"] == "sequential" and "vmap" in r.environment["stacked_fallback"]
+               for r in results)
 
 
 def test_vae_runs_and_singletons_form_groups_of_one(catalog) -> None:
@@ -194,3 +195,24 @@ def test_vae_runs_and_singletons_form_groups_of_one(catalog) -> None:
              make_spec(loss="wgan-gp", seed=0)]
     assert [len(g) for g in plan_groups(specs, catalog, None)] == [1, 2, 1]
     assert [len(g) for g in plan_groups(specs[1:3] * 3, catalog, 4)] == [4, 2]
+
+
+def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monkeypatch) -> None:
+    import json
+    import sqlite3
+
+    monkeypatch.setenv("LOSSBENCH_VECTORISE", "0")  # the CLI sets both for its executors; restored afterwards
+    monkeypatch.setenv("LOSSBENCH_GROUP_SIZE", "32")
+    args = ["run", "-l", "nonsaturating", "-l", "hinge", "-m", "mlp", "-d", "ring8", "--seeds", "0,1",
+            "--preset", "smoke", "--steps", "10", "--device", "cpu", "--no-report"]
+    first = cli(*args, "--vectorise", "--group-size", "3")
+    assert first.exit_code == 0, first.output
+    with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
+        rows = db.execute("SELECT loss, seed, environment_json FROM runs").fetchall()
+    environments = [json.loads(row[2]) for row in rows]
+    assert len(rows) == 4  # one recipe: a group of 3 and a run alone
+    assert sorted(e["engine"] for e in environments) == ["sequential", "stacked", "stacked", "stacked"]
+    assert [e.get("group_size") for e in environments if e["engine"] == "stacked"] == [3, 3, 3]
+    assert [e["stacked_fallback"] for e in environments if e["engine"] == "sequential"] == ["a group of one"]
+    again = cli(*args, "--vectorise")
+    assert again.exit_code == 0 and "0 to train" in again.output, again.output
