@@ -216,3 +216,14 @@ def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monke
     assert [e["stacked_fallback"] for e in environments if e["engine"] == "sequential"] == ["a group of one"]
     again = cli(*args, "--vectorise")
     assert again.exit_code == 0 and "0 to train" in again.output, again.output
+
+
+def test_check_stacked_passes_a_plugin_loss_and_catches_one_whose_members_share_state(catalog) -> None:
+    from lossbench.conformance import ConformanceError
+    from lossbench.examples.softplus_hinge import SoftplusHinge
+    from lossbench.testing import check_stacked
+
+    check_stacked(SoftplusHinge(), steps=5)
+    shared_count = NaNFromCall("shared-count", 4, catalog.losses.get("nonsaturating").recipe)
+    with pytest.raises(ConformanceError, match="'shared-count', seed 0: stacked diverged at step 3"):
+        check_stacked(shared_count, steps=5)
