@@ -168,6 +168,41 @@ class _Member:
                 self.cuda_rng = torch.cuda.get_rng_state()
 
 
+Forward = Callable[[dict, Tensor], Tensor]
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.ELU, nn.SiLU, nn.GELU, nn.Softplus)
+
+
+def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
+    """``module`` as batched layers over stacked parameters ([K, ...]) and inputs ([K, B, features]), or None when
+    it holds a layer this does not know (it then runs under ``vmap``). Why: for the small MLPs of a grid, vmap's
+    per-call bookkeeping costs as much as the arithmetic; ``baddbmm`` is one kernel per layer. Exact types only,
+    so that a subclass with its own ``forward`` is never compiled wrongly."""
+    from lossbench.builtin.models import Scores
+
+    kind = type(module)
+    if kind is nn.Sequential:
+        parts = [batched_layers(child, f"{prefix}{name}.") for name, child in module.named_children()]
+        if any(part is None for part in parts):
+            return None
+
+        def sequential(params: dict, x: Tensor) -> Tensor:
+            for part in parts:
+                x = part(params, x)  # type: ignore[misc]
+            return x
+        return sequential
+    if kind is nn.Linear:
+        weight, bias = prefix + "weight", prefix + "bias"
+        if module.bias is None:
+            return lambda params, x: torch.bmm(x, params[weight].transpose(1, 2))
+        return lambda params, x: torch.baddbmm(params[bias].unsqueeze(1), x, params[weight].transpose(1, 2))
+    if kind in _ELEMENTWISE:
+        return lambda params, x: module(x)
+    if kind is Scores:
+        body = batched_layers(module.body, prefix + "body.")
+        return None if body is None else (lambda params, x: body(params, x).reshape(x.shape[0], x.shape[1]))
+    return None
+
+
 class _Stack:
     """One network of every active member, stacked: parameters, buffers, optimizer, optional average."""
 
@@ -182,6 +217,9 @@ class _Stack:
         self.average = ({k: v.detach().clone() for k, v in params.items()} if average else None)
         self.average_buffers = ({k: v.clone() for k, v in buffers.items()} if average else None)
         self.forward = vmap(self._one)
+        fast = batched_layers(modules[0]) if not buffers else None
+        if fast is not None:
+            self.forward = lambda params, _buffers, x: fast(params, x)
 
     def _one(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
         return functional_call(self.base, (params, buffers), (x,))
