@@ -121,12 +121,15 @@ def _alias_module(base: nn.Module, params: dict[str, Tensor], index: int) -> nn.
 class _Critic(nn.Module):
     """Member ``index``'s discriminator as the callable a penalty receives (gradients reach the stacked tensors)."""
 
-    def __init__(self, base: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], index: int) -> None:
+    def __init__(self, stack: "_Stack", index: int) -> None:
         super().__init__()
-        self._call = (base, params, buffers, index)
+        self._call = (stack.base, stack.params, stack.buffers, index)
+        self._fast = stack.fast
 
     def forward(self, x: Tensor) -> Tensor:
         base, params, buffers, i = self._call
+        if self._fast is not None:
+            return self._fast({k: v[i : i + 1] for k, v in params.items()}, x.unsqueeze(0))[0]
         return functional_call(base, ({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()}), (x,))
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
@@ -217,7 +220,7 @@ class _Stack:
         self.average = ({k: v.detach().clone() for k, v in params.items()} if average else None)
         self.average_buffers = ({k: v.clone() for k, v in buffers.items()} if average else None)
         self.forward = vmap(self._one)
-        fast = batched_layers(modules[0]) if not buffers else None
+        self.fast = fast = batched_layers(modules[0]) if not buffers else None
         if fast is not None:
             self.forward = lambda params, _buffers, x: fast(params, x)
 
@@ -428,7 +431,7 @@ class _Group:
             d_loss = self._guarded(m, step, "discriminator_loss", real_scores[i], fake_scores[i], check=critic_step == 0)
             penalty = None
             if d_loss is not None and _overrides(m.loss, "penalty"):
-                penalty = self._guarded(m, step, "penalty", _Critic(self.D.base, self.D.params, self.D.buffers, i),
+                penalty = self._guarded(m, step, "penalty", _Critic(self.D, i),
                                         real[i], fake[i], check=critic_step == 0, optional=True)
             total = None if d_loss is None or m.done else (d_loss if penalty is None else d_loss + penalty)
             totals.append(total)
