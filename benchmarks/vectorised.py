@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from lossbench import seeding
 from lossbench.api import AdversarialLoss
 from lossbench.grid import RunSpec
 from lossbench.plugins import load_environment
@@ -46,14 +47,14 @@ def main() -> None:
     args = parser.parse_args()
     catalog = load_environment().catalog
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"threads per run {torch.get_num_threads()}")
+          f"threads per run {seeding.run_threads()}")
     print(f"{'set':<16}{'runs':>5}{'groups':>7}{'seq run-steps/s':>17}{'stacked run-steps/s':>21}{'ratio':>7}"
           f"{'max |metric gap|':>18}")
     for dataset in [args.only] if args.only else list(SETS):
         specs = specs_for(dataset, args.steps, args.seeds, catalog)
         groups = plan_groups(specs, catalog, args.group_size)
         seq_seconds = stacked_seconds = 0.0
-        gap = 0.0
+        gap, worst = 0.0, "-"
         for _ in range(args.rounds):
             sequential = {s.run_id: run_safely(s, catalog) for s in specs}
             seq_seconds += sum(r.train_seconds for r in sequential.values())
@@ -62,15 +63,17 @@ def main() -> None:
             stacked_seconds += sum(r.train_seconds for r in stacked.values())
             for run_id, a in stacked.items():
                 b = sequential[run_id]
-                gap = max([gap] + [abs(a.metrics[k] - b.metrics[k]) for k in a.metrics
-                                   if k in b.metrics and a.metrics[k] == a.metrics[k] and b.metrics[k] == b.metrics[k]])
+                for key in a.metrics.keys() & b.metrics.keys():
+                    difference = abs(a.metrics[key] - b.metrics[key])
+                    if difference > gap:  # NaN (undefined on both sides) never counts
+                        gap, worst = difference, f"{a.spec.loss} seed {a.spec.seed}: {key}"
             for line in quiet:
                 print("  " + line, file=sys.stderr)
         run_steps = len(specs) * args.steps * args.rounds
         seq_rate, stacked_rate = run_steps / seq_seconds, run_steps / stacked_seconds
         label = f"{dataset} · {SETS[dataset][0]}"
         print(f"{label:<16}{len(specs):>5}{len(groups):>7}{seq_rate:>17.0f}{stacked_rate:>21.0f}"
-              f"{stacked_rate / seq_rate:>6.2f}x{gap:>18.2g}", flush=True)
+              f"{stacked_rate / seq_rate:>6.2f}x{gap:>18.2g}  ({worst})", flush=True)
 
 
 if __name__ == "__main__":

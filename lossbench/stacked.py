@@ -162,13 +162,13 @@ class _Member:
         """``fn(*args)`` with this member's global-RNG state swapped in (so a penalty draws what it draws alone)."""
         torch.set_rng_state(self.rng)
         if self.cuda_rng is not None:
-            torch.cuda.set_rng_state(self.cuda_rng)
+            torch.cuda.set_rng_state(self.cuda_rng, self.run.device)
         try:
             return fn(*args)
         finally:
             self.rng = torch.get_rng_state()
             if self.cuda_rng is not None:
-                self.cuda_rng = torch.cuda.get_rng_state()
+                self.cuda_rng = torch.cuda.get_rng_state(self.run.device)
 
 
 Forward = Callable[[dict, Tensor], Tensor]
@@ -206,6 +206,18 @@ def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
     return None
 
 
+def _multi_tensor(make: Callable) -> Callable:
+    """The recipe's optimizer with its multi-tensor (foreach) kernels: the same elementwise update, in a few calls
+    for all stacked tensors instead of a Python loop over them."""
+    def build(params: list[Tensor]) -> torch.optim.Optimizer:
+        optimizer = make(params)
+        for group in optimizer.param_groups:
+            if "foreach" in group:
+                group["foreach"] = True
+        return optimizer
+    return build
+
+
 class _Stack:
     """One network of every active member, stacked: parameters, buffers, optimizer, optional average."""
 
@@ -215,8 +227,8 @@ class _Stack:
         self.base = copy.deepcopy(modules[0]).to("meta")
         self.params = params
         self.buffers = buffers
-        self.make_optimizer = optimizer
-        self.optimizer = optimizer(list(params.values()))
+        self.make_optimizer = _multi_tensor(optimizer)
+        self.optimizer = self.make_optimizer(list(params.values()))
         self.average = ({k: v.detach().clone() for k, v in params.items()} if average else None)
         self.average_buffers = ({k: v.clone() for k, v in buffers.items()} if average else None)
         self.forward = vmap(self._one)

@@ -67,6 +67,15 @@ def test_first_20_steps_of_a_group_match_sequential_runs(catalog) -> None:
     assert stacked[specs[0].run_id].environment["group_size"] == 6
 
 
+def test_dcgan_members_with_batchnorm_under_vmap_match_sequential_runs(catalog) -> None:
+    # the generator's BatchNorm running statistics are stacked buffers, updated in place under vmap
+    specs = [make_spec(loss="hinge", model="dcgan", dataset="digits", seed=seed, steps=10, final_samples=200)
+             for seed in (0, 1)]
+    stacked = _by_id(train_group(specs, catalog))
+    for spec in specs:
+        _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
+
+
 def test_whole_smoke_runs_give_the_same_metrics(catalog) -> None:
     specs = [make_spec(loss=loss, seed=seed) for loss in ("nonsaturating", "wgan-gp") for seed in (0, 1)]
     stacked = _by_id(run_groups(specs, catalog))
