@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
 from lossbench import __version__
 from lossbench.api import describe
 from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
-from lossbench.grid import DEFAULT_PRESET, PRESETS, GridPlan, RunSpec, parse_seeds
+from lossbench.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
 from lossbench.plugins import PluginConfig, load_environment
 from lossbench.registry import KINDS
 from lossbench.train import DATA_ROOT_ENV, RunResult
@@ -107,6 +110,9 @@ class ProgressDisplay:
         if self.bar is not None:
             self.bar.update(1)
 
+    def waiting(self, holder: str) -> None:
+        click.echo(f"waiting: another lossbench run is writing to this results folder ({holder})", err=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
@@ -136,6 +142,9 @@ class ProgressDisplay:
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True,
+              help="Refuse a grid of more runs than this (a guard against a typo in --seeds).")
+@click.option("--wait", is_flag=True, help="If another `lossbench run` writes to --results, wait for it to finish.")
 @click.option("--no-report", is_flag=True, help="Do not build reports/index.html at the end.")
 @click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
 @click.option("--reuse-stale", is_flag=True,
@@ -150,8 +159,9 @@ class ProgressDisplay:
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: str, vectorise: bool, group_size: int | None, ray_address: str | None, results: Path, reports: Path, resume: bool, no_report: bool,
-        retry_failed: bool, reuse_stale: bool, data_root: Path | None, inception_weights: Path | None,
+        workers: str, vectorise: bool, group_size: int | None, ray_address: str | None, results: Path, reports: Path,
+        resume: bool, max_runs: int, wait: bool, no_report: bool, retry_failed: bool, reuse_stale: bool,
+        data_root: Path | None, inception_weights: Path | None,
         reference: str | None, comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
@@ -162,7 +172,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         raise UsageError("say what to run: --grid for every combination, or filters -l/-m/-d")
     if seeds is not None and n_seeds is not None:
         raise UsageError("give --seeds or --n-seeds, not both")
-    seed_list = parse_seeds(seeds) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
+    if n_seeds is not None and n_seeds > max_runs:  # before range(n_seeds) becomes a list
+        raise UsageError(f"--n-seeds {n_seeds}: more seeds than the limit of {max_runs:,} runs; "
+                         f"narrow it, or raise the limit with --max-runs {n_seeds}")
+    seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
     from lossbench.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
@@ -179,6 +192,14 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     from lossbench.executors import resolve_workers
 
     worker_count = resolve_workers(workers, device)
+    cores = os.cpu_count() or 1
+    if worker_count > cores and executor == "local":
+        click.echo(f"warning: --workers {worker_count} is more than the {cores} CPU cores here: the extra processes "
+                   "only wait for a core, each holding its own copy of torch in memory", err=True)
+    if not no_report:
+        from lossbench.report import prepare_reports
+
+        prepare_reports(reports)  # an unwritable --reports is one line now, not a traceback after training
     config, env = load(plugins_dir, strict_plugins)
     check_reference(reference, env.catalog.losses.names())
     options = GridOptions(
@@ -186,16 +207,19 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         device=device, executor=executor, workers=worker_count, results=results, resume=resume,
         retry_failed=retry_failed, reuse_stale=reuse_stale, data_root=data_root,
         executor_options={"address": ray_address} if executor == "ray" else {},
-        comparisons=comparisons, reference=reference,
+        comparisons=comparisons, reference=reference, max_runs=max_runs, wait=wait,
     )
     display = ProgressDisplay()
     started = time.perf_counter()
+    sigterm = SigtermState()
     try:
-        outcome = run_grid(env, config, options, display)
+        with sigterm_as_interrupt(sigterm):
+            outcome = run_grid(env, config, options, display)
     except KeyboardInterrupt:
         display.close()
-        click.echo("interrupted: the runs committed so far are kept; run the same command again to resume", err=True)
-        sys.exit(130)
+        how = "terminated (SIGTERM)" if sigterm.received else "interrupted"
+        click.echo(f"{how}: the runs committed so far are kept; run the same command again to resume", err=True)
+        sys.exit(143 if sigterm.received else 130)
     except DeviceUnavailable as exc:  # e.g. --device cuda on a Ray cluster without GPUs
         raise _one_line(exc) from None
     finally:
@@ -215,6 +239,35 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         click.echo(f"report: {build_report(results, reports, env.catalog, comparisons, reference).resolve()}")
     if counts.get("failed", 0):
         sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the runs in flight are abandoned, nothing half-done is committed."""
+
+
+@dataclass
+class SigtermState:
+    """Whether SIGTERM arrived (an executor may turn the interrupt into a plain KeyboardInterrupt on its way up,
+    as Ray's ``wait`` does)."""
+
+    received: bool = False
+
+
+@contextmanager
+def sigterm_as_interrupt(state: SigtermState) -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``Terminated`` in the main thread (once: a second SIGTERM during the
+    clean-up is ignored, so that the clean-up finishes)."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        state.received = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: LossbenchError) -> click.ClickException:
@@ -416,10 +469,11 @@ def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports
     """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
     from lossbench.driver import export_all
     from lossbench.rescore import rescore as rescore_runs
-    from lossbench.store import Store
+    from lossbench.store import Store, WriterLock
 
     _config, env = load(plugins_dir, strict_plugins)
-    with Store.open(results, create=False) as store:
+    with Store.open(results, create=False) as store, WriterLock(results).acquire():  # a writer, as `run` is
+        store.check_writable()
         outcome = rescore_runs(env, store, metrics, device, progress=lambda line: click.echo(f"scoring {line}", err=True))
         export_all(store, results)
     for run_id, reason in outcome.skipped.items():

@@ -6,6 +6,7 @@ in flight and ``--resume`` continues where it stopped.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from lossbench import provenance, seeding
 from lossbench.executors import execute
 from lossbench.grid import GridPlan, RunSpec, expand
 from lossbench.plugins import Environment, PluginConfig, notify_run_finished
+from lossbench.errors import StoreError
+from lossbench.grid import MAX_RUNS
 from lossbench.provenance import ProvenanceIndex
-from lossbench.store import Store, export
+from lossbench.store import Store, StoreLost, WriterLock, export
 from lossbench.tables import directions, pairwise_table, summarise
 from lossbench.train import ProgressCallback, RunResult, resolve_device
 
@@ -42,6 +45,8 @@ class GridOptions:
     executor_options: dict = field(default_factory=dict)
     comparisons: str = "reference"  # paired-comparison family of pairwise.csv: "reference" or "all"
     reference: str | None = None  # reference loss (default: nonsaturating for GANs, vae for VAEs)
+    max_runs: int | None = MAX_RUNS  # a larger grid is refused before it is planned (None: no limit)
+    wait: bool = False  # wait for another ``run`` writing to the same results folder, instead of exiting
 
 
 @dataclass
@@ -62,6 +67,7 @@ class GridListener:
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None: ...
     def step(self, spec: RunSpec, step: int) -> None: ...
     def finished(self, result: RunResult) -> None: ...
+    def waiting(self, holder: str) -> None: ...
 
 
 def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
@@ -75,6 +81,7 @@ def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
     return expand(
         env.catalog, losses=options.losses, models=options.models, datasets=options.datasets, seeds=options.seeds,
         preset=options.preset, steps=options.steps, device=device_name, data_root=options.data_root,
+        max_runs=options.max_runs,
     )
 
 
@@ -100,7 +107,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
     plan = plan_grid(env, options)
     origins = ProvenanceIndex(env)
     current = {spec.run_id: origins.of_run(spec) for spec in plan.specs}  # the code as loaded, before training
-    with Store.open(options.results) as store:
+    with WriterLock(options.results).acquire(options.wait, listener.waiting), Store.open(options.results) as store:
+        store.check_writable()  # a read-only or immutable store is found now, not after the first run trained
         stored = store.finished_ids() if options.resume else set()
         if options.retry_failed:
             stored -= store.failed_ids()
@@ -113,7 +121,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
         listener.planned(plan, todo, resumed)
         trained: list[RunResult] = []
         progress: ProgressCallback = listener.step
-        results = execute(todo, env, config, executor=options.executor, workers=options.workers,
+        workers = max(1, min(options.workers, len(todo)))  # never more processes than runs
+        results = execute(todo, env, config, executor=options.executor, workers=workers,
                           progress=progress, **options.executor_options)
         try:
             for result in results:
@@ -123,11 +132,24 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
                 trained.append(result)
                 listener.finished(result)
                 notify_run_finished(env.plugins, run_record(result, current[result.run_id]))
+        except StoreLost as exc:
+            raise StoreError(f"{exc}: the grid stopped. {_rescued(store)}") from None
         finally:  # stop workers / Ray tasks still in flight at once (Ctrl-C, an error while committing)
             getattr(results, "close", lambda: None)()
         metrics = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
         exported = export_all(store, options.results, metrics, options.comparisons, options.reference)
     return GridOutcome(plan, trained, resumed, exported)
+
+
+def _rescued(store: Store) -> str:
+    """Save what a lost store held (the connection still reads the deleted file) and say where it went."""
+    try:
+        count = len(store.finished_ids())
+        where = store.rescue()
+    except (OSError, sqlite3.Error) as exc:
+        return f"Its runs could not be saved back ({exc})."
+    return (f"The {count} runs it held were saved back to {where}; "
+            "run the same command again (with that store in place) to resume.")
 
 
 def stale_runs(store: Store, plan: GridPlan, stored: set[str], origins: ProvenanceIndex) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ machine a two-thread run can be many times slower still), so cores are shared ou
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import dataclasses
 import multiprocessing
 import os
@@ -117,8 +118,27 @@ def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCal
 _WORKER: dict = {}
 
 
-def _init_worker(config: PluginConfig, environ: dict[str, str], messages) -> None:
-    """Runs once in each spawned worker: the driver's environment, CUDA settings, threads, then the plugins."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this worker die with the driver, however the driver dies (SIGKILL included): on Linux the kernel
+    sends SIGKILL when the parent exits (prctl PR_SET_PDEATHSIG); a driver already gone means exit now."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the orphan check below and the pool's own shutdown remain
+            pass
+    if os.getppid() != parent_pid:  # the driver died before the death signal was armed
+        os._exit(1)
+
+
+def _init_worker(config: PluginConfig, environ: dict[str, str], messages, parent_pid: int | None = None) -> None:
+    """Runs once in each spawned worker: die with the driver, the driver's environment, CUDA settings, threads,
+    then the plugins."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ.update(environ)
     seeding.prepare_process()
     torch.set_num_threads(seeding.run_threads())
@@ -169,7 +189,7 @@ class _Pool:
         self.messages = context.SimpleQueue()  # a fresh queue per pool: a dead writer cannot leave it locked
         self.executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=size, mp_context=context, initializer=_init_worker,
-            initargs=(config, forwarded_environment(), self.messages),
+            initargs=(config, forwarded_environment(), self.messages, os.getpid()),
         )
         self.started: dict[str, int] = {}  # run_id -> worker pid
         self.processes: dict[int, multiprocessing.process.BaseProcess] = {}

@@ -26,6 +26,7 @@ from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.figure import Figure
 from PIL import Image
 
+from lossbench.files import atomic_path
 from lossbench.tables import better_direction, directions as known_directions
 
 REVISION = 2  # bump when a figure's drawing changes, so that cached per-run figures are redrawn
@@ -128,9 +129,10 @@ def _styled():
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Render a figure to PNG with the Agg canvas and drop it."""
+    """Render a figure to PNG with the Agg canvas and drop it (whole or not at all: a kill leaves no cut file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format="png", dpi=DPI)
     fig.clear()
     return path
 
@@ -428,7 +430,8 @@ def save_image_grid(x: np.ndarray, path: Path, scale: int = 4, columns: int = 8)
     image = Image.fromarray(grid)
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
     return path
 
 

@@ -108,21 +108,47 @@ def parse_positive_int(value: str, what: str) -> int:
     return number
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0,1,2' or '0-4' (or a mix) to a sorted list of distinct non-negative seeds."""
-    seeds: set[int] = set()
+MAX_RUNS = 10_000  # the largest grid ``run`` starts without --max-runs: a typo in --seeds must not plan a year
+MAX_SEED = 2**63 - 1  # seeds are stored as SQLite INTEGER (signed 64-bit)
+
+
+def check_grid_size(n_runs: int, max_runs: int | None) -> None:
+    """Refuse a grid of more than ``max_runs`` runs (None: no limit), in one line."""
+    if max_runs is not None and n_runs > max_runs:
+        raise UsageError(f"the grid has {n_runs:,} runs, more than the limit of {max_runs:,}; "
+                         f"narrow it, or raise the limit with --max-runs {n_runs}")
+
+
+def parse_seeds(text: str, max_seeds: int | None = MAX_RUNS) -> list[int]:
+    """'0,1,2' or '0-4' (or a mix) to a sorted list of distinct seeds in [0, 2**63 - 1].
+
+    Ranges are sized arithmetically before any list is made: more than ``max_seeds`` seeds (a grid has at least
+    one run per seed) is refused at once, however large the range.
+    """
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         try:
             if "-" in part[1:]:
                 low, high = part.split("-", 1)
-                seeds.update(range(int(low), int(high) + 1))
+                ranges.append((int(low), int(high)))
             else:
-                seeds.add(int(part))
+                ranges.append((int(part), int(part)))
         except ValueError:
             raise UsageError(f"--seeds {text!r}: {part!r} is not a seed; give integers like 0,1,2 or 0-4") from None
-    if not seeds or min(seeds) < 0:
+    ranges = [(low, high) for low, high in ranges if high >= low]
+    if not ranges or min(low for low, _ in ranges) < 0:
         raise UsageError(f"--seeds {text!r}: give one or more non-negative integers like 0,1,2")
+    largest = max(high for _, high in ranges)
+    if largest > MAX_SEED:
+        raise UsageError(f"--seeds {text!r}: seed {largest} is too large; seeds go up to {MAX_SEED} (2**63 - 1)")
+    count = sum(high - low + 1 for low, high in ranges)  # an upper bound: overlapping ranges count twice
+    if max_seeds is not None and count > max_seeds:
+        raise UsageError(f"--seeds {text!r}: {count:,} seeds, more than the limit of {max_seeds:,} runs; "
+                         f"narrow it, or raise the limit with --max-runs {count}")
+    seeds: set[int] = set()
+    for low, high in ranges:
+        seeds.update(range(low, high + 1))
     return sorted(seeds)
 
 
@@ -153,11 +179,13 @@ def expand(
     steps: int | None = None,
     device: str = "cpu",
     data_root: Path | None = None,
+    max_runs: int | None = MAX_RUNS,
 ) -> GridPlan:
     """Every compatible (dataset, model, loss, seed) the filters allow, in a stable order.
 
     Unknown names raise ``UnknownNameError``. A dataset asked for by name whose files are absent raises
-    ``DataUnavailable``; in the default grid it is skipped with a note saying where its files would go.
+    ``DataUnavailable``; in the default grid it is skipped with a note saying where its files would go. A grid of
+    more than ``max_runs`` runs is refused before its RunSpecs are made.
     """
     if preset not in PRESETS:
         from lossbench.registry import unknown_name_message
@@ -172,7 +200,7 @@ def expand(
     seed_list = list(seeds) if seeds is not None else list(range(chosen.n_seeds))
 
     notes: list[str] = []
-    specs: list[RunSpec] = []
+    combos: list[tuple[str, str, str, str]] = []  # (dataset, kind, model, loss): counted before any RunSpec exists
     for dataset_name in dataset_names:
         dataset = catalog.datasets.get(dataset_name)
         missing = dataset.availability(data_root)
@@ -189,23 +217,26 @@ def expand(
                 loss = catalog.losses.get(loss_name)
                 if loss.family != model.family or not loss.supports(dataset.spec):
                     continue
-                for seed in seed_list:
-                    specs.append(
-                        RunSpec(
-                            loss=loss_name,
-                            model=model_name,
-                            dataset=dataset_name,
-                            seed=int(seed),
-                            steps=steps if steps is not None else chosen.steps(dataset.spec.kind),
-                            batch_size=chosen.batch_size,
-                            log_every=chosen.log_every,
-                            eval_every=chosen.eval_every,
-                            eval_samples=chosen.eval_samples,
-                            final_samples=chosen.final_samples,
-                            device=device,
-                            preset=chosen.name,
-                        )
-                    )
+                combos.append((dataset_name, dataset.spec.kind, model_name, loss_name))
+    check_grid_size(len(combos) * len(seed_list), max_runs)
+    specs = [
+        RunSpec(
+            loss=loss_name,
+            model=model_name,
+            dataset=dataset_name,
+            seed=int(seed),
+            steps=steps if steps is not None else chosen.steps(kind),
+            batch_size=chosen.batch_size,
+            log_every=chosen.log_every,
+            eval_every=chosen.eval_every,
+            eval_samples=chosen.eval_samples,
+            final_samples=chosen.final_samples,
+            device=device,
+            preset=chosen.name,
+        )
+        for dataset_name, kind, model_name, loss_name in combos
+        for seed in seed_list
+    ]
     if not specs:
         raise UsageError(
             "no run matches: the chosen losses, models and datasets have no compatible combination "

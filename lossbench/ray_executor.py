@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import socket
+import threading
 from typing import Any, Iterator, Sequence
 
 from lossbench import seeding
@@ -77,6 +79,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # never phone home, whatever the cluster
     seeding.prepare_process()
     address = cluster_address(address)
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address:
             check_reachable(address)
@@ -92,8 +95,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RayUnavailable(f"could not start or reach {where}: {message}") from None
+    finally:
+        restore_sigterm(sigterm)
     _STARTED_HERE = True
     return ray
+
+
+def restore_sigterm(handler: Any) -> None:
+    """Put back the driver's SIGTERM handler: ``ray.init`` installs its own (which prints a C++ stack and exits 1),
+    and a terminated grid must stop as Ctrl-C does (exit 143, the runs in flight cancelled)."""
+    if threading.current_thread() is threading.main_thread() and callable(handler):
+        signal.signal(signal.SIGTERM, handler)
 
 
 def disconnect() -> None:

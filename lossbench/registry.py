@@ -75,6 +75,12 @@ CHECKS: dict[str, Callable[[Any], None]] = {
 }
 
 
+def _preview(obj: object) -> str:
+    """A short repr of a registered object, for messages."""
+    text = repr(obj)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 @dataclass
 class Entry(Generic[T]):
     """A registered object and the plugin that registered it."""
@@ -102,6 +108,11 @@ class Registry(Generic[T]):
         name = getattr(obj, "name", None)
         what = SINGULAR[self.kind]
         if not isinstance(name, str) or not SLUG.match(name):
+            try:  # something that is not a loss at all (e.g. register("str")) is told so, not that its name is bad
+                CHECKS[self.kind](obj)
+            except RegistrationError as exc:
+                raise RegistrationError(f"register() got {_preview(obj)} (a {type(obj).__name__}), "
+                                        f"which is not a {what}: {exc}") from None
             raise RegistrationError(
                 f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what}'"
             )

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,7 +28,8 @@ from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_
 from matplotlib.colors import to_hex
 
 from lossbench import __version__, figures, provenance, tables
-from lossbench.errors import StoreError
+from lossbench.errors import LossbenchError, StoreError
+from lossbench.files import OwnedFolder, write_text
 from lossbench.store import Store, history_with_keys
 
 ALPHA_DEFAULT = getattr(tables, "ALPHA", 0.05)
@@ -249,7 +251,7 @@ class ReportBuilder:
 
     def __post_init__(self) -> None:
         self.palette = figures.loss_palette(self.data.runs["loss"])
-        self.figures_dir = self.reports / FIGURES_DIR
+        self.folder: OwnedFolder | None = None  # set by build(): reports/figures, or lossbench's own subfolder
         self.feature_columns = _features_of(self.data.wide)
         self._pairwise: dict[str, pd.DataFrame] = {}
 
@@ -263,8 +265,8 @@ class ReportBuilder:
         """
         if fingerprint is not None:
             name = f"{name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:10]}"
-        path = self.figures_dir / f"{name}.png"
-        ref = FigureRef(f"{FIGURES_DIR}/{path.name}", title, caption, alt)
+        path = self.folder.file(f"{slug(name)}.png")  # names carry run ids from the store: never outside the folder
+        ref = FigureRef(f"{self.folder.relative}/{path.name}", title, caption, alt)
         self.figure_refs.append(ref)
         if fingerprint is not None and path.is_file():
             return ref
@@ -278,11 +280,11 @@ class ReportBuilder:
         return ref
 
     def prune(self) -> None:
-        """Remove figure files this build did not reference (runs no longer stored, older fingerprints)."""
+        """Remove the figure files lossbench wrote earlier that this build no longer references (runs no longer
+        stored, older fingerprints); files that lossbench did not write are never touched."""
         kept = {Path(ref.src).name for ref in self.figure_refs}
-        for path in self.figures_dir.glob("*.png"):
-            if path.name not in kept:
-                path.unlink()
+        self.folder.record(kept)
+        self.folder.prune(kept)
 
     def labels_for(self, dataset: str) -> dict[str, str]:
         return metric_labels(self.data.wide, dataset, self.data.metric_keys)
@@ -639,7 +641,7 @@ class ReportBuilder:
     def build(self) -> Path:
         data = self.data
         started = time.perf_counter()
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = OwnedFolder(self.reports, FIGURES_DIR)
         datasets, infos, labels_by_dataset = [], {}, {}
         for dataset in sorted(data.runs["dataset"].unique()):
             wide = data.wide[data.wide["dataset"] == dataset]
@@ -661,8 +663,7 @@ class ReportBuilder:
             flagged=flagged, warnings=self.warnings, store_path=str(data.store.path),
             build_seconds=f"{time.perf_counter() - started:.1f}",
         )
-        index = self.reports / INDEX
-        index.write_text(page, encoding="utf-8")
+        index = write_text(self.reports / INDEX, page)
         self.prune()
         return index
 
@@ -686,6 +687,31 @@ def build_report(results: Path, reports: Path, catalog: Any = None, comparisons:
         data = ReportData.load(store, metrics)
         if data.runs.empty:
             raise StoreError(f"the store {store.path} holds no runs yet; run `lossbench run --grid` first")
-        reports = Path(reports)
-        reports.mkdir(parents=True, exist_ok=True)
+        reports = prepare_reports(reports)
         return ReportBuilder(data, reports, catalog, comparisons, reference).build()
+
+
+GENERATOR_MARK = 'name="generator" content="lossbench'  # in every page lossbench writes (the template's <meta>)
+
+
+def prepare_reports(reports: Path) -> Path:
+    """Create the reports folder and check, before anything is drawn (and before a grid trains), that lossbench
+    may write there: the folder is writable and an ``index.html`` already in it is one lossbench wrote."""
+    reports = Path(reports)
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=reports):
+            pass
+    except OSError as exc:
+        raise LossbenchError(f"--reports {reports}: cannot write there ({exc.strerror or exc})") from None
+    index = reports / INDEX
+    if index.exists():
+        try:
+            with open(index, encoding="utf-8", errors="replace") as handle:
+                head = handle.read(4096)
+        except OSError as exc:
+            raise LossbenchError(f"--reports {reports}: cannot read {index} ({exc.strerror or exc})") from None
+        if GENERATOR_MARK not in head:
+            raise LossbenchError(f"{index} was not written by lossbench and would be overwritten; "
+                                 "move it away or choose another --reports folder")
+    return reports

@@ -34,11 +34,12 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from lossbench import seeding
 from lossbench.api import GAN, AdversarialLoss
+from lossbench.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.grid import RunSpec
 from lossbench.registry import Catalog
 from lossbench.train import (Batches, Diverged, ProgressCallback, RunResult, _check_scalar, _Run, environment_facts,
-                             finish_run, make_optimizer, resolve_device, run_facts, run_safely)
+                             finish_run, make_optimizer, plugin_objects, resolve_device, run_facts, run_safely)
 
 DEFAULT_GROUP_SIZE = {"cpu": 32, "cuda": 256}
 """Members per group when ``--group-size`` is not given: CPU gains flatten past a few dozen members; a GPU needs
@@ -305,6 +306,8 @@ class _Group:
             model = run.build()
             if not isinstance(model, GAN):
                 raise CannotStack(f"{spec.label} is not a GAN")
+            check_shapes(model, run.train_x[: min(spec.batch_size, len(run.train_x))], tuple(run.dataset.spec.shape),
+                         spec.model, catalog.models.plugin_of(spec.model))  # raises: the runs go alone and fail there
             stream = seeds.setdefault(spec.seed, len(seeds))
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
             self.members.append(_Member(run, model, run.loss, stream, torch.get_rng_state(), cuda_rng))
@@ -465,7 +468,7 @@ class _Group:
                 m.status, m.reason = "alone", f"{type(exc).__name__}: {exc}"
             else:
                 m.status = "failed"
-                m.reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
+                m.reason = failure_reason(exc, plugin_objects(m.run.spec, m.run.catalog))
             m.failed_step, m.done = step, True
             return None
 
@@ -541,7 +544,7 @@ def train_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCa
                             m.run, m.model, m.status, m.reason, m.failed_step,
                             seconds, run_facts(m.run), dict(environment))
                     except Exception as exc:
-                        reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
+                        reason = failure_reason(exc, plugin_objects(spec, catalog))
                         results[spec.run_id] = RunResult(spec=spec, status="failed", reason=reason)
             return [results[spec.run_id] for spec in specs]
     except CannotStack as exc:

@@ -2,17 +2,23 @@
 
 A crash or SIGKILL loses at most the runs in flight: each committed run is complete (run row, history, curves,
 metrics, samples) or absent. A file that is not a lossbench store (corrupt, or another program's database) is
-refused with a clear message and never written to.
+refused with a clear message and never written to. The schema and its meta rows are created in one transaction;
+a store left half-made by an older lossbench killed between the two, or missing some of its tables, is repaired.
+One ``lossbench run`` at a time writes to a results folder (``WriterLock``); readers are never blocked.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import math
 import os
+import platform
+import re
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -21,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench.errors import StoreError
+from lossbench.files import atomic_path
 from lossbench.grid import RunSpec
 from lossbench.train import HISTORY_COLUMNS, RunResult
 
@@ -52,6 +59,78 @@ CREATE TABLE samples (run_id TEXT PRIMARY KEY REFERENCES runs(run_id), npy BLOB 
 """
 
 
+TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", SCHEMA))
+# the same statements, safe to run over a store that has some of them already: how a store is created and repaired
+IDEMPOTENT_SCHEMA = SCHEMA.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ").replace(
+    "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
+LOCK_NAME = ".lossbench.lock"
+
+
+class StoreLost(StoreError):
+    """The store file disappeared (or was replaced) while a grid was writing to it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the store {path} was deleted or replaced while the grid ran")
+        self.path = path
+
+
+class WriterLock:
+    """An advisory lock (``flock``) on a results folder: one ``lossbench run`` writes there at a time.
+
+    The lock file says who holds it (pid, host, since when), so a second writer can say so. The kernel releases
+    the lock when its holder dies, however it dies; readers (``show``, ``report``) never take it.
+    """
+
+    def __init__(self, results_dir: Path) -> None:
+        self.path = Path(results_dir) / LOCK_NAME
+        self.handle = None
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8"))
+            return f"pid {info['pid']} on {info['host']}, since {info['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def acquire(self, wait: bool = False, on_wait=None) -> "WriterLock":
+        """Take the lock, or raise ``StoreError`` naming its holder; with ``wait``, block until it is free
+        (``on_wait(holder)`` is called once first)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"--results {self.path.parent}: cannot create its lock file "
+                             f"({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                handle.close()
+                raise StoreError(f"another lossbench run is writing to {self.path.parent}/ ({self.holder()}); "
+                                 "wait for it to finish, or add --wait") from None
+            if on_wait is not None:
+                on_wait(self.holder())
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": platform.node(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}) + "\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing the file releases the flock
+            self.handle = None
+
+    def __enter__(self) -> "WriterLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 # -- provenance, checkpoints and superseded runs (issue 14) ------------------------------------------------------
 # Added to every store, new or old, by ``_ensure_extensions`` (CREATE ... IF NOT EXISTS: an older store gains the
 # tables on open and keeps its runs). Superseded runs are copies of a run's rows under their own ``generation``;
@@ -74,9 +153,8 @@ EXTENSION_TABLES = ("provenance", "checkpoints")  # per current run, replaced wi
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
 
 
 # -- end of issue-14 schema -----------------------------------------------------------------------------------------
@@ -97,6 +175,8 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self.connection = connection
+        stat = os.stat(path)
+        self.identity = (stat.st_dev, stat.st_ino)  # to notice the file being deleted or replaced under us
         self.extensions = False  # whether the provenance/checkpoint/superseded tables exist (see _ensure_extensions)
 
     # -- opening ------------------------------------------------------------------------------------------------
@@ -112,7 +192,10 @@ class Store:
         elif not create:
             raise StoreError(f"no results store at {path}; run `lossbench run --grid --results {results_dir}` first")
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"--results {results_dir}: cannot create the folder ({exc.strerror or exc})") from None
         try:
             connection = sqlite3.connect(path, timeout=30)
             store = cls(path, connection)
@@ -121,18 +204,52 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a readable lossbench store ({exc}); it was left untouched. "
                              "Move it away or choose another --results folder.") from None
+        except OSError as exc:
+            raise StoreError(f"--results {results_dir}: cannot open {path} ({exc.strerror or exc})") from None
         return store
 
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _create_schema(self) -> None:
+        """The whole schema and its meta rows in one transaction: a kill leaves a complete store or none."""
+        try:
+            self.connection.executescript(
+                "BEGIN;" + IDEMPOTENT_SCHEMA
+                + f"INSERT OR REPLACE INTO meta VALUES ('app', '{APP_ID}');"
+                + f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
+            )
+        except sqlite3.OperationalError as exc:
+            if self.connection.in_transaction:
+                self.connection.rollback()
+            raise StoreError(f"{self.path} needs its lossbench tables created or repaired, and cannot be written "
+                             f"({exc}); it was left untouched. Make it writable or choose another --results.") from None
+
+    def _half_made(self, tables: set[str], meta: dict[str, str]) -> bool:
+        """Whether a store is lossbench's schema without its meta rows and without runs: what an older lossbench
+        left when killed between creating the tables and writing the meta rows."""
+        if meta or not tables <= set(TABLES):
+            return False
+        reference = sqlite3.connect(":memory:")  # the tables must be lossbench's, column for column
+        try:
+            reference.executescript(SCHEMA)
+            ours = dict(reference.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+        finally:
+            reference.close()
+        theirs = dict(self.connection.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+        if any(theirs[name] != ours[name] for name in tables):
+            return False
+        return "runs" not in tables or self.connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
     def _check_or_initialise(self) -> None:
-        tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = self._tables()
         if not tables:
-            with self.connection:
-                self.connection.executescript("BEGIN;" + SCHEMA + "COMMIT;")
-                self.connection.executemany(
-                    "INSERT INTO meta VALUES (?, ?)", [("app", APP_ID), ("schema_version", SCHEMA_VERSION)]
-                )
+            self._create_schema()
             return
         meta = dict(self.connection.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        if self._half_made(tables, meta):
+            self._create_schema()
+            return
         if meta.get("app") != APP_ID:
             raise StoreError(f"{self.path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}); "
                              "it was left untouched. Choose another --results folder.")
@@ -142,6 +259,44 @@ class Store:
         check = self.connection.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise StoreError(f"{self.path} is corrupt ({check}); it was left untouched.")
+        if set(TABLES) - tables:  # a lossbench store that lost tables: recreate the missing ones, empty
+            self._create_schema()
+
+    def check_writable(self) -> None:
+        """Fail now, in one line, if the store cannot be written (read-only or immutable file, read-only folder),
+        rather than after the first run has trained: a write that is rolled back."""
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('write_check', ?)", (str(os.getpid()),))
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path} cannot be written ({exc}); make it and its folder writable, "
+                             "or choose another --results folder") from None
+        finally:
+            if self.connection.in_transaction:
+                self.connection.rollback()
+
+    def check_present(self) -> None:
+        """Raise ``StoreLost`` if the store file was deleted or replaced since it was opened (``results/`` removed
+        mid-grid): the connection would go on writing into a file nobody can see any more."""
+        try:
+            stat = os.stat(self.path)
+            same = (stat.st_dev, stat.st_ino) == self.identity
+        except OSError:
+            same = False
+        if not same:
+            raise StoreLost(self.path)
+
+    def rescue(self) -> Path:
+        """Copy the open (deleted or replaced) store's content, every run committed so far, back into a file:
+        its own path when free, else ``lossbench.db.recovered`` beside it. Returns where it went."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = self.path if not self.path.exists() else self.path.with_name(DB_NAME + ".recovered")
+        copy = sqlite3.connect(target)
+        try:
+            self.connection.backup(copy)
+        finally:
+            copy.close()
+        return target
 
     def _ensure_extensions(self) -> None:
         """Add the provenance, checkpoint and superseded-run tables (a no-op when they exist). A read-only older
@@ -173,7 +328,16 @@ class Store:
     def commit(self, result: RunResult, provenance: dict | None = None,
                superseding: str = "trained again") -> None:
         """Write one finished run in a single transaction, with the code that produced it (``provenance``) and its
-        checkpoint; an earlier record of the same run is kept as superseded, with ``superseding`` as the reason."""
+        checkpoint; an earlier record of the same run is kept as superseded, with ``superseding`` as the reason.
+        A store deleted or replaced since it was opened raises ``StoreLost`` instead."""
+        self.check_present()
+        try:
+            self._commit(result, provenance, superseding)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"could not write run {result.spec.label} to {self.path} ({exc}); "
+                             "the runs committed before it are kept") from None
+
+    def _commit(self, result: RunResult, provenance: dict | None, superseding: str) -> None:
         spec, run_id = result.spec, result.run_id
         checkpoint = self._save_checkpoint(result.checkpoint) if result.checkpoint else None
         with self.connection:
@@ -329,9 +493,11 @@ def export(store: Store, results_dir: Path, extra_tables: Iterable[tuple[str, pd
     curves = store.runs()[["run_id", "dataset", "model", "loss", "seed"]].merge(store.curves(), on="run_id")
     tables = [("runs", store.runs_wide()), ("history", history_with_keys(store)), ("curves", curves), *extra_tables]
     written = []
-    for name, frame in tables:
+    for name, frame in tables:  # each file whole or not at all: a kill mid-export leaves no cut CSV
         csv_path = results_dir / f"{name}.csv"
-        frame.to_csv(csv_path, index=False)
-        frame.to_parquet(results_dir / f"{name}.parquet", index=False)
+        with atomic_path(csv_path) as temporary:
+            frame.to_csv(temporary, index=False)
+        with atomic_path(results_dir / f"{name}.parquet") as temporary:
+            frame.to_parquet(temporary, index=False)
         written.append(csv_path)
     return written

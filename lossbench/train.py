@@ -25,10 +25,11 @@ from torch import Tensor, nn
 
 from lossbench import seeding
 from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, VAELoss
+from lossbench.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.evaluate import Evaluation, EvaluationContext, run_metrics
 from lossbench.grid import RunSpec
-from lossbench.registry import Catalog
+from lossbench.registry import SINGULAR, Catalog
 
 HISTORY_COLUMNS = (
     "step", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "d_accuracy",
@@ -450,6 +451,8 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     run = _Run(spec, catalog, device, progress)
     facts = run_facts(run)
     model = run.build()
+    check_shapes(model, run.train_x[: min(spec.batch_size, len(run.train_x))], tuple(run.dataset.spec.shape),
+                 spec.model, catalog.models.plugin_of(spec.model))
     run.train_started = time.perf_counter()
     status, reason, failed_step = "ok", "", None
     try:
@@ -481,7 +484,8 @@ def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_s
     role, checkpoint = checkpoint_bytes(run.evaluated(model))  # the network that was scored (the average, if any)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
-        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} failed: {msg}" for name, msg in errors.items()])
+        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(catalog, name)!r}) failed: "
+                                                      f"{msg}" for name, msg in errors.items()])
     return RunResult(
         spec=run.spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
@@ -490,6 +494,22 @@ def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_s
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
         environment=environment, checkpoint=checkpoint, checkpoint_role=role,
     )
+
+
+def _plugin_of(catalog: Catalog, metric: str) -> str:
+    return catalog.metrics.plugin_of(metric) if metric in catalog.metrics else "?"
+
+
+def plugin_objects(spec: RunSpec, catalog: Catalog) -> dict[str, tuple[object, str]]:
+    """The registered objects a run executes code of, by how a failure names them, with their plugins."""
+    objects: dict[str, tuple[object, str]] = {}
+    for kind, name in (("losses", spec.loss), ("models", spec.model), ("datasets", spec.dataset)):
+        registry = catalog.registry(kind)
+        if name in registry:
+            objects[f"{SINGULAR[kind]} {name!r}"] = (registry.get(name), registry.plugin_of(name))
+    for name in catalog.metrics.names():
+        objects[f"metric {name!r}"] = (catalog.metrics.get(name), catalog.metrics.plugin_of(name))
+    return objects
 
 
 def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None = None) -> RunResult:
@@ -502,5 +522,5 @@ def run_safely(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | Non
         with seeding.pinned_threads(seeding.run_threads()):
             return train_run(spec, catalog, progress)
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, LossbenchError) else f"{type(exc).__name__}: {exc}"
+        reason = failure_reason(exc, plugin_objects(spec, catalog))
         return RunResult(spec=spec, status="failed", reason=reason, failed_step=getattr(exc, "lossbench_step", None))

@@ -50,7 +50,7 @@ def register_losses(register):
 OK_LOSSES = ["nonsaturating", "wgan-gp"]
 SMOKE = dict(models=["mlp"], datasets=["ring8"], seeds=[0, 1], preset="smoke", device="cpu")
 SMOKE_ARGS = ["-m", "mlp", "-d", "ring8", "--seeds", "0,1", "--preset", "smoke", "--device", "cpu", "--no-report"]
-BOOM_REASON = "ValueError: boom: this loss always raises"
+BOOM_REASON = "loss 'boom' (plugin 'failing'): ValueError: boom: this loss always raises"
 
 _KEEP: list[tempfile.TemporaryDirectory] = []
 
