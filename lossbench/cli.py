@@ -143,6 +143,11 @@ class ProgressDisplay:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
               help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
+@click.option("--vectorise/--no-vectorise", default=False, show_default=True, envvar="LOSSBENCH_VECTORISE",
+              help="Train compatible GAN runs (same model, dataset, sizes and recipe) as one stacked model, in this "
+                   "process (the local executor).")
+@click.option("--group-size", type=click.IntRange(min=1), envvar="LOSSBENCH_GROUP_SIZE",
+              help="Runs per stacked group with --vectorise (default: chosen for the device).")
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
@@ -169,10 +174,10 @@ class ProgressDisplay:
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, max_runs: int, wait: bool,
-        no_report: bool, retry_failed: bool, reuse_stale: bool, data_root: Path | None, inception_weights: Path | None,
-        loggers: tuple[str, ...], log_dir: Path | None, reference: str | None, comparisons: str,
-        plugins_dir: Path | None, strict_plugins: bool) -> None:
+        workers: str, vectorise: bool, group_size: int | None, ray_address: str | None, results: Path, reports: Path,
+        resume: bool, max_runs: int, wait: bool, no_report: bool, retry_failed: bool, reuse_stale: bool,
+        data_root: Path | None, inception_weights: Path | None, loggers: tuple[str, ...], log_dir: Path | None,
+        reference: str | None, comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
@@ -189,6 +194,11 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
+    from lossbench.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
+
+    os.environ[VECTORISE_ENV] = "1" if vectorise else "0"  # the executors read it (workers inherit it)
+    if group_size is not None:
+        os.environ[GROUP_SIZE_ENV] = str(group_size)
     if inception_weights is not None:
         from lossbench.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
 

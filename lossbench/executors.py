@@ -31,7 +31,7 @@ from typing import Callable, Generator, Iterator, Sequence
 
 import torch
 
-from lossbench import seeding
+from lossbench import seeding, stacked
 from lossbench.grid import RunSpec
 from lossbench.plugins import Environment, PluginConfig, load_environment
 from lossbench.train import ProgressCallback, RunResult, run_safely
@@ -102,6 +102,11 @@ def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCal
     """Each run in turn in this process, reporting the current run's step through ``progress``."""
     if specs:
         warm_up()
+    if stacked.enabled():  # compatible runs trained as one stacked model (--vectorise)
+        for result in stacked.run_groups(specs, env.catalog, stacked.group_size(), progress):
+            result.environment["executor"] = "serial"
+            yield result
+        return
     for spec in specs:
         result = run_safely(spec, env.catalog, progress)
         result.environment["executor"] = "serial"
@@ -329,9 +334,17 @@ def execute(
     if executor == "ray":
         from lossbench.ray_executor import run_ray
 
+        if stacked.enabled():
+            print("--vectorise: not available with --executor ray yet; each run trains alone in its task",
+                  file=sys.stderr)
         if workers > 1:
             options.setdefault("num_cpus", workers)
         return run_ray(specs, config, progress=progress, **options)  # type: ignore[arg-type]
+    if stacked.enabled():  # one process trains the groups: its K members fill the cores that workers would
+        if workers > 1:
+            print(f"--vectorise: the {len(specs)} runs train as stacked groups in this process (--workers {workers} "
+                  "does not apply)", file=sys.stderr)
+        return run_serial(specs, env, progress)
     if workers > 1 and len(specs) > 1:
         return run_processes(specs, config, min(workers, len(specs)), progress)
     return run_serial(specs, env, progress)

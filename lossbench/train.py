@@ -484,6 +484,13 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         run.send_live(final=True, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     train_seconds = time.perf_counter() - run.train_started - run.eval_seconds
+    return finish_run(run, model, status, reason, failed_step, train_seconds, facts,
+                      environment_facts(device, determinism))
+
+
+def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_step: int | None,
+               train_seconds: float, facts: dict[str, str], environment: dict) -> RunResult:
+    """A trained run's final scoring and result: shared by this engine and the stacked one (lossbench.stacked)."""
     samples = None
     if status == "ok":
         values, texts, errors, fake = run.evaluate(model, final=True)
@@ -499,12 +506,12 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
                                                       f"{msg}" for name, msg in errors.items()])
     run.send_live(final=True, status=status, reason=reason, metrics=values)
     return RunResult(
-        spec=spec, status=status, reason=reason, failed_step=failed_step,
+        spec=run.spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
         curves=pd.DataFrame(run.curve_rows, columns=["step", "key", "value"]),
         metrics=values, texts=texts, samples=samples,
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
-        environment=environment_facts(device, determinism), checkpoint=checkpoint, checkpoint_role=role,
+        environment=environment, checkpoint=checkpoint, checkpoint_role=role,
     )
 
 
