@@ -502,7 +502,7 @@ def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_s
     role, checkpoint = checkpoint_bytes(run.evaluated(model))  # the network that was scored (the average, if any)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
-        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(catalog, name)!r}) failed: "
+        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(run.catalog, name)!r}) failed: "
                                                       f"{msg}" for name, msg in errors.items()])
     run.send_live(final=True, status=status, reason=reason, metrics=values)
     return RunResult(
