@@ -9,7 +9,7 @@ derived from the executor (cores // workers) would make serial, ``--workers`` an
 differ. ``run_safely`` therefore pins every run to ``seeding.run_threads()`` threads, a constant (1 unless
 ``$LOSSBENCH_RUN_THREADS`` says otherwise, recorded with each run), in torch and in the BLAS libraries alike: one
 RunSpec gives bitwise-identical results whatever executes it on the CPU. One thread is also the fast choice for
-the models of a grid (DESIGN.md section 7: two one-thread runs side by side beat one two-thread run, and on a busy
+the models of a grid (two one-thread runs side by side beat one two-thread run, see docs/architecture.md, and on a busy
 machine a two-thread run can be many times slower still), so cores are shared out by running runs side by side:
 ``--workers N`` gives each of its N processes one run, hence ``run_threads()`` threads, at a time.
 """
@@ -53,7 +53,7 @@ def portable_config(config: PluginConfig) -> PluginConfig:
 
 def resolve_workers(value: str, device: str) -> int:
     """``--workers``: a positive number, or ``auto``: one per CPU core for CPU runs (runs use one thread each, and
-    small models gain more from runs side by side than from threads, DESIGN.md section 7), one for a GPU."""
+    small models gain more from runs side by side than from threads), one for a GPU."""
     from lossbench.grid import parse_positive_int
     from lossbench.train import resolve_device
 

@@ -1,6 +1,6 @@
 """One RunSpec to one RunResult: build, train with paired seeds, evaluate. No file I/O here.
 
-The training step is the hot path (small models are bound by Python overhead per step, DESIGN.md section 7), so
+The training step is the hot path (small models are bound by Python overhead per step), so
 it does only what the bare loop does plus one ``.item()`` per loss for the divergence check; history rows,
 gradient norms and evaluations happen only on their schedule.
 """
