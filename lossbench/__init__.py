@@ -1,6 +1,6 @@
 """lossbench: train every loss x model x dataset with paired seeds and tell which loss to use, and how sure.
 
-The public plugin API (DESIGN.md section 3) is re-exported here; plugins import from ``lossbench``.
+The public plugin API (``lossbench.api``, see docs/architecture.md) is re-exported here; plugins import from ``lossbench``.
 """
 
 from lossbench.api import (

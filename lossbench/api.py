@@ -1,6 +1,6 @@
 """The plugin-facing types: what a third-party loss, model, dataset or metric is written against.
 
-This module is the public contract of DESIGN.md section 3. Everything here is re-exported from ``lossbench``;
+This module is the public contract third-party plugins are written against (docs/architecture.md). Everything here is re-exported from ``lossbench``;
 plugins import from there (``from lossbench import AdversarialLoss, Recipe, hookimpl``). Additions are allowed
 (new optional methods with defaults), changes to what exists are not.
 """
@@ -31,7 +31,7 @@ DIRECTIONS = ("higher", "lower", "none")  # Metric.better values; "none": shown,
 class Recipe:
     """Training defaults a loss needs, taken from its paper (the harness follows them for that loss).
 
-    The first five fields are DESIGN.md's; the rest extend it compatibly (their defaults change nothing):
+    The first five fields are the original contract; the rest extend it compatibly (their defaults change nothing):
 
     - ``ema_decay``: when set (e.g. 0.999), the engine keeps an exponential moving average of the generator,
       ``avg <- decay * avg + (1 - decay) * G`` after every generator step starting from a copy of the initial G,
@@ -128,8 +128,8 @@ class AdversarialLoss:
         """Per sample, D's probability that the sample is real, for real and fake samples (logits only).
 
         The harness logs their means as sigmoid(D) and scores D's accuracy at 0.5 from them. Default:
-        ``sigmoid(score)``; a relativistic loss overrides it (sigma(C(x_f) - mean C(x_r))). Extension beyond
-        DESIGN.md.
+        ``sigmoid(score)``; a relativistic loss overrides it (sigma(C(x_f) - mean C(x_r))). An extension of the
+        original contract.
         """
         return torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
 

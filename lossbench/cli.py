@@ -82,15 +82,23 @@ def main() -> None:
 class ProgressDisplay:
     """A progress bar of runs done / total with an ETA, and the current run's step (GridListener for the CLI)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: bool | None = None) -> None:
         self.bar = None
         self.current = ""
         self.running: dict[str, str] = {}  # run_id -> "label step s/S", for the runs in flight (workers, Ray)
+        # stderr not a terminal (nohup, CI, a cluster job's log): one line per finished run instead of a bar
+        self.lines = (not sys.stderr.isatty()) if lines is None else lines
+        self.lines_progress = None
 
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
         for note in plan.notes:
             click.echo(note, err=True)
         click.echo(f"{len(plan.specs)} runs in the grid: {len(todo)} to train, {resumed} already stored (resumed)", err=True)
+        if self.lines:
+            from lossbench.progress import RunLines
+
+            self.lines_progress = RunLines(len(todo), lambda line: click.echo(line, err=True))
+            return
         self.bar = click.progressbar(length=len(todo), label="runs", show_eta=True, show_pos=True,
                                      item_show_func=lambda _item: self.current, file=sys.stderr)
         self.bar.__enter__()
@@ -107,6 +115,8 @@ class ProgressDisplay:
         spec = result.spec
         self.running.pop(spec.run_id, None)
         self.current = f"{spec.label} {result.status}"
+        if self.lines_progress is not None:
+            self.lines_progress.finished(result)
         if self.bar is not None:
             self.bar.update(1)
 
@@ -133,6 +143,11 @@ class ProgressDisplay:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
               help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
+@click.option("--vectorise/--no-vectorise", default=False, show_default=True, envvar="LOSSBENCH_VECTORISE",
+              help="Train compatible GAN runs (same model, dataset, sizes and recipe) as one stacked model, in this "
+                   "process (the local executor).")
+@click.option("--group-size", type=click.IntRange(min=1), envvar="LOSSBENCH_GROUP_SIZE",
+              help="Runs per stacked group with --vectorise (default: chosen for the device).")
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
@@ -150,16 +165,23 @@ class ProgressDisplay:
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
               help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
                    "default: the torch hub cache. Nothing is downloaded.")
+@click.option("--log", "loggers", multiple=True, metavar="NAME",
+              help="Log live while runs train: tensorboard (needs pip install \"lossbench[tensorboard]\"). Plugins "
+                   "implementing the run_logged hook log whenever loaded.")
+@click.option("--log-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of the live logs, one subfolder per run (default: ./runs).")
 @comparison_options
 @plugin_options
 def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: str, ray_address: str | None, results: Path, reports: Path, resume: bool, max_runs: int, wait: bool,
-        no_report: bool, retry_failed: bool, reuse_stale: bool, data_root: Path | None, inception_weights: Path | None,
+        workers: str, vectorise: bool, group_size: int | None, ray_address: str | None, results: Path, reports: Path,
+        resume: bool, max_runs: int, wait: bool, no_report: bool, retry_failed: bool, reuse_stale: bool,
+        data_root: Path | None, inception_weights: Path | None, loggers: tuple[str, ...], log_dir: Path | None,
         reference: str | None, comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
+    from lossbench import live
     from lossbench.driver import GridOptions, run_grid
 
     if not (whole_grid or losses or models or datasets):
@@ -172,11 +194,20 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
+    from lossbench.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
+
+    os.environ[VECTORISE_ENV] = "1" if vectorise else "0"  # the executors read it (workers inherit it)
+    if group_size is not None:
+        os.environ[GROUP_SIZE_ENV] = str(group_size)
     if inception_weights is not None:
         from lossbench.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
 
         os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
+    if log_dir is not None and not loggers:
+        raise UsageError("--log-dir goes with --log NAME")
+    # before the plugins load (they decide which loggers listen); undone when the command ends
+    click.get_current_context().with_resource(live.choose(loggers, log_dir))
     _check_executor(executor, device, ray_address)
     from lossbench.executors import resolve_workers
 
@@ -222,6 +253,9 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     for result in outcome.trained:
         if result.status == "failed":
             click.echo(f"failed: {result.spec.label}: {result.reason}", err=True)
+    if loggers:
+        click.echo(f"live logs ({', '.join(loggers)}): {live.log_dir()}/, one folder per run "
+                   f"(tensorboard --logdir {live.log_dir()})")
     if not no_report:
         from lossbench.report import build_report
 
@@ -388,9 +422,17 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
 @click.option("--runs", "per_run", is_flag=True,
               help="One line per stored run instead: status and the code that produced it (provenance).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]), default="table",
+              show_default=True, help="table: the terminal leaderboard; markdown, latex (booktabs), csv, json: one "
+              "grid per dataset x model for a paper (best in bold, a dagger where significant against the reference).")
+@click.option("--statistic", type=click.Choice(["mean-ci", "median-iqr"]), default="mean-ci", show_default=True,
+              help="Cells as mean ± half the bootstrap 95% CI, or median [IQR], over finished seeds.")
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
 @comparison_options
 @plugin_options
-def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, reference: str | None,
+def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, fmt: str, statistic: str,
+         datasets: tuple[str, ...], models: tuple[str, ...], reference: str | None,
          comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
     from lossbench.registry import unknown_name_message
@@ -404,6 +446,13 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
         if per_run:
             _show_runs(store, as_json)
             return
+    for column, wanted in (("dataset", datasets), ("model", models)):
+        stored = sorted(wide[column].unique()) if not wide.empty else []
+        for name in wanted:
+            if name not in stored:
+                raise UsageError(unknown_name_message(f"{column} (in {results})", name, stored))
+        if wanted:
+            wide = wide[wide[column].isin(wanted)].reset_index(drop=True)
     if not wide.empty:
         check_reference(reference, sorted(wide["loss"].unique()))
     registered = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
@@ -420,7 +469,13 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
     if wide.empty:
         click.echo("no results stored yet")
         return
-    click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
+    if fmt == "table" and statistic == "mean-ci":
+        click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
+        return
+    from lossbench import paper
+
+    text = paper.render(paper.build_grids(wide, summary, metrics, statistic, reference), fmt)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 def _show_runs(store, as_json: bool) -> None:

@@ -1,4 +1,4 @@
-"""Conformance checks for plugin objects: does a loss, model, dataset or metric keep the contract of DESIGN.md §3?
+"""Conformance checks for plugin objects: does a loss, model, dataset or metric keep the contract of ``lossbench.api``?
 
 A plugin author calls these from their own tests (``from lossbench.testing import check_loss``). Each check runs
 the object on small, seeded, random inputs -- the way the harness will -- and raises ``ConformanceError`` (an

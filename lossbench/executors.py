@@ -9,7 +9,7 @@ derived from the executor (cores // workers) would make serial, ``--workers`` an
 differ. ``run_safely`` therefore pins every run to ``seeding.run_threads()`` threads, a constant (1 unless
 ``$LOSSBENCH_RUN_THREADS`` says otherwise, recorded with each run), in torch and in the BLAS libraries alike: one
 RunSpec gives bitwise-identical results whatever executes it on the CPU. One thread is also the fast choice for
-the models of a grid (DESIGN.md section 7: two one-thread runs side by side beat one two-thread run, and on a busy
+the models of a grid (two one-thread runs side by side beat one two-thread run, see docs/architecture.md, and on a busy
 machine a two-thread run can be many times slower still), so cores are shared out by running runs side by side:
 ``--workers N`` gives each of its N processes one run, hence ``run_threads()`` threads, at a time.
 """
@@ -31,7 +31,7 @@ from typing import Callable, Generator, Iterator, Sequence
 
 import torch
 
-from lossbench import seeding
+from lossbench import seeding, stacked
 from lossbench.grid import RunSpec
 from lossbench.plugins import Environment, PluginConfig, load_environment
 from lossbench.train import ProgressCallback, RunResult, run_safely
@@ -53,7 +53,7 @@ def portable_config(config: PluginConfig) -> PluginConfig:
 
 def resolve_workers(value: str, device: str) -> int:
     """``--workers``: a positive number, or ``auto``: one per CPU core for CPU runs (runs use one thread each, and
-    small models gain more from runs side by side than from threads, DESIGN.md section 7), one for a GPU."""
+    small models gain more from runs side by side than from threads), one for a GPU."""
     from lossbench.grid import parse_positive_int
     from lossbench.train import resolve_device
 
@@ -102,6 +102,11 @@ def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCal
     """Each run in turn in this process, reporting the current run's step through ``progress``."""
     if specs:
         warm_up()
+    if stacked.enabled():  # compatible runs trained as one stacked model (--vectorise)
+        for result in stacked.run_groups(specs, env.catalog, stacked.group_size(), progress):
+            result.environment["executor"] = "serial"
+            yield result
+        return
     for spec in specs:
         result = run_safely(spec, env.catalog, progress)
         result.environment["executor"] = "serial"
@@ -329,9 +334,17 @@ def execute(
     if executor == "ray":
         from lossbench.ray_executor import run_ray
 
+        if stacked.enabled():
+            print("--vectorise: not available with --executor ray yet; each run trains alone in its task",
+                  file=sys.stderr)
         if workers > 1:
             options.setdefault("num_cpus", workers)
         return run_ray(specs, config, progress=progress, **options)  # type: ignore[arg-type]
+    if stacked.enabled():  # one process trains the groups: its K members fill the cores that workers would
+        if workers > 1:
+            print(f"--vectorise: the {len(specs)} runs train as stacked groups in this process (--workers {workers} "
+                  "does not apply)", file=sys.stderr)
+        return run_serial(specs, env, progress)
     if workers > 1 and len(specs) > 1:
         return run_processes(specs, config, min(workers, len(specs)), progress)
     return run_serial(specs, env, progress)

@@ -14,8 +14,11 @@ Conventions that every figure follows, so that a reader can compare them at a gl
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -59,14 +62,95 @@ STEP_COLUMNS = {"d_loss": "D loss", "g_loss": "G loss"}
 
 
 # -- naming and colours ------------------------------------------------------------------------------------------
-def loss_palette(losses: Iterable[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per loss name, keyed by the sorted names so that a loss keeps its colour in every figure.
+# A loss's style in every figure: slot k has colour COLOURS[k % 20] (the colour-blind palette, then its dark
+# shades), marker MARKERS[k // 10 % 8] and line style LINE_STYLES[k // 80 % 4], so that 320 losses stay apart
+# and the first 20 differ by colour alone. The built-in losses hold fixed slots, so that a loss has the same
+# colour in every report; any other name takes the free slot its name hashes to (the next free one when taken).
+BUILTIN_LOSS_SLOTS = ("nonsaturating", "hinge", "wgan-gp", "lsgan", "minimax", "wgan", "dragan", "r1", "vae",
+                      "beta-vae", "vae-perceptual")
+FIRST_RING = 20
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINE_STYLES = ("-", "--", "-.", ":")
 
-    The colour-blind palette has 10 colours; beyond that they repeat (the loss name is always on the axis too).
-    """
+
+@dataclass(frozen=True)
+class LossStyle:
+    """How one loss is drawn: its colour, and the marker and line style that tell it apart when colours repeat."""
+
+    colour: tuple[float, float, float]
+    marker: str
+    linestyle: str
+
+
+@functools.lru_cache(maxsize=1)
+def _colours() -> tuple[tuple[float, float, float], ...]:
+    return tuple(tuple(c) for c in sns.color_palette(PALETTE, 10) + sns.color_palette("dark", 10))
+
+
+def _name_hash(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big")
+
+
+def loss_slots(losses: Iterable[str]) -> dict[str, int]:
+    """Each loss's style slot: fixed for the built-in losses, else hashed from its name into the first ring's
+    plugin slots (probing forward past taken ones), taking names in sorted order so the result is deterministic.
+    A plugin loss changes colour between reports only when its slot is taken by another plugin loss."""
     names = sorted(set(losses))
-    colours = sns.color_palette(PALETTE, n_colors=max(len(names), 1))
-    return {name: tuple(colours[i % len(colours)]) for i, name in enumerate(names)}
+    slots = {name: BUILTIN_LOSS_SLOTS.index(name) for name in names if name in BUILTIN_LOSS_SLOTS}
+    taken = set(slots.values())
+    free = FIRST_RING - len(BUILTIN_LOSS_SLOTS)
+    for name in names:
+        if name in slots:
+            continue
+        start = len(BUILTIN_LOSS_SLOTS) + _name_hash(name) % free
+        # its hashed slot, else the next free one of the first ring (wrapping into unused built-in slots),
+        # and only then a slot past it, where colours repeat
+        probe = [*range(start, FIRST_RING), *range(0, start)]
+        slot = next((k for k in probe if k not in taken), None)
+        if slot is None:
+            slot = FIRST_RING
+            while slot in taken:
+                slot += 1
+        slots[name] = slot
+        taken.add(slot)
+    return slots
+
+
+def style_of(slot: int) -> LossStyle:
+    colours = _colours()
+    return LossStyle(colours[slot % len(colours)], MARKERS[slot // 10 % len(MARKERS)],
+                     LINE_STYLES[slot // 80 % len(LINE_STYLES)])
+
+
+def loss_styles(losses: Iterable[str]) -> dict[str, LossStyle]:
+    """One ``LossStyle`` per loss name (see ``loss_slots``)."""
+    return {name: style_of(slot) for name, slot in loss_slots(losses).items()}
+
+
+class LossPalette(dict):
+    """``{loss: colour}`` (what seaborn and matplotlib take) that also knows each loss's slot and style."""
+
+    def __init__(self, slots: Mapping[str, int]) -> None:
+        self.slots = dict(slots)
+        self.styles = {name: style_of(slot) for name, slot in self.slots.items()}
+        super().__init__({name: style.colour for name, style in self.styles.items()})
+
+
+def marker_of(palette: Mapping[str, tuple], loss: str, default: str = "o") -> str:
+    """The loss's marker when ``palette`` is a ``LossPalette``, else ``default``."""
+    style = getattr(palette, "styles", {}).get(loss)
+    return style.marker if style is not None else default
+
+
+def repeats_colour(palette: Mapping[str, tuple], loss: str) -> bool:
+    """Whether another loss may share this loss's colour (its slot is past the first ring): draw its marker."""
+    return getattr(palette, "slots", {}).get(loss, 0) >= FIRST_RING
+
+
+def loss_palette(losses: Iterable[str]) -> LossPalette:
+    """One colour per loss name, the same for a loss in every figure and every report (``loss_slots``): up to 20
+    losses get 20 distinct colours; beyond, markers (``LossPalette.styles``) tell them apart."""
+    return LossPalette(loss_slots(losses))
 
 
 def feature_space_name(space: str | None) -> str:
@@ -193,7 +277,7 @@ def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Seque
                     continue
                 mean, low, high = (float(rows.at[loss, c]) for c in ("mean", "ci_low", "ci_high"))
                 xerr = None if not (np.isfinite(low) and np.isfinite(high)) else [[mean - low], [high - mean]]
-                ax.errorbar([mean], [i], xerr=xerr, fmt="o", color=palette[loss], markersize=7, capsize=4,
+                ax.errorbar([mean], [i], xerr=xerr, fmt=marker_of(palette, loss), color=palette[loss], markersize=7, capsize=4,
                             markeredgecolor="black", markeredgewidth=0.6, linewidth=1.8, zorder=5)
             floor = f"{metric}_floor"
             floor_rows = summary[summary["metric"] == floor]["mean"].dropna()
@@ -330,7 +414,8 @@ def _band_lines(ax, data: pd.DataFrame, column: str, order: Sequence[str], palet
         rows = stats.loc[loss]
         steps = rows.index.to_numpy(dtype=float)
         colour = palette[loss]
-        ax.plot(steps, rows["mean"], style, color=colour, linewidth=1.3, marker=marker, markersize=3)
+        own = marker_of(palette, loss) if repeats_colour(palette, loss) else None
+        ax.plot(steps, rows["mean"], style, color=colour, linewidth=1.3, marker=marker or own, markersize=3)
         if (rows["max"] > rows["min"]).any():
             ax.fill_between(steps, rows["min"], rows["max"], color=colour, alpha=0.2, linewidth=0)
 
@@ -346,7 +431,8 @@ def _style_legend(ax) -> None:
 def _loss_legend(fig: Figure, order: Sequence[str], palette: Mapping[str, tuple]) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([0], [0], color=palette[loss], linewidth=2.5, label=loss) for loss in order]
+    handles = [Line2D([0], [0], color=palette[loss], linewidth=2.5, label=loss, marker=marker_of(palette, loss),
+                      markersize=5) for loss in order]
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False, title="loss")
 
 

@@ -129,10 +129,31 @@ def run_finished(record: dict[str, Any]) -> None:
     """
 
 
+@hookspec
+def run_logged(batch: dict[str, Any]) -> None:
+    """Called while a run trains, in the process that trains it (a worker, a Ray task), with what was logged
+    since the previous call: for live loggers (TensorBoard, W&B) that must not wait for the run to finish.
+
+    Batched on the run's own schedule, never per step: once at each light evaluation (every ``eval_every``
+    steps) and once when the run ends. ``batch`` holds ``run_id``, ``label`` (``dataset/model/loss/seedN``),
+    ``spec`` (the RunSpec as a dict), ``step`` (the last step trained), ``history`` (a pandas DataFrame of the
+    history rows logged since the previous call, every ``log_every`` steps, the columns of the stored history),
+    ``curves`` (a DataFrame ``step, key, value`` of the light evaluations since then) and ``final`` (True on the
+    last call of the run). The last call also holds ``status`` ("ok" | "diverged" | "failed"), ``reason`` and
+    ``metrics`` (the final metric values; empty for a failed run); earlier calls hold ``status`` "running".
+
+    Keep it cheap: it runs inside the training loop's process and its time counts as evaluation time, not
+    training time. An exception here is reported once per run on stderr with the plugin's name; the run goes on
+    and its results do not depend on the logger. ``lossbench run --log tensorboard`` turns on the built-in
+    TensorBoard logger, which is an implementation of this hook.
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = (
     "register_losses",
     "register_models",
     "register_datasets",
     "register_metrics",
     "run_finished",
+    "run_logged",
 )

@@ -25,6 +25,7 @@ import pluggy
 from lossbench import hookspecs
 from lossbench.api import PROJECT_NAME
 from lossbench.errors import PluginError
+from lossbench.live import hook_caller
 from lossbench.registry import KINDS, Catalog, RegistrationError
 
 BUILTIN_MODULES = (
@@ -32,6 +33,7 @@ BUILTIN_MODULES = (
     "lossbench.builtin.models",
     "lossbench.builtin.datasets",
     "lossbench.builtin.metrics",
+    "lossbench.builtin.loggers",
 )
 PLUGINS_DIR_ENV = "LOSSBENCH_PLUGINS_DIR"
 DISABLE_ENV = "LOSSBENCH_DISABLE_PLUGINS"
@@ -217,6 +219,7 @@ def build_catalog(loaded: LoadedPlugins) -> Catalog:
             return {"register": register}
 
         _call_each(loaded, f"register_{kind}", make_kwargs)
+    catalog.live = hook_caller(loaded.manager)
     return catalog
 
 

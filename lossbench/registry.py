@@ -165,6 +165,8 @@ class Catalog:
     models: Registry = field(default_factory=lambda: Registry("models"))
     datasets: Registry = field(default_factory=lambda: Registry("datasets"))
     metrics: Registry = field(default_factory=lambda: Registry("metrics"))
+    # the plugins' ``run_logged`` hook as one callback (``live.hook_caller``); None when nothing listens
+    live: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False, compare=False)
 
     def registry(self, kind: str) -> Registry:
         if kind not in KINDS:

@@ -11,6 +11,7 @@ so it opens from ``file://`` offline and can be zipped or copied as a folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -27,13 +28,14 @@ import pandas as pd
 from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.colors import to_hex
 
-from lossbench import __version__, figures, provenance, tables, verdicts
+from lossbench import __version__, figures, provenance, runsvg, tables, verdicts
 from lossbench.errors import LossbenchError, StoreError
 from lossbench.files import OwnedFolder, write_text
 from lossbench.store import Store, history_with_keys
 
 ALPHA_DEFAULT = getattr(tables, "ALPHA", 0.05)
 FIGURES_DIR = "figures"
+RUNS_DIR = "runs"  # one page per run
 INDEX = "index.html"
 KEYS = ["run_id", "dataset", "model", "loss", "seed"]
 SUMMARY_KEYS = ("dataset", "model", "loss", "metric")
@@ -290,12 +292,13 @@ class ReportBuilder:
     def __post_init__(self) -> None:
         self.palette = figures.loss_palette(self.data.runs["loss"])
         self.folder: OwnedFolder | None = None  # set by build(): reports/figures, or lossbench's own subfolder
+        self.runs_folder: OwnedFolder | None = None  # set by build(): reports/runs, one page per run
         self.feature_columns = _features_of(self.data.wide)
         self._pairwise: dict[str, pd.DataFrame] = {}
 
     # -- figures ----------------------------------------------------------------------------------------------
     def figure(self, name: str, title: str, caption: str, alt: str, draw: Callable[[Path], Any],
-               fingerprint: str | None = None) -> FigureRef:
+               fingerprint: str | None = None, suffix: str = ".png") -> FigureRef:
         """Draw one figure into ``figures/<name>.png``; a drawing error is shown in the report, not raised.
 
         With a ``fingerprint`` (everything the figure depends on) the file is named after it and an existing file
@@ -303,7 +306,7 @@ class ReportBuilder:
         """
         if fingerprint is not None:
             name = f"{name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:10]}"
-        path = self.folder.file(f"{slug(name)}.png")  # names carry run ids from the store: never outside the folder
+        path = self.folder.file(f"{slug(name)}{suffix}")  # names carry run ids from the store: never outside the folder
         ref = FigureRef(f"{self.folder.relative}/{path.name}", title, caption, alt)
         self.figure_refs.append(ref)
         if fingerprint is not None and path.is_file():
@@ -612,6 +615,9 @@ class ReportBuilder:
         flags = figures.stability_flags(data.wide)
         wide = data.wide.set_index("run_id")
         recorded = data.store.provenances()
+        summary = data.summary
+        primaries = {dataset: figures.primary_metric(part.loc[part["n_values"] > 0, "metric"].unique())
+                     for dataset, part in summary.groupby("dataset")} if len(summary) else {}
         sections = []
         for run in data.runs.to_dict("records"):
             run_id = run["run_id"]
@@ -643,9 +649,10 @@ class ReportBuilder:
                     + (f"; the dash-dotted line marks step {int(failed_step)} where the run stopped."
                        if failed_step is not None else "."),
                     f"Training curves of run {run_id} ({run['loss']} on {run['dataset']}, seed {run['seed']}).",
-                    lambda _path, h=run_history, c=run_curves, k=curve_key, s=failed_step: figures.run_curves_figure(
-                        h, c, colour, k, s, labels.get(k) if k else None),
-                    fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}"))
+                    lambda path, h=run_history, c=run_curves, k=curve_key, s=failed_step: runsvg.write(
+                        runsvg.curves_svg(h, c, to_hex(colour), k, s, labels.get(k) if k else None), path),
+                    fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}",
+                    suffix=".svg"))
             samples = data.store.samples(run_id)
             if samples is not None:
                 if samples.ndim == 4:
@@ -658,16 +665,21 @@ class ReportBuilder:
                     centres = info.get("centres")
                     refs.append(self.figure(
                         f"run-{run_id}-samples", f"Samples of {run_id}",
-                        f"{len(samples)} generated points" + (" over the true mode centres (black crosses)."
-                                                              if centres is not None else "."),
+                        f"{min(len(samples), runsvg.MAX_POINTS)} generated points"
+                        + (" over the true mode centres (black crosses)." if centres is not None else "."),
                         f"Scatter plot of the generated points of run {run_id}.",
-                        lambda _path, a=samples, c=centres: figures.run_samples_figure(a, c, colour),
-                        fingerprint=f"{fingerprint}|centres={centres is not None}"))
+                        lambda path, a=samples, c=centres: runsvg.write(runsvg.points_svg(a, c, to_hex(colour)), path),
+                        fingerprint=f"{fingerprint}|centres={centres is not None}", suffix=".svg"))
             status = run["status"]
             badge = {"ok": "ok", "failed": "FAILED", "diverged": "DIVERGED"}[status]
             if status != "ok" and failed_step is not None:
                 badge += f" at step {int(failed_step)}"
+            headline = primaries.get(run["dataset"])
+            headline_value = wide.at[run_id, headline] if headline and headline in wide.columns else math.nan
             sections.append({
+                "page": f"{self.runs_folder.relative}/{slug(run_id)}.html",
+                "headline": labels.get(headline, headline) if headline else "",
+                "headline_value": exact(headline_value), "headline_text": fmt(headline_value),
                 "run_id": run_id, "dataset": run["dataset"], "model": run["model"], "loss": run["loss"],
                 "seed": int(run["seed"]), "steps": run["steps"], "preset": run["preset"], "device": run["device"],
                 "status": status, "badge": badge, "reason": run["reason"] or "", "colour": to_hex(colour),
@@ -683,6 +695,7 @@ class ReportBuilder:
         data = self.data
         started = time.perf_counter()
         self.folder = OwnedFolder(self.reports, FIGURES_DIR)
+        self.runs_folder = OwnedFolder(self.reports, RUNS_DIR)
         datasets, infos, labels_by_dataset = [], {}, {}
         for dataset in sorted(data.runs["dataset"].unique()):
             wide = data.wide[data.wide["dataset"] == dataset]
@@ -706,15 +719,34 @@ class ReportBuilder:
             build_seconds=f"{time.perf_counter() - started:.1f}",
         )
         index = write_text(self.reports / INDEX, page)
+        self.write_run_pages(runs)
         self.prune()
         return index
+
+    def write_run_pages(self, runs: list[dict[str, Any]]) -> None:
+        """Each run's section as its own page ``runs/<run_id>.html`` (the index links them); pages of runs no
+        longer stored are removed."""
+        folder = self.runs_folder
+        base = "../" * (folder.relative.count("/") + 1)  # from a run page back to the report folder
+        template = _environment().get_template("run.html.j2")
+        kept = []
+        for run in runs:
+            name = Path(run["page"]).name
+            write_text(folder.file(name), template.render(run=run, version=__version__, base=base))
+            kept.append(name)
+        folder.record(kept)
+        folder.prune(kept)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Jinja:
+    return Jinja(loader=PackageLoader("lossbench", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                 undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def render(template: str, **context: Any) -> str:
     """Render one of the package's jinja2 templates (autoescaped: run reasons are arbitrary text)."""
-    env = Jinja(loader=PackageLoader("lossbench", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template(template).render(**context)
+    return _environment().get_template(template).render(**context)
 
 
 def build_report(results: Path, reports: Path, catalog: Any = None, comparisons: str = "reference",

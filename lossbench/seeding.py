@@ -67,7 +67,7 @@ def run_threads() -> int:
     The thread count decides how MKL/oneDNN/OpenBLAS split their float reductions, so it is part of what makes a
     result bitwise reproducible; deriving it from the executor (cores // workers) would make serial, ``--workers``
     and Ray runs of one RunSpec differ. One thread is also the fast choice for the small models of a grid
-    (DESIGN.md section 7: two one-thread runs side by side beat one two-thread run), so cores are used by running
+    (two one-thread runs side by side beat one two-thread run), so cores are used by running
     runs side by side, not by threads. Raise it for a single big model on a many-core machine; the value is
     recorded with every run.
     """

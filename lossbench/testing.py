@@ -16,7 +16,8 @@ A smoke run loads lossbench's built-ins plus exactly the plugins under test (``m
 itself would load here, whose problems then never fail the test.
 
 Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
-``ConformanceError`` (from ``lossbench.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.smoke``).
+``ConformanceError`` (from ``lossbench.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.smoke``);
+``check_stacked`` (from ``lossbench.stacked``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
 Fixtures: ``lossbench_smoke`` and ``lossbench_environment``.
 """
 
@@ -29,6 +30,7 @@ from lossbench.conformance import (ConformanceError, check_dataset, check_loss, 
                                    make_context)
 from lossbench.plugins import Environment, load_environment
 from lossbench.smoke import SmokeResult, smoke_run
+from lossbench.stacked import check_stacked
 
 try:
     import pytest
@@ -36,7 +38,8 @@ except ImportError:  # pragma: no cover - the helpers work without pytest; the f
     pytest = None  # type: ignore[assignment]
 
 __all__ = [
-    "ConformanceError", "SmokeResult", "check_dataset", "check_loss", "check_metric", "check_model", "make_context",
+    "ConformanceError", "SmokeResult", "check_dataset", "check_loss", "check_metric", "check_model", "check_stacked",
+    "make_context",
     "smoke_run", "lossbench_environment", "lossbench_smoke",
 ]
 

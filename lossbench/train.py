@@ -1,6 +1,6 @@
 """One RunSpec to one RunResult: build, train with paired seeds, evaluate. No file I/O here.
 
-The training step is the hot path (small models are bound by Python overhead per step, DESIGN.md section 7), so
+The training step is the hot path (small models are bound by Python overhead per step), so
 it does only what the bare loop does plus one ``.item()`` per loss for the divergence check; history rows,
 gradient norms and evaluations happen only on their schedule.
 """
@@ -233,6 +233,8 @@ class _Run:
     eval_seconds: float = 0.0
     train_started: float = 0.0
     average: nn.Module | None = None  # the generator's moving average when the recipe asks for one
+    sent_rows: int = 0  # history rows and curve values already handed to the run_logged hook
+    sent_curves: int = 0
 
     def __post_init__(self) -> None:
         spec, catalog = self.spec, self.catalog
@@ -285,6 +287,21 @@ class _Run:
     def light_evaluation(self, model: GAN | VAE) -> None:
         values, _texts, _errors, _fake = self.evaluate(model, final=False)
         self.curve_rows.extend((self.step, key, value) for key, value in values.items())
+        self.send_live(final=False)
+
+    def send_live(self, final: bool, **outcome: object) -> None:
+        """Hand what was logged since the last call to the ``run_logged`` hook (at light evaluations and at the
+        end, never per step); its time counts as evaluation time."""
+        if self.catalog.live is None:
+            return
+        from lossbench import live
+
+        started = time.perf_counter()
+        rows = pd.DataFrame(self.rows[self.sent_rows:], columns=list(HISTORY_COLUMNS))
+        curves = pd.DataFrame(self.curve_rows[self.sent_curves:], columns=["step", "key", "value"])
+        self.sent_rows, self.sent_curves = len(self.rows), len(self.curve_rows)
+        self.catalog.live(live.batch(self.spec, self.step, rows, curves, final, **outcome))
+        self.eval_seconds += time.perf_counter() - started
 
     def log(self, **values: float) -> None:
         values.setdefault("seconds", time.perf_counter() - self.train_started - self.eval_seconds)
@@ -465,8 +482,16 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         status, reason, failed_step = "diverged", str(exc), exc.step
     except Exception as exc:
         exc.lossbench_step = run.step  # type: ignore[attr-defined]  # where it failed, for the record
+        run.send_live(final=True, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     train_seconds = time.perf_counter() - run.train_started - run.eval_seconds
+    return finish_run(run, model, status, reason, failed_step, train_seconds, facts,
+                      environment_facts(device, determinism))
+
+
+def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_step: int | None,
+               train_seconds: float, facts: dict[str, str], environment: dict) -> RunResult:
+    """A trained run's final scoring and result: shared by this engine and the stacked one (lossbench.stacked)."""
     samples = None
     if status == "ok":
         values, texts, errors, fake = run.evaluate(model, final=True)
@@ -478,15 +503,16 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     role, checkpoint = checkpoint_bytes(run.evaluated(model))  # the network that was scored (the average, if any)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
-        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(catalog, name)!r}) failed: "
+        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(run.catalog, name)!r}) failed: "
                                                       f"{msg}" for name, msg in errors.items()])
+    run.send_live(final=True, status=status, reason=reason, metrics=values)
     return RunResult(
-        spec=spec, status=status, reason=reason, failed_step=failed_step,
+        spec=run.spec, status=status, reason=reason, failed_step=failed_step,
         history=run.history_frame(),
         curves=pd.DataFrame(run.curve_rows, columns=["step", "key", "value"]),
         metrics=values, texts=texts, samples=samples,
         train_seconds=train_seconds, eval_seconds=run.eval_seconds,
-        environment=environment_facts(device, determinism), checkpoint=checkpoint, checkpoint_role=role,
+        environment=environment, checkpoint=checkpoint, checkpoint_role=role,
     )
 
 

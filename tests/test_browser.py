@@ -178,7 +178,24 @@ CHECKS = """(() => {
     images: images.map(i => ({src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth,
                               height: i.naturalHeight, alt: i.getAttribute('alt') || ''})),
     rows: rows.map(r => [r.dataset.dataset, r.dataset.model, r.dataset.loss]),
-    runs: Array.from(document.querySelectorAll('article.run')).map(a => [a.dataset.runId, a.dataset.status]),
+    runs: Array.from(document.querySelectorAll('#runs-table tbody tr.run-row')).map(r => [r.dataset.runId, r.dataset.status]),
+    articles: Array.from(document.querySelectorAll('article.run')).map(a => [a.dataset.runId, a.dataset.status]),
+    filtered: (() => {  // the runs table's filter: only the rows of one loss stay visible
+      const box = document.getElementById('run-filter');
+      if (!box) return null;
+      box.value = 'nan-later';
+      box.dispatchEvent(new Event('input'));
+      const visible = Array.from(document.querySelectorAll('#runs-table tbody tr.run-row')).filter(r => !r.hidden);
+      box.value = '';
+      box.dispatchEvent(new Event('input'));
+      return visible.map(r => r.dataset.runId);
+    })(),
+    sorted: (() => {  // click "status" twice: descending text order puts "ok" first
+      const th = Array.from(document.querySelectorAll('#runs-table thead th')).find(h => h.textContent === 'status');
+      if (!th) return null;
+      th.click(); th.click();
+      return Array.from(document.querySelectorAll('#runs-table tbody tr.run-row')).map(r => r.dataset.status);
+    })(),
     height: document.documentElement.scrollHeight,
     title: document.title,
   };
@@ -242,6 +259,15 @@ def test_report_in_headless_chromium(browser: str, tmp_path: Path) -> None:
     rows = [tuple(row) for row in page["rows"]]
     assert len(rows) == len(combos) and set(rows) == combos, rows  # one row per loss x model x dataset
     assert sorted(map(tuple, page["runs"])) == sorted(runs[["run_id", "status"]].itertuples(index=False, name=None))
+    assert page["articles"] == []  # each run's section is its own page
+    diverged = runs.loc[runs["status"] == "diverged", "run_id"].tolist()
+    assert page["filtered"] == diverged  # the filter keeps the one nan-later run
+    assert page["sorted"] == ["ok", "ok", "diverged"]
+    run_page, run_errors = open_report(browser, reports / "runs" / f"{diverged[0]}.html", tmp_path / "profile2",
+                                       tmp_path / "run-screenshot.png")
+    assert run_errors == [], run_errors
+    assert run_page["articles"] == [[diverged[0], "diverged"]]
+    assert run_page["images"] and all(i["complete"] and i["width"] > 0 for i in run_page["images"]), run_page["images"]
     with open(screenshot, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     with Image.open(screenshot) as image:

@@ -131,3 +131,29 @@ def test_check_metric_rejects_an_unknown_direction() -> None:
         check_metric(Sideways())
     Sideways.better = {"sideways": "none"}
     assert check_metric(Sideways()) == {"sideways": 1.0}
+
+
+def test_show_formats_for_a_paper_parse_back_and_filters_name_the_culprit(grid: dict) -> None:
+    from test_paper import markdown_rows
+
+    results = str(grid["results"])
+    code, output = run_cli("show", "--results", results, "--format", "csv", "--metric", "fid",
+                           "--plugins-dir", str(grid["plugins"]))
+    assert code == 0, output
+    frame = pd.read_csv(__import__("io").StringIO(output)).set_index("loss")
+    summary = pd.read_csv(grid["results"] / "summary.csv")
+    fid = summary[summary["metric"] == "fid"].set_index("loss")
+    assert sorted(frame.index) == ["lsgan", "nonsaturating"]
+    for loss in frame.index:
+        assert frame.at[loss, "center"] == pytest.approx(fid.at[loss, "mean"])
+        assert bool(frame.at[loss, "best"]) == (fid.at[loss, "rank"] == 1)
+    assert set(frame["label"]) == {"FID [coordinates] ↓"}
+    code, output = run_cli("show", "--results", results, "--format", "markdown", "--statistic", "median-iqr",
+                           "--metric", "fid", "--metric", "mine", "--dataset", "ring8", "--model", "mlp",
+                           "--plugins-dir", str(grid["plugins"]))
+    assert code == 0, output
+    header, rows = markdown_rows(output)
+    assert header == ["loss", "FID [coordinates] ↓", "mine ↑"] and set(rows) == {"lsgan", "nonsaturating (reference)"}
+    assert rows["lsgan"][1] == "**5 [5, 5]**"  # 2 seeds: no test can reach alpha, so no mark
+    code, output = run_cli("show", "--results", results, "--format", "latex", "--dataset", "ring9")
+    assert code == 2 and "unknown dataset" in output and "ring9" in output and "did you mean 'ring8'" in output

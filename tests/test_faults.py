@@ -68,7 +68,7 @@ def register_losses(register):
 BLAME_PLUGIN = '''"""Models and a loss that break the plugin contract, each in its own way."""
 from torch import nn
 
-from lossbench import GAN, ModelFactory, hookimpl
+from lossbench import GAN, Metric, ModelFactory, hookimpl
 from lossbench.builtin.losses import NonSaturating
 
 
@@ -112,10 +112,24 @@ class Oops(NonSaturating):
         return super().generator_loss(fake_scores, real_scores) * self.scale()
 
 
+class Kaboom(Metric):
+    """Raises whenever it scores a run."""
+
+    name = "kaboom"
+
+    def compute(self, ctx):
+        raise RuntimeError("kaboom")
+
+
 @hookimpl
 def register_models(register):
     register(WideGenerator())
     register(ColumnCritic())
+
+
+@hookimpl
+def register_metrics(register):
+    register(Kaboom())
 
 
 @hookimpl
@@ -635,6 +649,12 @@ def test_an_exception_in_a_losss_code_names_the_loss_and_plugin(blame_env) -> No
     result = run_safely(make_spec(loss="oops", steps=2), blame_env.catalog)
     assert result.status == "failed" and result.failed_step == 1
     assert result.reason == "loss 'oops' (plugin 'blame'): ZeroDivisionError: division by zero"
+
+
+def test_a_metric_that_raises_is_named_with_its_plugin_and_the_run_is_kept(blame_env) -> None:
+    result = run_safely(make_spec(steps=2), blame_env.catalog)
+    assert result.status == "ok" and "fid" in result.metrics and "kaboom" not in result.metrics
+    assert result.reason == "metric 'kaboom' (plugin 'blame') failed: RuntimeError: kaboom"
 
 
 def test_registering_a_string_says_it_is_not_a_loss(blame_env) -> None:

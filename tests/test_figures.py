@@ -55,13 +55,30 @@ def summary_table(wide: pd.DataFrame) -> pd.DataFrame:
     return summarise(frame.drop(columns=["fid_features"]))
 
 
-def test_palette_is_colour_blind_safe_and_keyed_by_sorted_name() -> None:
+def test_palette_is_colour_blind_safe_and_stable_across_reports() -> None:
     palette = figures.loss_palette(["wgan-gp", "hinge", "nonsaturating", "hinge"])
-    expected = sns.color_palette("colorblind", 3)
-    assert list(palette) == sorted(LOSSES)
-    assert [to_hex(palette[name]) for name in sorted(LOSSES)] == [to_hex(c) for c in expected]
+    colourblind = [to_hex(c) for c in sns.color_palette("colorblind", 10)]
+    assert sorted(palette) == sorted(LOSSES)
+    # built-in losses hold fixed slots: nonsaturating, hinge, wgan-gp are the palette's first three colours
+    assert [to_hex(palette[name]) for name in ("nonsaturating", "hinge", "wgan-gp")] == colourblind[:3]
     assert figures.loss_palette(reversed(LOSSES)) == palette  # order of appearance does not matter
-    assert len({to_hex(c) for c in palette.values()}) == 3
+    alone = figures.loss_palette(["wgan-gp"])
+    assert alone["wgan-gp"] == palette["wgan-gp"]  # the same colour in a report of one loss
+    mine = figures.loss_palette(["my-loss"])["my-loss"]
+    assert figures.loss_palette(["my-loss", "hinge", "dragan"])["my-loss"] == mine  # a plugin loss too
+
+
+def test_every_loss_gets_its_own_colour_up_to_twenty_and_its_own_style_beyond() -> None:
+    builtin = list(figures.BUILTIN_LOSS_SLOTS)
+    names = builtin + [f"plugin-{i}" for i in range(9)]  # 20 losses: one colour each
+    palette = figures.loss_palette(names)
+    assert len({to_hex(c) for c in palette.values()}) == 20
+    assert to_hex(palette["hinge"]) != to_hex(palette["wgan-gp"]) and to_hex(palette["dragan"]) != to_hex(
+        palette["wgan-gp"])
+    many = figures.loss_palette(names + [f"extra-{i}" for i in range(60)])  # 80: colours repeat, styles do not
+    styles = {(to_hex(s.colour), s.marker, s.linestyle) for s in many.styles.values()}
+    assert len(styles) == 80 and len({to_hex(c) for c in many.values()}) == 20
+    assert all(figures.repeats_colour(many, name) == (many.slots[name] >= 20) for name in many)
 
 
 def test_a_loss_keeps_its_colour_when_others_are_absent() -> None:

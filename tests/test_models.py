@@ -176,7 +176,7 @@ TRAIN_CASES = [
 
 @pytest.fixture
 def one_thread():
-    """Tiny models run best on one thread (DESIGN.md section 7); a busy machine makes two threads much slower."""
+    """Tiny models run best on one thread; a busy machine makes two threads much slower."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

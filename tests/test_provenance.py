@@ -132,7 +132,7 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
 
     report = cli("report")
     assert report.exit_code == 0, report.output
-    html = (workdir / "reports" / "index.html").read_text(encoding="utf-8")
+    html = (workdir / "reports" / "runs" / f"{mine_id}.html").read_text(encoding="utf-8")  # the run's own page
     assert f"loss mine: mine, source {file_hash(path)[:8]}" in html
 
 

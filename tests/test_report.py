@@ -79,6 +79,25 @@ def parse(path: Path) -> Element:
     return builder.root
 
 
+def run_sections(reports: Path) -> dict[str, Element]:
+    """Each run's section, from its own page ``runs/<run_id>.html``, after checking that the index's table of
+    runs links exactly those pages."""
+    index = parse(reports / "index.html")
+    assert index.find_all("article", cls="run") == []  # run sections live on their own pages
+    linked = {}
+    for row in index.find_all("tr", cls="run-row"):
+        links = [a.attrs["href"] for a in row.find_all("a")]
+        assert links == [f"runs/{row.attrs['data-run-id']}.html"], links
+        linked[row.attrs["data-run-id"]] = reports / links[0]
+    sections = {}
+    for run_id, page in linked.items():
+        found = parse(page).find_all("article", cls="run")
+        assert [a.attrs["data-run-id"] for a in found] == [run_id]
+        sections[run_id] = found[0]
+    assert sorted(p.name for p in (reports / "runs").glob("*.html")) == sorted(f"{r}.html" for r in linked)
+    return sections
+
+
 def number(text: str) -> float:
     return math.nan if text == "" else float(text)
 
@@ -137,17 +156,18 @@ def test_report_names_every_run_and_every_figure_is_a_valid_image(smoke: dict) -
     with Store.open(smoke["results"], create=False) as store:
         runs = store.runs()
     assert len(runs) == 4
-    sections = {a.attrs["data-run-id"]: a for a in dom.find_all("article", cls="run")}
+    sections = run_sections(smoke["reports"])
     assert set(sections) == set(runs["run_id"])
     html = index.read_text(encoding="utf-8")
     for run_id in runs["run_id"]:
         assert run_id in sections[run_id].text
-    images = dom.find_all("img")
+    images = [(index.parent, image) for image in dom.find_all("img")]
+    images += [(index.parent / "runs", image) for section in sections.values() for image in section.find_all("img")]
     assert len(images) >= 4 + 2 * len(runs)  # per dataset x model figures and each run's curves and samples
-    for image in images:
+    for folder, image in images:
         src = image.attrs["src"]
         assert not src.startswith(("http:", "https:", "//", "/")), f"{src}: the report must be self-contained"
-        path = index.parent / src
+        path = folder / src
         assert path.is_file(), src
         assert image.attrs.get("alt", "").strip(), f"{src} has no alt text"
         if path.suffix == ".svg":
@@ -164,9 +184,11 @@ def test_report_names_every_run_and_every_figure_is_a_valid_image(smoke: dict) -
     for figure in dom.find_all("figure"):
         assert figure.find_all("figcaption")[0].text, "every figure has a caption"
     assert dom.find_all(cls="figure-error") == [], [e.text for e in dom.find_all(cls="figure-error")]
-    assert "<script" not in html.lower() and "cdn" not in html.lower()
+    # self-contained: inline script only (the runs table sorts and filters), nothing fetched from elsewhere
+    assert "<script src" not in html.lower() and "cdn" not in html.lower()
     # every file in figures/ is referenced (stale figures are pruned), beside the list of the files lossbench wrote
-    referenced = {image.attrs["src"] for image in images}
+    referenced = {(folder / image.attrs["src"]).resolve().relative_to(index.parent.resolve()).as_posix()
+                  for folder, image in images}
     drawn = {f"figures/{p.name}" for p in (index.parent / "figures").iterdir() if p.name != MARKER}
     assert drawn == referenced and (index.parent / "figures" / MARKER).is_file()
 
@@ -243,7 +265,7 @@ def test_report_shows_failed_and_diverged_runs_flagged(faulty: dict) -> None:
     assert runs.at["nonsaturating", "status"] == "ok"
     dom = parse(faulty["reports"] / "index.html")
 
-    sections = {a.attrs["data-run-id"]: a for a in dom.find_all("article", cls="run")}
+    sections = run_sections(faulty["reports"])
     assert set(sections) == set(runs["run_id"])  # never dropped
     failed = sections[runs.at["boom", "run_id"]]
     assert "status-failed" in failed.classes and failed.attrs["data-status"] == "failed"

@@ -1,0 +1,240 @@
+"""The stacked engine: each member trains as its RunSpec trains alone (paired seeds), and its fate is its own."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import make_spec
+from lossbench import AdversarialLoss
+from lossbench.plugins import load_environment
+from lossbench.stacked import plan_groups, run_groups, train_group
+from lossbench.train import HISTORY_COLUMNS, run_safely
+
+# float tolerance: batched matmuls (vmap) sum in another order than one model's matmuls; after 20 Adam steps the
+# weights of these small MLPs differ by ~1e-6 (measured), so 1e-4 relative + 1e-5 absolute leaves headroom while
+# any real difference (another batch, another noise draw, a missed clip) moves values by 1e-2 or more
+RTOL, ATOL = 1e-4, 1e-5
+# whole smoke runs (40 steps, final scoring on 400 samples): metrics are smooth functions of the samples, which
+# differ by reassociation only; 1e-3 absolute is well below what one different step of training changes (>1e-2)
+METRIC_ATOL = 1e-3
+COLUMNS = [c for c in HISTORY_COLUMNS if c != "seconds"]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_environment().catalog
+
+
+def _by_id(results) -> dict:
+    return {r.run_id: r for r in results}
+
+
+def _weights(result) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(result.checkpoint))
+
+
+def _assert_same_run(stacked, alone, rtol=RTOL, atol=ATOL) -> None:
+    assert stacked.status == alone.status, (stacked.spec.label, stacked.reason, alone.reason)
+    assert stacked.failed_step == alone.failed_step
+    np.testing.assert_allclose(stacked.history[COLUMNS].to_numpy(float), alone.history[COLUMNS].to_numpy(float),
+                               rtol=rtol, atol=atol, err_msg=stacked.spec.label)
+    a, b = _weights(stacked), _weights(alone)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=atol)
+
+
+def test_first_20_steps_of_a_group_match_sequential_runs(catalog) -> None:
+    # losses with one recipe (one group) and with others (their own groups), penalties (R1: EMA + RMSprop, DRAGAN:
+    # random interpolates) and weight clipping (WGAN, an n_critic schedule)
+    # WGAN trains 5 generator steps here: its schedule gives 100 clipped RMSprop critic steps per generator step at
+    # first, and over 2000 such steps a 1e-9 reassociation difference grows to 1e-4 (measured: seed 1, step 10),
+    # as it does between any two float orders; 500 critic steps stay within the tolerance
+    specs = [make_spec(loss=loss, seed=seed, steps=5 if loss == "wgan" else 20)
+             for loss in ("nonsaturating", "hinge", "lsgan", "r1", "dragan", "wgan") for seed in (0, 1)]
+    groups = plan_groups(specs, catalog, None)
+    assert sorted(len(g) for g in groups) == [2, 2, 2, 6]
+    stacked = _by_id(run_groups(specs, catalog))
+    for spec in specs:
+        _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
+        assert stacked[spec.run_id].environment["engine"] == "stacked"
+    assert stacked[specs[0].run_id].environment["group_size"] == 6
+
+
+def test_dcgan_members_with_batchnorm_under_vmap_match_sequential_runs(catalog) -> None:
+    # the generator's BatchNorm running statistics are stacked buffers, updated in place under vmap
+    specs = [make_spec(loss="hinge", model="dcgan", dataset="digits", seed=seed, steps=10, final_samples=200)
+             for seed in (0, 1)]
+    stacked = _by_id(train_group(specs, catalog))
+    for spec in specs:
+        _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
+
+
+def test_whole_smoke_runs_give_the_same_metrics(catalog) -> None:
+    specs = [make_spec(loss=loss, seed=seed) for loss in ("nonsaturating", "wgan-gp") for seed in (0, 1)]
+    stacked = _by_id(run_groups(specs, catalog))
+    for spec in specs:
+        alone = run_safely(spec, catalog)
+        result = stacked[spec.run_id]
+        assert result.status == alone.status == "ok" and result.metrics.keys() == alone.metrics.keys()
+        for key, value in alone.metrics.items():
+            assert (math.isnan(value) and math.isnan(result.metrics[key])  # undefined for critics: NaN on both sides
+                    or math.isclose(result.metrics[key], value, abs_tol=METRIC_ATOL)), (spec.label, key)
+
+
+class NaNFromCall(AdversarialLoss):
+    """Non-saturating, with the discriminator loss NaN from its ``n``-th call on (one call per step)."""
+
+    def __init__(self, name: str, n: int, recipe) -> None:
+        self.name, self.n, self.recipe, self.calls = name, n, recipe, 0
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        self.calls += 1
+        value = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+        return value * math.nan if self.calls >= self.n else value
+
+    def generator_loss(self, fake_scores, real_scores):
+        return F.softplus(-fake_scores).mean()
+
+
+class RaisesFromCall(NaNFromCall):
+    """Raises from the generator loss's ``n``-th call on."""
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores, real_scores):
+        self.calls += 1
+        if self.calls >= self.n:
+            raise RuntimeError("boom in the generator loss")
+        return F.softplus(-fake_scores).mean()
+
+
+def test_one_members_divergence_and_failure_leave_the_others_alone(catalog) -> None:
+    recipe = catalog.losses.get("nonsaturating").recipe
+    catalog.losses.add(NaNFromCall("nan-at-4", 4, recipe), "test-plugin")
+    catalog.losses.add(RaisesFromCall("raise-at-6", 6, recipe), "test-plugin")
+    specs = [make_spec(loss="nonsaturating", seed=0, steps=12), make_spec(loss="nan-at-4", seed=0, steps=12),
+             make_spec(loss="raise-at-6", seed=1, steps=12), make_spec(loss="nonsaturating", seed=1, steps=12)]
+    assert len(plan_groups(specs, catalog, None)) == 1
+    stacked = _by_id(train_group(specs, catalog))
+    diverged, failed = stacked[specs[1].run_id], stacked[specs[2].run_id]
+    assert diverged.status == "diverged" and diverged.failed_step == 4 and "discriminator loss" in diverged.reason
+    assert failed.status == "failed" and failed.failed_step == 6 and "RuntimeError: boom in the generator loss" in failed.reason
+    for spec in (specs[0], specs[3]):  # the others trained as if alone
+        _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
+    # the diverged member was frozen at its step: the weights it had when it diverged alone
+    catalog.losses.get("nan-at-4").calls = catalog.losses.get("raise-at-6").calls = 0  # fresh call counts
+    _assert_same_run(diverged, run_safely(specs[1], catalog))
+    alone = run_safely(specs[2], catalog)  # the same reason, naming the plugin, as the sequential engine stores
+    assert (failed.status, failed.failed_step, failed.reason) == (alone.status, alone.failed_step, alone.reason)
+
+
+class WeightPenalty(AdversarialLoss):
+    """Non-saturating plus an L2 penalty on the critic's weights: reads ``critic.parameters()``."""
+
+    name = "weight-penalty"
+
+    def __init__(self, recipe) -> None:
+        self.recipe = recipe
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores, real_scores):
+        return F.softplus(-fake_scores).mean() + 0 * real_scores.mean().item()  # .item() inside a loss is fine
+
+    def penalty(self, critic, real, fake):
+        return 1e-2 * sum(p.pow(2).sum() for p in critic.parameters())
+
+
+def test_third_party_loss_reading_weights_and_calling_item_trains_stacked_unchanged(catalog) -> None:
+    catalog.losses.add(WeightPenalty(catalog.losses.get("nonsaturating").recipe), "test-plugin")
+    specs = [make_spec(loss="weight-penalty", seed=seed, steps=10) for seed in (0, 1)]
+    stacked = _by_id(train_group(specs, catalog))
+    for spec in specs:
+        alone = run_safely(spec, catalog)
+        _assert_same_run(stacked[spec.run_id], alone)
+        assert stacked[spec.run_id].history["penalty"].iloc[0] > 0.01
+
+
+class Unstackable(torch.nn.Module):
+    """A generator with data-dependent control flow, which vmap rejects."""
+
+    def __init__(self, body: torch.nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, z):
+        out = self.body(z)
+        return out if float(out.detach().sum()) > -1e30 else -out
+
+
+def test_a_model_vmap_rejects_falls_back_to_the_sequential_engine_with_one_line(catalog) -> None:
+    from lossbench.api import GAN, ModelFactory
+
+    mlp = catalog.models.get("mlp")
+
+    class Factory(ModelFactory):
+        name, family = "unstackable-mlp", "gan"
+
+        def supports(self, data):
+            return mlp.supports(data)
+
+        def build(self, data):
+            model = mlp.build(data)
+            return GAN(Unstackable(model.generator), model.discriminator, model.latent_dim)
+
+    catalog.models.add(Factory(), "test-plugin")
+    specs = [make_spec(model="unstackable-mlp", seed=seed, steps=5) for seed in (0, 1)]
+    lines: list[str] = []
+    results = train_group(specs, catalog, notice=lines.append)
+    assert len(lines) == 1 and "cannot train stacked" in lines[0] and "one at a time" in lines[0]
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert all(r.environment["engine"] == "sequential" and "vmap" in r.environment["stacked_fallback"]
+               for r in results)
+
+
+def test_vae_runs_and_singletons_form_groups_of_one(catalog) -> None:
+    specs = [make_spec(loss="vae", model="mlp-vae", seed=0), make_spec(seed=0), make_spec(seed=1),
+             make_spec(loss="wgan-gp", seed=0)]
+    assert [len(g) for g in plan_groups(specs, catalog, None)] == [1, 2, 1]
+    assert [len(g) for g in plan_groups(specs[1:3] * 3, catalog, 4)] == [4, 2]
+
+
+def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monkeypatch) -> None:
+    import json
+    import sqlite3
+
+    monkeypatch.setenv("LOSSBENCH_VECTORISE", "0")  # the CLI sets both for its executors; restored afterwards
+    monkeypatch.setenv("LOSSBENCH_GROUP_SIZE", "32")
+    args = ["run", "-l", "nonsaturating", "-l", "hinge", "-m", "mlp", "-d", "ring8", "--seeds", "0,1",
+            "--preset", "smoke", "--steps", "10", "--device", "cpu", "--no-report"]
+    first = cli(*args, "--vectorise", "--group-size", "3")
+    assert first.exit_code == 0, first.output
+    with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
+        rows = db.execute("SELECT loss, seed, environment_json FROM runs").fetchall()
+    environments = [json.loads(row[2]) for row in rows]
+    assert len(rows) == 4  # one recipe: a group of 3 and a run alone
+    assert sorted(e["engine"] for e in environments) == ["sequential", "stacked", "stacked", "stacked"]
+    assert [e.get("group_size") for e in environments if e["engine"] == "stacked"] == [3, 3, 3]
+    assert [e["stacked_fallback"] for e in environments if e["engine"] == "sequential"] == ["a group of one"]
+    again = cli(*args, "--vectorise")
+    assert again.exit_code == 0 and "0 to train" in again.output, again.output
+
+
+def test_check_stacked_passes_a_plugin_loss_and_catches_one_whose_members_share_state(catalog) -> None:
+    from lossbench.conformance import ConformanceError
+    from lossbench.examples.softplus_hinge import SoftplusHinge
+    from lossbench.testing import check_stacked
+
+    check_stacked(SoftplusHinge(), steps=5)
+    shared_count = NaNFromCall("shared-count", 4, catalog.losses.get("nonsaturating").recipe)
+    with pytest.raises(ConformanceError, match="'shared-count', seed 0: stacked diverged at step 3"):
+        check_stacked(shared_count, steps=5)
