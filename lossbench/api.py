@@ -262,7 +262,7 @@ class TrainingTarget:
     """What a trained model reaches on a dataset (every threshold holds), and where that bar comes from.
 
     A run that misses it is undertrained or failed; when most losses of a dataset x model miss it, the report
-    says the budget, not the losses, decided the ranking. Extension beyond DESIGN.md.
+    says the budget, not the losses, decided the ranking. An extension of the original contract.
     """
 
     thresholds: tuple[Threshold, ...]

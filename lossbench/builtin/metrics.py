@@ -1,4 +1,4 @@
-"""Built-in metrics: sample quality (FID, KID, PRDC), mode collapse and training stability; see the README for each definition.
+"""Built-in metrics: sample quality (FID, KID, PRDC), mode collapse and training stability (defined in the README).
 
 Every metric reads one ``EvaluationContext``: features are extracted once per space and shared, so FID, KID and
 PRDC of one evaluation cost one pass of the feature network. Each metric names the better direction of its
