@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import click
 
@@ -236,12 +236,13 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         with sigterm_as_interrupt(sigterm):
             outcome = run_grid(env, config, options, display)
     except KeyboardInterrupt:
-        display.close()
-        how = "terminated (SIGTERM)" if sigterm.received else "interrupted"
-        click.echo(f"{how}: the runs committed so far are kept; run the same command again to resume", err=True)
-        sys.exit(143 if sigterm.received else 130)
+        _stopped(display, sigterm)
     except DeviceUnavailable as exc:  # e.g. --device cuda on a Ray cluster without GPUs
         raise _one_line(exc) from None
+    except Exception:
+        if sigterm.received:  # the interrupt surfaced as another error (e.g. an import it cut short)
+            _stopped(display, sigterm)
+        raise
     finally:
         display.close()  # end the bar's line before any error message
     counts = outcome.counts
@@ -262,6 +263,14 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         click.echo(f"report: {build_report(results, reports, env.catalog, comparisons, reference).resolve()}")
     if counts.get("failed", 0):
         sys.exit(1)
+
+
+def _stopped(display: "ProgressDisplay", sigterm: "SigtermState") -> NoReturn:
+    """Ctrl-C or SIGTERM: one line, and exit 130 or 143 (the runs committed so far stay in the store)."""
+    display.close()
+    how = "terminated (SIGTERM)" if sigterm.received else "interrupted"
+    click.echo(f"{how}: the runs committed so far are kept; run the same command again to resume", err=True)
+    sys.exit(143 if sigterm.received else 130)
 
 
 class Terminated(KeyboardInterrupt):

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from lossbench import tables
+from lossbench import headlines, tables
 
 STATISTICS = ("mean-ci", "median-iqr")
 FORMATS = ("table", "markdown", "latex", "csv", "json")
@@ -103,7 +103,6 @@ def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str
 
     ``metrics``: the columns (default: the headline metrics present, as in the terminal leaderboard).
     """
-    from lossbench import figures
     from lossbench.report import loss_order, metric_labels
 
     if statistic not in STATISTICS:
@@ -115,7 +114,7 @@ def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str
     for (dataset, model), runs in wide.groupby(["dataset", "model"], sort=True):
         part = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
         present = sorted(part.loc[part["n_values"] > 0, "metric"].unique()) if len(part) else []
-        shown = [m for m in metrics if m in set(part["metric"])] if metrics else figures.headline_metrics(present)
+        shown = [m for m in metrics if m in set(part["metric"])] if metrics else headlines.headline_metrics(present)
         primary = shown[0] if shown else None
         losses = loss_order(runs, part, primary)
         ref = tables.reference_of(losses, reference)

@@ -7,6 +7,8 @@ import math
 import time
 from typing import Any, Callable
 
+from lossbench.headlines import primary_metric
+
 REASON_CHARS = 100  # a failed run's reason is cut here; the full one is in the store and the final summary
 
 
@@ -18,8 +20,6 @@ def clock_text(seconds: float) -> str:
 
 def headline(result: Any) -> str:
     """The run's status and its headline value (the metric a leaderboard ranks by), e.g. ``ok, fid 0.1234``."""
-    from lossbench.figures import primary_metric
-
     if result.status == "failed":
         reason = result.reason if len(result.reason) <= REASON_CHARS else result.reason[:REASON_CHARS - 1] + "…"
         return f"failed: {reason}"

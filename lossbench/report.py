@@ -28,7 +28,7 @@ import pandas as pd
 from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.colors import to_hex
 
-from lossbench import __version__, figures, provenance, runsvg, tables, verdicts
+from lossbench import __version__, figures, headlines, provenance, runsvg, tables, verdicts
 from lossbench.errors import LossbenchError, StoreError
 from lossbench.files import OwnedFolder, write_text
 from lossbench.store import Store, history_with_keys
@@ -190,11 +190,11 @@ def leading_metrics(wide: pd.DataFrame, present: list[str]) -> tuple[str | None,
     spaces = set(wide["fid_features"].dropna()) if "fid_features" in wide.columns else set()
     modes = [k for k in figures.MODE_KEYS if k in present]
     if modes and spaces and spaces <= set(RAW_SPACES):
-        headline = modes + [k for k in figures.headline_metrics(present) if k not in modes]
-        compact = (modes + [k for k in figures.headline_metrics(present, compact=True) if k not in modes])[:4]
+        headline = modes + [k for k in headlines.headline_metrics(present) if k not in modes]
+        compact = (modes + [k for k in headlines.headline_metrics(present, compact=True) if k not in modes])[:4]
         return modes[0], headline, compact
-    return (figures.primary_metric(present), figures.headline_metrics(present),
-            figures.headline_metrics(present, limit=4, compact=True))
+    return (headlines.primary_metric(present), headlines.headline_metrics(present),
+            headlines.headline_metrics(present, limit=4, compact=True))
 
 
 def left_out_notes(wide: pd.DataFrame) -> list[str]:
@@ -586,14 +586,14 @@ class ReportBuilder:
     def curve_keys(curves: pd.DataFrame, primary: str | None) -> list[str]:
         """The evaluation-during-training keys to plot: the primary metric's curve first, at most two."""
         keys = [k for k in curves["key"].unique() if curves.loc[curves["key"] == k, "value"].notna().any()]
-        preferred = [k for k in (primary, *figures.PRIMARY_ORDER) if k in keys]
+        preferred = [k for k in (primary, *headlines.PRIMARY_ORDER) if k in keys]
         ordered = list(dict.fromkeys(preferred + sorted(keys)))
         return ordered[:2]
 
     def heatmap(self, dataset: str, labels: dict[str, str]) -> FigureRef | None:
         summary = self.data.summary[self.data.summary["dataset"] == dataset]
         present = sorted(summary.loc[summary["n_values"] > 0, "metric"].unique()) if len(summary) else []
-        primary = figures.primary_metric(present)
+        primary = headlines.primary_metric(present)
         if not primary:
             return None
         label = labels.get(primary, primary)
@@ -616,7 +616,7 @@ class ReportBuilder:
         wide = data.wide.set_index("run_id")
         recorded = data.store.provenances()
         summary = data.summary
-        primaries = {dataset: figures.primary_metric(part.loc[part["n_values"] > 0, "metric"].unique())
+        primaries = {dataset: headlines.primary_metric(part.loc[part["n_values"] > 0, "metric"].unique())
                      for dataset, part in summary.groupby("dataset")} if len(summary) else {}
         sections = []
         for run in data.runs.to_dict("records"):
@@ -635,7 +635,7 @@ class ReportBuilder:
                       if f in wide.columns and wide.at[run_id, f] == 1.0]
             run_history = history.get_group(run_id) if run_id in history.groups else empty_history
             run_curves = curves.get_group(run_id) if run_id in curves.groups else empty_curves
-            curve_key = (self.curve_keys(run_curves, figures.primary_metric(run_curves["key"].unique()))[:1]
+            curve_key = (self.curve_keys(run_curves, headlines.primary_metric(run_curves["key"].unique()))[:1]
                          or [None])[0]
             failed_step = run["failed_step"] if pd.notna(run["failed_step"]) else None
             # what a run's own figures depend on: the stored run, its colour, and how figures are drawn

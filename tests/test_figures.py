@@ -12,7 +12,7 @@ import seaborn as sns
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from lossbench import figures
+from lossbench import figures, headlines
 from lossbench.report import feature_space_for, loss_order, metric_labels
 
 LOSSES = ["hinge", "nonsaturating", "wgan-gp"]
@@ -223,9 +223,9 @@ def test_metric_labels_name_the_feature_space() -> None:
     assert feature_space_for("modes_covered", prefixes) is None
     labels = metric_labels(wide_table(), "ring8", ["fid", "modes_covered"])
     assert labels == {"fid": "FID [coordinates]", "modes_covered": "modes covered"}
-    assert figures.primary_metric(["modes_kl", "fid_floor", "fid", "kid"]) == "fid"
-    assert figures.primary_metric(["modes_kl", "modes_covered"]) == "modes_covered"
-    assert figures.primary_metric(["zeta", "alpha"]) == "alpha"
+    assert headlines.primary_metric(["modes_kl", "fid_floor", "fid", "kid"]) == "fid"
+    assert headlines.primary_metric(["modes_kl", "modes_covered"]) == "modes_covered"
+    assert headlines.primary_metric(["zeta", "alpha"]) == "alpha"
 
 
 def test_saved_figure_is_a_decodable_png(tmp_path) -> None:
