@@ -294,7 +294,9 @@ def summarise(runs_wide: pd.DataFrame, known: Mapping[str, str] | None = None) -
                 continue
             pooled = pooled_ranks(runs, key, direction)
             by_loss = rows_of_key.set_index("loss").index
-            summary.loc[rows_of_key.index, "n_ranked"] = pooled["n_ranked"].reindex(by_loss).fillna(0).to_numpy()
+            # float: a key no seed has a value for (e.g. NaN for every run) gives an empty, untyped ``pooled``
+            n_ranked = pooled["n_ranked"].reindex(by_loss).astype(float).fillna(0)
+            summary.loc[rows_of_key.index, "n_ranked"] = n_ranked.to_numpy(dtype=int)
             mean_rank = pooled["mean_rank"].reindex(by_loss).to_numpy(dtype=float)
             summary.loc[rows_of_key.index, "mean_rank"] = mean_rank
             summary.loc[rows_of_key.index, "rank"] = pd.Series(mean_rank).rank(method="min").to_numpy()

@@ -242,6 +242,18 @@ def test_a_loss_whose_every_seed_failed_ranks_last() -> None:
     assert math.isnan(one(summary, "b", "fid")["mean"])
 
 
+def test_a_ranked_key_that_no_run_could_score_has_no_rank() -> None:
+    """A metric undefined for every run of a dataset x model (NaN everywhere, e.g. a flag that does not apply to its
+    losses) is summarised with no values and no rank, beside a key that does rank (the default grid met this)."""
+    rows = [run("a", s, fid=1.0 + s, kid=math.nan) for s in range(3)] + [run("b", s, fid=5.0 + s, kid=math.nan)
+                                                                        for s in range(3)]
+    summary = summarise(table(rows))
+    for loss in ("a", "b"):
+        kid = one(summary, loss, "kid")
+        assert kid["n_values"] == 0 and kid["n_ranked"] == 0 and math.isnan(kid["rank"])
+    assert one(summary, "a", "fid")["rank"] == 1 and one(summary, "b", "fid")["n_ranked"] == 3
+
+
 # -- directions -------------------------------------------------------------------------------------------------------
 def test_unranked_keys_have_no_rank_and_no_test() -> None:
     rows = [run(loss, s, fid=1.0 + s + i, fid_floor=0.5 + i, kid_std=0.1 * i)
