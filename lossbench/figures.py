@@ -37,7 +37,6 @@ PALETTE = "colorblind"
 STYLE = "whitegrid"
 CONTEXT = "paper"
 DPI = 90
-MODE_KEYS = ("modes_covered", "modes_high_quality", "modes_kl")
 FEATURE_SPACE_NAMES = {
     "coordinates": "raw 2-d coordinates",
     "pixels": "raw pixels",

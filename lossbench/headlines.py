@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["COMPACT_ORDER", "HEADLINE_ORDER", "PRIMARY_ORDER", "headline_metrics", "primary_metric"]
+__all__ = ["COMPACT_ORDER", "HEADLINE_ORDER", "MODE_KEYS", "PRIMARY_ORDER", "RAW_SPACES", "headline_metrics",
+           "leading_metrics", "primary_metric"]
 
 # The metric a leaderboard is ranked by: the first of these that the store holds for a dataset.
 PRIMARY_ORDER = ("fid", "kid", "modes_covered", "modes_high_quality", "modes_kl")
@@ -16,6 +17,9 @@ HEADLINE_ORDER = ("fid", "kid", "prdc_precision", "prdc_recall", "prdc_density",
                   "modes_covered", "modes_high_quality", "modes_kl")
 # The few metrics a terminal line or a leaderboard plot has room for, in this order.
 COMPACT_ORDER = ("fid", "modes_covered", "prdc_precision", "prdc_recall", "kid", "modes_high_quality")
+# The mixtures' protocol measures, in the order they lead where FID was measured in a raw space.
+MODE_KEYS = ("modes_covered", "modes_high_quality", "modes_kl")
+RAW_SPACES = ("coordinates", "pixels")  # a Fréchet distance here sees only a mean and a covariance
 
 
 def primary_metric(keys: Iterable[str]) -> str | None:
@@ -36,3 +40,19 @@ def headline_metrics(keys: Iterable[str], limit: int | None = None, compact: boo
         first = primary_metric(keys)
         chosen = [first] if first else []
     return chosen[:limit] if limit else chosen
+
+
+def leading_metrics(present: Iterable[str], fid_spaces: Iterable[str]) -> tuple[str | None, list[str], list[str]]:
+    """(primary, headline, compact) metrics of one dataset x model whose FID was measured in ``fid_spaces``.
+
+    Where FID was measured on raw coordinates or pixels and mode measures exist (the mixtures), the mode measures
+    of the dataset's protocol lead: modes covered ranks, then high-quality share and KL; the coordinate Fréchet
+    distance stays in the tables after them (one Gaussian blob scores near the floor on it).
+    """
+    present, spaces = list(present), {space for space in fid_spaces if space}
+    modes = [k for k in MODE_KEYS if k in present]
+    if modes and spaces and spaces <= set(RAW_SPACES):
+        headline = modes + [k for k in headline_metrics(present) if k not in modes]
+        compact = (modes + [k for k in headline_metrics(present, compact=True) if k not in modes])[:4]
+        return modes[0], headline, compact
+    return primary_metric(present), headline_metrics(present), headline_metrics(present, limit=4, compact=True)

@@ -7,7 +7,7 @@ import math
 import time
 from typing import Any, Callable
 
-from lossbench.headlines import primary_metric
+from lossbench.headlines import leading_metrics
 
 REASON_CHARS = 100  # a failed run's reason is cut here; the full one is in the store and the final summary
 
@@ -23,7 +23,8 @@ def headline(result: Any) -> str:
     if result.status == "failed":
         reason = result.reason if len(result.reason) <= REASON_CHARS else result.reason[:REASON_CHARS - 1] + "…"
         return f"failed: {reason}"
-    key = primary_metric(k for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v))
+    finite = [k for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)]
+    key = leading_metrics(finite, [result.texts.get("fid_features", "")])[0]
     return f"{result.status}, {key} {result.metrics[key]:.4g}" if key else result.status
 
 

@@ -177,24 +177,10 @@ def loss_order(wide: pd.DataFrame, summary: pd.DataFrame, primary: str | None) -
     return sorted(losses, key=key)
 
 
-RAW_SPACES = ("coordinates", "pixels")  # a Fréchet distance here sees only a mean and a covariance
-
-
 def leading_metrics(wide: pd.DataFrame, present: list[str]) -> tuple[str | None, list[str], list[str]]:
-    """(primary, headline, compact) metrics of one dataset x model.
-
-    Where FID was measured on raw coordinates or pixels and mode measures exist (the mixtures), the mode measures
-    of the dataset's protocol lead: modes covered ranks, then high-quality share and KL; the coordinate Fréchet
-    distance stays in the tables after them (one Gaussian blob scores near the floor on it).
-    """
-    spaces = set(wide["fid_features"].dropna()) if "fid_features" in wide.columns else set()
-    modes = [k for k in figures.MODE_KEYS if k in present]
-    if modes and spaces and spaces <= set(RAW_SPACES):
-        headline = modes + [k for k in headlines.headline_metrics(present) if k not in modes]
-        compact = (modes + [k for k in headlines.headline_metrics(present, compact=True) if k not in modes])[:4]
-        return modes[0], headline, compact
-    return (headlines.primary_metric(present), headlines.headline_metrics(present),
-            headlines.headline_metrics(present, limit=4, compact=True))
+    """(primary, headline, compact) metrics of one dataset x model (see ``headlines.leading_metrics``)."""
+    spaces = wide["fid_features"].dropna() if "fid_features" in wide.columns else ()
+    return headlines.leading_metrics(present, spaces)
 
 
 def left_out_notes(wide: pd.DataFrame) -> list[str]:
@@ -516,7 +502,7 @@ class ReportBuilder:
                 f"Box and strip plot of {primary} across seeds per loss on {tag}.",
                 lambda _path: figures.seeds_figure(wide, [primary], order, self.palette, labels,
                                                    directions_from=summary)))
-        mode_keys = [k for k in figures.MODE_KEYS if k in present]
+        mode_keys = [k for k in headlines.MODE_KEYS if k in present]
         if mode_keys:
             references = {"modes_covered": float(info["n_modes"])} if info.get("n_modes") else {}
             refs.append(self.figure(

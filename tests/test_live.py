@@ -71,7 +71,8 @@ def test_run_logged_gets_batches_on_the_schedule_in_the_training_process(tmp_pat
         assert mine[-1]["metrics"]["fid"] == pytest.approx(stored["fid"])
     lines = [line for line in output.splitlines() if line.startswith("[")]  # stderr is not a terminal here
     assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]"]
-    assert all(" ok, fid " in line and " · elapsed " in line and ", ETA " in line for line in lines)
+    # ring8 is a mixture scored in raw coordinates: its protocol's modes covered leads, as on the leaderboard
+    assert all(" ok, modes_covered " in line and " · elapsed " in line and ", ETA " in line for line in lines)
     assert lines[-1].endswith("ETA 0:00:00")
 
 
@@ -116,9 +117,10 @@ def test_progress_lines_count_runs_and_extrapolate_the_eta() -> None:
     progress = RunLines(4, lines.append, clock=lambda: now[0])
     spec = SimpleNamespace(label="ring8/mlp/hinge/seed0")
     now[0] = 130.0  # first run done after 30 s: three left at 30 s each
-    progress.finished(SimpleNamespace(spec=spec, status="ok", reason="", metrics={"fid": 0.123456, "kid": 1.0}))
+    progress.finished(SimpleNamespace(spec=spec, status="ok", reason="", metrics={"fid": 0.123456, "kid": 1.0},
+                                      texts={"fid_features": "inception-v3-pool3"}))
     now[0] = 3700.0
-    progress.finished(SimpleNamespace(spec=spec, status="failed", reason="ValueError: boom", metrics={}))
+    progress.finished(SimpleNamespace(spec=spec, status="failed", reason="ValueError: boom", metrics={}, texts={}))
     assert lines == ["[1/4] ring8/mlp/hinge/seed0 ok, fid 0.1235 · elapsed 0:00:30, ETA 0:01:30",
                      "[2/4] ring8/mlp/hinge/seed0 failed: ValueError: boom · elapsed 1:00:00, ETA 1:00:00"]
     assert clock_text(59.6) == "0:01:00"
