@@ -47,6 +47,44 @@ def register_losses(register):
     register(Crash())
 '''
 
+GATE_PLUGIN = '''"""A loss that holds its run at a gate until the test opens it: a grid cannot end before the test acts."""
+import os
+import time
+from pathlib import Path
+
+from lossbench import hookimpl
+from lossbench.builtin.losses import NonSaturating
+
+GATE = Path({gate!r})
+
+
+class Gated(NonSaturating):
+    """The first run of this loss to start waits until the file ``open`` appears; the others train at once."""
+
+    name = {name!r}
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        try:  # exactly one run holds: the others keep the other workers busy committing results
+            os.close(os.open(GATE / "claimed", os.O_CREAT | os.O_EXCL))
+            while not (GATE / "open").exists():
+                time.sleep(0.05)
+        except FileExistsError:
+            pass
+        return super().discriminator_loss(real_scores, fake_scores)
+
+
+@hookimpl
+def register_losses(register):
+    register(Gated())
+'''
+
+
+def gate_plugin(gate: Path, name: str) -> str:
+    """The source of a plugin whose loss ``name`` holds its first run until ``gate/open`` exists (tests create
+    it); ``gate/claimed`` appears when a run is held. Interrupting tests wait on these files, never on a timer."""
+    return GATE_PLUGIN.format(gate=str(gate), name=name)
+
+
 OK_LOSSES = ["nonsaturating", "wgan-gp"]
 SMOKE = dict(models=["mlp"], datasets=["ring8"], seeds=[0, 1], preset="smoke", device="cpu")
 SMOKE_ARGS = ["-m", "mlp", "-d", "ring8", "--seeds", "0,1", "--preset", "smoke", "--device", "cpu", "--no-report"]

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from conftest import make_spec, run_lossbench
+from scale_helpers import gate_plugin
 from lossbench.api import GAN
 from lossbench.contracts import ModelContractError, check_shapes
 from lossbench.files import MARKER, UnsafePath, atomic_path, inside
@@ -33,37 +34,6 @@ BASE = ["-m", "mlp", "-d", "ring8", "--preset", "smoke", "--steps", "4", "--devi
 ONE_RUN = ["run", "-l", "nonsaturating", "--seeds", "0", *BASE]
 HELD = ["run", "-l", "nonsaturating", "-l", "gated", "--seeds", "0", *BASE, "--no-report"]  # 1 run, then 1 held
 PATIENCE = 300  # seconds a child may take to reach a state the test waits for (a safety net, not a clock)
-
-GATE_PLUGIN = '''"""A loss that holds its run at a gate until the test opens it."""
-import os
-import time
-from pathlib import Path
-
-from lossbench import hookimpl
-from lossbench.builtin.losses import NonSaturating
-
-GATE = Path({gate!r})
-
-
-class Gated(NonSaturating):
-    """The first run of this loss to start waits until the file ``open`` appears; the others train at once."""
-
-    name = "gated"
-
-    def discriminator_loss(self, real_scores, fake_scores):
-        try:
-            os.close(os.open(GATE / "claimed", os.O_CREAT | os.O_EXCL))
-            while not (GATE / "open").exists():
-                time.sleep(0.05)
-        except FileExistsError:
-            pass
-        return super().discriminator_loss(real_scores, fake_scores)
-
-
-@hookimpl
-def register_losses(register):
-    register(Gated())
-'''
 
 BLAME_PLUGIN = '''"""Models and a loss that break the plugin contract, each in its own way."""
 from torch import nn
@@ -160,7 +130,7 @@ def gated_plugins(root: Path) -> tuple[Path, Path]:
     gate, plugins = root / "gate", root / "plugins"
     gate.mkdir()
     plugins.mkdir()
-    (plugins / "gate.py").write_text(GATE_PLUGIN.format(gate=str(gate)))
+    (plugins / "gate.py").write_text(gate_plugin(gate, "gated"))
     return plugins, gate
 
 

@@ -16,43 +16,11 @@ import pytest
 
 from lossbench.errors import DeviceUnavailable
 from lossbench.grid import RunSpec
-from scale_helpers import BOOM_REASON, OK_LOSSES, SMOKE_ARGS, assert_bitwise_equal, environments, serial_reference, tables
+from scale_helpers import BOOM_REASON, gate_plugin, OK_LOSSES, SMOKE_ARGS, assert_bitwise_equal, environments, serial_reference, tables
 
 RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash", "hold"]), []), *SMOKE_ARGS,
             "--executor", "ray", "--workers", "2"]
 N_RUNS = 10  # 5 losses x 2 seeds
-
-HOLD_PLUGIN = '''"""A loss that holds its worker until the test opens a gate: the grid cannot end before the test's Ctrl-C."""
-import os
-import time
-from pathlib import Path
-
-from lossbench.builtin.losses import NonSaturating
-from lossbench import hookimpl
-
-GATE = Path({gate!r})
-
-
-class Hold(NonSaturating):
-    """The first run of this loss to start waits until the file ``open`` appears; the others train at once."""
-
-    name = "hold"
-
-    def discriminator_loss(self, real_scores, fake_scores):
-        try:  # exactly one run holds: the others must keep the second worker busy committing results
-            os.close(os.open(GATE / "claimed", os.O_CREAT | os.O_EXCL))
-            while not (GATE / "open").exists():
-                time.sleep(0.05)
-        except FileExistsError:
-            pass
-        return super().discriminator_loss(real_scores, fake_scores)
-
-
-@hookimpl
-def register_losses(register):
-    register(Hold())
-'''
-
 
 def spec(device: str) -> RunSpec:
     return RunSpec("nonsaturating", "mlp", "ring8", 0, steps=2, batch_size=8, log_every=1, eval_every=2,
@@ -81,7 +49,7 @@ def test_ray_grid_interrupted_resumed_equals_serial(workdir: Path) -> None:
     plugins = workdir / "plugins"
     plugins.mkdir()
     shutil.copy(failing_plugins / "failing.py", plugins / "failing.py")
-    (plugins / "hold.py").write_text(HOLD_PLUGIN.format(gate=str(gate)))
+    (plugins / "hold.py").write_text(gate_plugin(gate, "hold"))
     args = [*RAY_GRID, "--plugins-dir", str(plugins), "--results", "results"]
 
     # Ctrl-C once a result is committed while one run is held at the gate, so the grid cannot have ended:
