@@ -43,6 +43,15 @@ def cli(workdir: Path):
     return invoke
 
 
+def run_cli(*args: str) -> tuple[int, str]:
+    """The real ``lossbench`` click command in-process, outside any fixture (e.g. in module-scoped ones):
+    (exit code, output)."""
+    from lossbench.cli import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
 def make_spec(**overrides):
     """A small CPU RunSpec of nonsaturating / mlp / ring8 (40 steps); keyword arguments override its fields."""
     from lossbench.grid import RunSpec

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from lossbench.cli import main
 from lossbench.tables import PAIRWISE_COLUMNS
+from conftest import run_cli
 from test_report import parse
 
 HIGHER_METRIC = '''
@@ -31,11 +32,6 @@ class Mine(Metric):
 def register_metrics(register):
     register(Mine())
 '''
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")

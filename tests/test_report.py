@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import run_cli
 from faulty_plugins import faulty_losses
 from lossbench.cli import main
 from lossbench.files import MARKER
@@ -104,11 +105,6 @@ def number(text: str) -> float:
 
 def same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------

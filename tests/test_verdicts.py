@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from lossbench.cli import main
+from conftest import run_cli
 from lossbench.grid import PRESETS
 from lossbench.report import leaderboard_text
 from lossbench.tables import summarise
 from lossbench.verdicts import verdicts
 
 RULE = "modes_high_quality >= 0.8; modes_covered >= 6"
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
