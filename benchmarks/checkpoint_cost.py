@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lossbench.driver import GridOptions, run_grid
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.rescore import rescore
-from lossbench.store import Store
+from lossbench.jobs.driver import GridOptions, run_grid
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.jobs.rescore import rescore
+from lossbench.results.store import Store
 
 COMBINATIONS = [  # (dataset, model, loss): one per built-in model
     ("ring8", "mlp", "nonsaturating"),

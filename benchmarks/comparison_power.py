@@ -8,8 +8,8 @@ p by the family size m, so a difference can be significant only when m * 2 / 2^n
 
 from __future__ import annotations
 
-from lossbench.grid import PRESETS
-from lossbench.tables import ALPHA, family_size, min_seeds
+from lossbench.plan.grid import PRESETS
+from lossbench.results.tables import ALPHA, family_size, min_seeds
 
 
 def main() -> None:

@@ -29,9 +29,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from lossbench.grid import RunSpec
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.train import run_safely
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.training.train import run_safely
 
 KEYS = ("modes_covered", "modes_high_quality", "modes_kl", "fid")
 
@@ -76,10 +76,10 @@ def estimate(preset_name: str, probe_steps: int, cores: int) -> None:
     import tempfile
     from pathlib import Path
 
-    from lossbench.driver import GridOptions, run_grid
-    from lossbench.grid import PRESETS, expand
-    from lossbench.report import build_report
-    from lossbench.store import Store
+    from lossbench.jobs.driver import GridOptions, run_grid
+    from lossbench.plan.grid import PRESETS, expand
+    from lossbench.report.builder import build_report
+    from lossbench.results.store import Store
 
     env = load_environment(PluginConfig())
     preset = PRESETS[preset_name]

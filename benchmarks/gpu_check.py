@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossbench import seeding
-from lossbench.driver import GridOptions, run_grid
-from lossbench.grid import PRESETS, RunSpec, expand
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.train import RunResult, run_safely
+from lossbench.plan import seeding
+from lossbench.jobs.driver import GridOptions, run_grid
+from lossbench.plan.grid import PRESETS, RunSpec, expand
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.training.train import RunResult, run_safely
 
 SPEED_CASES = [("mlp", "ring8", "nonsaturating"), ("dcgan", "digits", "nonsaturating")]
 

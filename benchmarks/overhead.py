@@ -17,9 +17,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lossbench.grid import PRESETS, RunSpec
-from lossbench.plugins import load_environment
-from lossbench.train import load_data, train_run
+from lossbench.plan.grid import PRESETS, RunSpec
+from lossbench.plugin.loader import load_environment
+from lossbench.training.train import load_data, train_run
 
 
 def bare_loop(catalog, steps: int, batch: int) -> float:

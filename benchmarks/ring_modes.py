@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lossbench.driver import GridOptions, run_grid
-from lossbench.executors import resolve_workers
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.store import Store
+from lossbench.jobs.driver import GridOptions, run_grid
+from lossbench.executors.local import resolve_workers
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.results.store import Store
 
 DATASETS = ("ring8", "grid25")
 

@@ -19,12 +19,12 @@ import time
 
 import torch
 
-from lossbench import seeding
+from lossbench.plan import seeding
 from lossbench.api import AdversarialLoss
-from lossbench.grid import RunSpec
-from lossbench.plugins import load_environment
-from lossbench.stacked import plan_groups, run_groups
-from lossbench.train import run_safely
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.loader import load_environment
+from lossbench.training.stacked import plan_groups, run_groups
+from lossbench.training.train import run_safely
 
 SETS = {"ring8": ("mlp", 128), "digits": ("dcgan", 64)}
 

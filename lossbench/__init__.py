@@ -27,11 +27,11 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # EvaluationContext and RunSpec live in modules that import torch-heavy code; load them on first use.
     if name == "EvaluationContext":
-        from lossbench.evaluate import EvaluationContext
+        from lossbench.scoring.evaluate import EvaluationContext
 
         return EvaluationContext
     if name == "RunSpec":
-        from lossbench.grid import RunSpec
+        from lossbench.plan.grid import RunSpec
 
         return RunSpec
     raise AttributeError(f"module 'lossbench' has no attribute {name!r}")

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
-    from lossbench.evaluate import EvaluationContext
+    from lossbench.scoring.evaluate import EvaluationContext
 
 PROJECT_NAME = "lossbench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -16,10 +16,10 @@ import click
 from lossbench import __version__
 from lossbench.api import describe
 from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
-from lossbench.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.registry import KINDS
-from lossbench.train import DATA_ROOT_ENV, RunResult
+from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.plugin.registry import KINDS
+from lossbench.training.train import DATA_ROOT_ENV, RunResult
 
 
 class LossbenchGroup(click.Group):
@@ -57,7 +57,7 @@ def comparison_options(command: Callable) -> Callable:
 
 def check_reference(reference: str | None, known: list[str]) -> None:
     """A --reference that names no known loss is a usage error naming the culprit."""
-    from lossbench.registry import unknown_name_message
+    from lossbench.plugin.registry import unknown_name_message
 
     if reference is not None and reference not in known:
         raise UsageError(unknown_name_message("--reference loss", reference, known))
@@ -95,7 +95,7 @@ class ProgressDisplay:
             click.echo(note, err=True)
         click.echo(f"{len(plan.specs)} runs in the grid: {len(todo)} to train, {resumed} already stored (resumed)", err=True)
         if self.lines:
-            from lossbench.progress import RunLines
+            from lossbench.jobs.progress import RunLines
 
             self.lines_progress = RunLines(len(todo), lambda line: click.echo(line, err=True))
             return
@@ -181,8 +181,8 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
-    from lossbench import live
-    from lossbench.driver import GridOptions, run_grid
+    from lossbench.plugin import live
+    from lossbench.jobs.driver import GridOptions, run_grid
 
     if not (whole_grid or losses or models or datasets):
         raise UsageError("say what to run: --grid for every combination, or filters -l/-m/-d")
@@ -194,13 +194,13 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
-    from lossbench.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
+    from lossbench.training.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
 
     os.environ[VECTORISE_ENV] = "1" if vectorise else "0"  # the executors read it (workers inherit it)
     if group_size is not None:
         os.environ[GROUP_SIZE_ENV] = str(group_size)
     if inception_weights is not None:
-        from lossbench.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
+        from lossbench.scoring.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
 
         os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
@@ -209,7 +209,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     # before the plugins load (they decide which loggers listen); undone when the command ends
     click.get_current_context().with_resource(live.choose(loggers, log_dir))
     _check_executor(executor, device, ray_address)
-    from lossbench.executors import resolve_workers
+    from lossbench.executors.local import resolve_workers
 
     worker_count = resolve_workers(workers, device)
     cores = os.cpu_count() or 1
@@ -217,7 +217,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         click.echo(f"warning: --workers {worker_count} is more than the {cores} CPU cores here: the extra processes "
                    "only wait for a core, each holding its own copy of torch in memory", err=True)
     if not no_report:
-        from lossbench.report import prepare_reports
+        from lossbench.report.builder import prepare_reports
 
         prepare_reports(reports)  # an unwritable --reports is one line now, not a traceback after training
     config, env = load(plugins_dir, strict_plugins)
@@ -258,7 +258,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         click.echo(f"live logs ({', '.join(loggers)}): {live.log_dir()}/, one folder per run "
                    f"(tensorboard --logdir {live.log_dir()})")
     if not no_report:
-        from lossbench.report import build_report
+        from lossbench.report.builder import build_report
 
         click.echo(f"report: {build_report(results, reports, env.catalog, comparisons, reference).resolve()}")
     if counts.get("failed", 0):
@@ -311,12 +311,12 @@ def _one_line(exc: LossbenchError) -> click.ClickException:
 
 def _check_executor(executor: str, device: str, ray_address: str | None) -> None:
     """Fail before loading anything when the executor or the device cannot work here, in one line."""
-    from lossbench.train import resolve_device
+    from lossbench.training.train import resolve_device
 
     if ray_address and executor != "ray":
         raise UsageError("--ray-address goes with --executor ray")
     if executor == "ray":
-        from lossbench.ray_executor import cluster_address, require_ray
+        from lossbench.executors.ray import cluster_address, require_ray
 
         require_ray()
         if cluster_address(ray_address):
@@ -365,7 +365,7 @@ def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plug
 @plugin_options
 def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Installed plugins: where each comes from, its version, its hooks and what it registered."""
-    from lossbench.provenance import ProvenanceIndex
+    from lossbench.plugin.provenance import ProvenanceIndex
 
     _config, env = load(plugins_dir, strict_plugins)
     origins = ProvenanceIndex(env)  # the source hash stored with runs (file plugins, editable installs)
@@ -412,7 +412,7 @@ def _plugin_row(info) -> dict[str, Any]:
 def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: Path | None,
                strict_plugins: bool) -> None:
     """Scaffold an installable plugin package lossbench-NAME registering the KIND called NAME."""
-    from lossbench.scaffold import REGISTRY_KINDS, PluginNames, create_plugin, validate
+    from lossbench.authoring.scaffold import REGISTRY_KINDS, PluginNames, create_plugin, validate
 
     validate(name, kind, template=template)  # a bad --template is one line before plugins load
     _config, env = load(plugins_dir, strict_plugins)
@@ -444,10 +444,10 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
          datasets: tuple[str, ...], models: tuple[str, ...], reference: str | None,
          comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
-    from lossbench.registry import unknown_name_message
-    from lossbench.report import leaderboard_text
-    from lossbench.store import Store
-    from lossbench.tables import directions, summarise
+    from lossbench.plugin.registry import unknown_name_message
+    from lossbench.report.builder import leaderboard_text
+    from lossbench.results.store import Store
+    from lossbench.results.tables import directions, summarise
 
     _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store:
@@ -481,7 +481,7 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
     if fmt == "table" and statistic == "mean-ci":
         click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
         return
-    from lossbench import paper
+    from lossbench.results import paper
 
     text = paper.render(paper.build_grids(wide, summary, metrics, statistic, reference), fmt)
     click.echo(text, nl=not text.endswith("\n"))
@@ -489,7 +489,7 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
 
 def _show_runs(store, as_json: bool) -> None:
     """``show --runs``: each current run with its outcome and provenance (``--json``: the provenance itself)."""
-    from lossbench import provenance
+    from lossbench.plugin import provenance
 
     recorded = store.provenances()
     runs = store.runs()
@@ -520,9 +520,9 @@ def _show_runs(store, as_json: bool) -> None:
 def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports: Path, no_report: bool,
             plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
-    from lossbench.driver import export_all
-    from lossbench.rescore import rescore as rescore_runs
-    from lossbench.store import Store, WriterLock
+    from lossbench.jobs.driver import export_all
+    from lossbench.jobs.rescore import rescore as rescore_runs
+    from lossbench.results.store import Store, WriterLock
 
     _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store, WriterLock(results).acquire():  # a writer, as `run` is
@@ -535,7 +535,7 @@ def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports
         click.echo(f"metric failed: {where}: {message}", err=True)
     click.echo(f"rescored {len(outcome.scored)} run(s), {len(outcome.skipped)} skipped; results in {results}/")
     if outcome.scored and not no_report:
-        from lossbench.report import build_report
+        from lossbench.report.builder import build_report
 
         click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
     if outcome.errors:
@@ -550,8 +550,8 @@ def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports
 def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,
            strict_plugins: bool) -> None:
     """(Re)build reports/index.html and its figures from the store (plugins supply the datasets' mode centres)."""
-    from lossbench.report import build_report
-    from lossbench.store import Store
+    from lossbench.report.builder import build_report
+    from lossbench.results.store import Store
 
     _config, env = load(plugins_dir, strict_plugins)
     if reference is not None:
@@ -574,7 +574,7 @@ def fetch(names: tuple[str, ...], target: Path | None, mirror: str | None) -> No
 
     Runs never download; this is the only command that does. An interrupted download resumes when run again.
     """
-    from lossbench import fetch as fetching
+    from lossbench.data import fetch as fetching
 
     for name in names:
         for line in fetching.fetch(name, target, mirror, progress_for=_download_bar):

@@ -16,8 +16,8 @@ A smoke run loads lossbench's built-ins plus exactly the plugins under test (``m
 itself would load here, whose problems then never fail the test.
 
 Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
-``ConformanceError`` (from ``lossbench.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.smoke``);
-``check_stacked`` (from ``lossbench.stacked``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
+``ConformanceError`` (from ``lossbench.authoring.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.authoring.smoke``);
+``check_stacked`` (from ``lossbench.training.stacked``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
 Fixtures: ``lossbench_smoke`` and ``lossbench_environment``.
 """
 
@@ -26,11 +26,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from lossbench.conformance import (ConformanceError, check_dataset, check_loss, check_metric, check_model,
+from lossbench.authoring.conformance import (ConformanceError, check_dataset, check_loss, check_metric, check_model,
                                    make_context)
-from lossbench.plugins import Environment, load_environment
-from lossbench.smoke import SmokeResult, smoke_run
-from lossbench.stacked import check_stacked
+from lossbench.plugin.loader import Environment, load_environment
+from lossbench.authoring.smoke import SmokeResult, smoke_run
+from lossbench.training.stacked import check_stacked
 
 try:
     import pytest

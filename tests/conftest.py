@@ -54,7 +54,7 @@ def run_cli(*args: str) -> tuple[int, str]:
 
 def make_spec(**overrides):
     """A small CPU RunSpec of nonsaturating / mlp / ring8 (40 steps); keyword arguments override its fields."""
-    from lossbench.grid import RunSpec
+    from lossbench.plan.grid import RunSpec
 
     values = dict(loss="nonsaturating", model="mlp", dataset="ring8", seed=0, steps=40, batch_size=64, log_every=5,
                   eval_every=10, eval_samples=200, final_samples=400, device="cpu", preset="test")

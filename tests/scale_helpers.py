@@ -103,8 +103,8 @@ def write_failing_plugin(folder: Path) -> Path:
 def serial_reference() -> tuple[Path, Path]:
     """(results folder, plugins folder) of the smoke grid with ``boom`` trained serially in this process, once per
     session. ``crash`` cannot run serially: it would kill the test process."""
-    from lossbench.driver import GridOptions, run_grid
-    from lossbench.plugins import PluginConfig, load_environment
+    from lossbench.jobs.driver import GridOptions, run_grid
+    from lossbench.plugin.loader import PluginConfig, load_environment
 
     folder = tempfile.TemporaryDirectory(prefix="lossbench-serial-")
     _KEEP.append(folder)

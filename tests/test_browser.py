@@ -25,7 +25,7 @@ from PIL import Image
 
 from faulty_plugins import faulty_losses
 from lossbench.cli import main
-from lossbench.store import Store
+from lossbench.results.store import Store
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

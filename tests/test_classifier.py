@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from lossbench import classifier as clf
+from lossbench.scoring import classifier as clf
 from lossbench.api import FeatureNetwork, Samples
 from lossbench.builtin import datasets as builtin
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from lossbench.cli import main
-from lossbench.tables import PAIRWISE_COLUMNS
+from lossbench.results.tables import PAIRWISE_COLUMNS
 from conftest import run_cli
 from test_report import parse
 

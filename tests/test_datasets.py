@@ -15,8 +15,8 @@ import torch
 from lossbench.api import DataSpec, describe
 from lossbench.builtin import datasets as builtin
 from lossbench.errors import DataUnavailable
-from lossbench.grid import expand
-from lossbench.plugins import PluginConfig, load_environment
+from lossbench.plan.grid import expand
+from lossbench.plugin.loader import PluginConfig, load_environment
 
 # -- Gaussian mixtures ------------------------------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from conftest import run_lossbench
-from lossbench import seeding
+from lossbench.plan import seeding
 from lossbench.errors import DeviceUnavailable
-from lossbench.train import resolve_device
+from lossbench.training.train import resolve_device
 
 CUDA = torch.cuda.is_available()
 ONE_RUN = ["run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--seeds", "0", "--preset", "smoke", "--steps", "2",
@@ -109,9 +109,9 @@ def test_cpu_run_records_its_determinism_and_threads(cli, workdir: Path) -> None
 
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 def test_cuda_runs_are_reproducible(workdir: Path) -> None:  # pragma: no cover - runs where a GPU is present
-    from lossbench.grid import expand
-    from lossbench.plugins import load_environment
-    from lossbench.train import run_safely
+    from lossbench.plan.grid import expand
+    from lossbench.plugin.loader import load_environment
+    from lossbench.training.train import run_safely
 
     catalog = load_environment().catalog
     spec = expand(catalog, losses=["wgan-gp"], models=["mlp"], datasets=["ring8"], seeds=[0], preset="smoke",

@@ -23,12 +23,12 @@ from torch import nn
 from conftest import make_spec, run_lossbench
 from scale_helpers import gate_plugin
 from lossbench.api import GAN
-from lossbench.contracts import ModelContractError, check_shapes
-from lossbench.files import MARKER, UnsafePath, atomic_path, inside
-from lossbench.grid import MAX_SEED, expand, parse_seeds
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.store import SCHEMA
-from lossbench.train import run_safely
+from lossbench.plugin.contracts import ModelContractError, check_shapes
+from lossbench.results.files import MARKER, UnsafePath, atomic_path, inside
+from lossbench.plan.grid import MAX_SEED, expand, parse_seeds
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.results.store import SCHEMA
+from lossbench.training.train import run_safely
 
 BASE = ["-m", "mlp", "-d", "ring8", "--preset", "smoke", "--steps", "4", "--device", "cpu"]
 ONE_RUN = ["run", "-l", "nonsaturating", "--seeds", "0", *BASE]
@@ -110,7 +110,7 @@ def register_losses(register):
 
 ATOMIC_WRITER = '''import sys, time
 from pathlib import Path
-from lossbench.files import atomic_path
+from lossbench.results.files import atomic_path
 
 target, gate = Path(sys.argv[1]), Path(sys.argv[2])
 with atomic_path(target) as temporary:

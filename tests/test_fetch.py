@@ -15,8 +15,8 @@ from typing import Iterator
 
 import pytest
 
-from lossbench import fetch as fetching
-from lossbench import ondisk
+from lossbench.data import fetch as fetching
+from lossbench.data import ondisk
 
 
 class Files(BaseHTTPRequestHandler):

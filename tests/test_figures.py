@@ -12,8 +12,9 @@ import seaborn as sns
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from lossbench import figures, headlines
-from lossbench.report import feature_space_for, loss_order, metric_labels
+from lossbench.report import figures
+from lossbench.results import headlines
+from lossbench.report.builder import feature_space_for, loss_order, metric_labels
 
 LOSSES = ["hinge", "nonsaturating", "wgan-gp"]
 
@@ -49,7 +50,7 @@ def wide_table() -> pd.DataFrame:
 
 
 def summary_table(wide: pd.DataFrame) -> pd.DataFrame:
-    from lossbench.tables import summarise
+    from lossbench.results.tables import summarise
 
     frame = wide.assign(preset="smoke", steps=20, device="cpu", reason="", failed_step=None)
     return summarise(frame.drop(columns=["fid_features"]))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lossbench import hookdoc, hookspecs
+from lossbench import hookspecs
+from lossbench.authoring import hookdoc
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS_MD = REPO / "docs" / "hooks.md"

@@ -21,11 +21,11 @@ from pytorch_fid import inception as fid_inception
 from lossbench.api import DataSpec, Dataset, Samples
 from lossbench.builtin.metrics import FrechetDistance
 from lossbench.errors import DataUnavailable
-from lossbench.evaluate import (
+from lossbench.scoring.evaluate import (
     INCEPTION_FEATURES, INCEPTION_FILE, INCEPTION_WEIGHTS_ENV, EvaluationContext, resolve_feature_space,
 )
-from lossbench.frechet import frechet_distance
-from lossbench.grid import RunSpec
+from lossbench.scoring.frechet import frechet_distance
+from lossbench.plan.grid import RunSpec
 
 N_IMAGES = 6  # per set
 

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from lossbench import live
+from lossbench.plugin import live
 from lossbench.cli import main
-from lossbench.grid import PRESETS
-from lossbench.progress import RunLines, clock_text
-from lossbench.store import Store
+from lossbench.plan.grid import PRESETS
+from lossbench.jobs.progress import RunLines, clock_text
+from lossbench.results.store import Store
 
 STEPS = 60  # smoke preset: a history row at step 1 and every 10 steps, a light evaluation at 20 and 40
 RECORDER = '''
@@ -127,7 +127,7 @@ def test_progress_lines_count_runs_and_extrapolate_the_eta() -> None:
 
 
 def test_hook_caller_is_none_when_nothing_listens(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lossbench.plugins import PluginConfig, load_environment
+    from lossbench.plugin.loader import PluginConfig, load_environment
 
     monkeypatch.delenv(live.LOG_ENV, raising=False)
     env = load_environment(PluginConfig(entry_points=False, default_folders=False))

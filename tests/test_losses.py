@@ -13,7 +13,7 @@ from lossbench.api import AdversarialLoss, DataSpec, Dataset, Recipe, Samples, V
 from lossbench.builtin import losses as L
 from lossbench.builtin.models import DCGAN, MLPGAN
 from lossbench.errors import LossbenchError
-from lossbench.plugins import PluginConfig, build_catalog, load_plugins
+from lossbench.plugin.loader import PluginConfig, build_catalog, load_plugins
 
 REAL = [0.5, -1.0, 2.0]
 FAKE = [-0.3, 1.5, -2.5]
@@ -501,7 +501,7 @@ def test_perceptual_network_is_seeded_on_its_own_and_named(losses):
 
 def test_perceptual_feature_network_differs_from_every_evaluation_feature_space(losses):
     from lossbench.builtin.datasets import Digits
-    from lossbench.evaluate import resolve_feature_space
+    from lossbench.scoring.evaluate import resolve_feature_space
 
     digits = Digits()
     bound = losses["vae-perceptual"].bind(digits, torch.device("cpu"))

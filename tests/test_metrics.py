@@ -17,12 +17,12 @@ from lossbench.builtin.metrics import (
     FrechetDistance, KernelInceptionDistance, ModeCoverage, PrecisionRecallDensityCoverage, TargetReached,
     mode_statistics,
 )
-from lossbench.evaluate import EvaluationContext, run_metrics
-from lossbench.frechet import frechet_distance_features, prdc
-from lossbench.grid import RunSpec
-from lossbench.plugins import load_environment
-from lossbench.tables import better_direction
-from lossbench.train import run_safely
+from lossbench.scoring.evaluate import EvaluationContext, run_metrics
+from lossbench.scoring.frechet import frechet_distance_features, prdc
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.loader import load_environment
+from lossbench.results.tables import better_direction
+from lossbench.training.train import run_safely
 
 RING_STD = 0.01  # PacGAN's 2D-ring
 
@@ -254,8 +254,8 @@ def test_the_strict_variant_needs_one_percent_of_the_high_quality_samples(ring8)
 
 def test_a_gaussian_blob_ranks_below_a_sampler_on_the_8_centres(ring8) -> None:
     """N(0, 2I) matches the ring's mean and nearly its covariance: the coordinate FID cannot tell; the protocol can."""
-    from lossbench.report import leading_metrics
-    from lossbench.tables import summarise
+    from lossbench.report.builder import leading_metrics
+    from lossbench.results.tables import summarise
 
     rows = []
     for seed in range(3):

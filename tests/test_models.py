@@ -9,9 +9,9 @@ from torch import nn
 from lossbench.api import GAN, VAE, DataSpec, Dataset, Samples
 from lossbench.builtin import losses as builtin_losses
 from lossbench.builtin import models as M
-from lossbench.grid import RunSpec
-from lossbench.registry import Catalog
-from lossbench.train import train_run
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.registry import Catalog
+from lossbench.training.train import train_run
 
 POINTS = [DataSpec((2,), "points", 8), DataSpec((5,), "points", None)]
 IMAGES = [DataSpec((c, s, s), "image", 10) for c in (1, 3) for s in (8, 16, 28, 32)]

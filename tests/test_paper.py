@@ -1,4 +1,4 @@
-"""Paper tables (``lossbench.paper``, ``lossbench show --format``): parsed back, and the LaTeX compiled where a TeX
+"""Paper tables (``lossbench.results.paper``, ``lossbench show --format``): parsed back, and the LaTeX compiled where a TeX
 is installed. A hand-made store of 7 paired seeds gives known answers: hinge beats the reference by 5 FID on every
 seed (exact two-sided Wilcoxon p = 2/2^7, Holm x2 = 0.03125 < 0.05), lsgan differs by alternating signs (no test
 can call it)."""
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossbench import paper, tables
+from lossbench.results import paper, tables
 
 SEEDS = range(7)
 WIGGLE = [0.01, -0.02, 0.03, -0.04, 0.05, -0.06, 0.07]

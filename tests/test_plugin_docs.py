@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lossbench import hookdoc
+from lossbench.authoring import hookdoc
 from lossbench.examples import softplus_hinge
 from lossbench.testing import check_loss, smoke_run
 
@@ -24,7 +24,7 @@ def test_the_example_in_the_docs_is_the_example_source(document: str) -> None:
     blocks = hookdoc.example_blocks((REPO / document).read_text(encoding="utf-8"))
     assert blocks == [(hookdoc.EXAMPLE, hookdoc.example_source())], (
         f"{document}: the example block differs from {hookdoc.EXAMPLE}; run "
-        f"python -m lossbench.hookdoc --sync-examples {document}")
+        f"python -m lossbench.authoring.hookdoc --sync-examples {document}")
 
 
 def test_the_reference_shows_the_example_and_no_other_recipe() -> None:

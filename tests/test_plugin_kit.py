@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossbench import GAN, AdversarialLoss, DataSpec, Dataset, Metric, ModelFactory, Samples, VAELoss
-from lossbench.plugins import PluginConfig, load_environment
+from lossbench.plugin.loader import PluginConfig, load_environment
 from lossbench.testing import (ConformanceError, check_dataset, check_loss, check_metric, check_model, make_context,
                                smoke_run)
 

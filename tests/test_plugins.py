@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_lossbench
-from lossbench.plugins import PluginConfig, load_environment
+from lossbench.plugin.loader import PluginConfig, load_environment
 
 GOOD_LOSS = '''
 import torch.nn.functional as F

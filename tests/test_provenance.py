@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from lossbench import __version__, provenance
-from lossbench.plugins import PluginConfig, load_environment
-from lossbench.store import Store
-from lossbench.train import generate, sampling_network
+from lossbench import __version__
+from lossbench.plugin import provenance
+from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.results.store import Store
+from lossbench.training.train import generate, sampling_network
 
 LOSS = '''
 import torch.nn.functional as F
@@ -185,7 +186,7 @@ def test_checkpoint_is_content_addressed_and_reproduces_the_stored_samples(cli, 
     assert len(data) < 200_000  # the generator only: small
     model = env.catalog.models.get("mlp").build(env.catalog.datasets.get("ring8").spec)
     sampling_network(model)[1].load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
-    from lossbench import seeding
+    from lossbench.plan import seeding
 
     fake = generate(model, len(samples), seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval"),
                     torch.device("cpu"))

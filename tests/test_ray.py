@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lossbench.errors import DeviceUnavailable
-from lossbench.grid import RunSpec
+from lossbench.plan.grid import RunSpec
 from scale_helpers import BOOM_REASON, gate_plugin, OK_LOSSES, SMOKE_ARGS, assert_bitwise_equal, environments, serial_reference, tables
 
 RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash", "hold"]), []), *SMOKE_ARGS,
@@ -105,7 +105,7 @@ def test_without_ray_the_executor_says_how_to_install_it(cli, monkeypatch: pytes
 
 
 def test_ray_task_resources_follow_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lossbench.ray_executor import task_resources
+    from lossbench.executors.ray import task_resources
 
     assert task_resources(spec("cuda")) == {"num_gpus": 1, "num_cpus": 1}
     assert task_resources(spec("cuda:1")) == {"num_gpus": 1, "num_cpus": 1}
@@ -115,7 +115,7 @@ def test_ray_task_resources_follow_the_device(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_a_task_trains_on_the_gpu_ray_gave_it() -> None:
-    from lossbench.ray_executor import spec_in_task
+    from lossbench.executors.ray import spec_in_task
 
     assert spec_in_task(spec("cuda:3")).device == "cuda"
     assert spec_in_task(spec("cuda")) == spec("cuda")
@@ -123,7 +123,7 @@ def test_a_task_trains_on_the_gpu_ray_gave_it() -> None:
 
 
 def test_a_clusters_gpus_decide_the_device() -> None:
-    from lossbench.ray_executor import choose_device
+    from lossbench.executors.ray import choose_device
 
     assert choose_device("auto", 0, "the Ray cluster at x:1") == "cpu"
     assert choose_device("auto", 4, "the Ray cluster at x:1") == "cuda"
@@ -136,7 +136,7 @@ def test_a_clusters_gpus_decide_the_device() -> None:
 def test_a_local_ray_uses_this_machines_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from lossbench.ray_executor import cluster_device
+    from lossbench.executors.ray import cluster_device
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert cluster_device("cpu") == "cpu"
@@ -151,7 +151,7 @@ def test_an_unreachable_cluster_is_one_line_at_once(monkeypatch: pytest.MonkeyPa
     import socket
 
     pytest.importorskip("ray")
-    from lossbench.ray_executor import RayUnavailable, connect
+    from lossbench.executors.ray import RayUnavailable, connect
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

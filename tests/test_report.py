@@ -17,8 +17,8 @@ from PIL import Image
 from conftest import run_cli
 from faulty_plugins import faulty_losses
 from lossbench.cli import main
-from lossbench.files import MARKER
-from lossbench.store import Store
+from lossbench.results.files import MARKER
+from lossbench.results.store import Store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

@@ -1,4 +1,4 @@
-"""A run's own SVG figures (``lossbench.runsvg``): well-formed SVG with the lines and points they claim."""
+"""A run's own SVG figures (``lossbench.report.runsvg``): well-formed SVG with the lines and points they claim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pandas as pd
 
-from lossbench import runsvg
+from lossbench.report import runsvg
 
 NS = "{http://www.w3.org/2000/svg}"
 

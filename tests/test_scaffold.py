@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lossbench.scaffold import PLUGIN_KINDS, REGISTRY_KINDS, ScaffoldError, create_plugin, plugin_files
-from lossbench.scaffold_templates import DESCRIPTIONS, TEMPLATES
+from lossbench.authoring.scaffold import PLUGIN_KINDS, REGISTRY_KINDS, ScaffoldError, create_plugin, plugin_files
+from lossbench.authoring.scaffold_templates import DESCRIPTIONS, TEMPLATES
 
 
 def child_env(**extra: str) -> dict[str, str]:

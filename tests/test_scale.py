@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lossbench import seeding
-from lossbench.driver import GridListener, GridOptions, run_grid
-from lossbench.executors import ThrottledProgress, describe_exit, portable_config, run_processes
-from lossbench.grid import expand
-from lossbench.plugins import PluginConfig, load_environment
+from lossbench.plan import seeding
+from lossbench.jobs.driver import GridListener, GridOptions, run_grid
+from lossbench.executors.local import ThrottledProgress, describe_exit, portable_config, run_processes
+from lossbench.plan.grid import expand
+from lossbench.plugin.loader import PluginConfig, load_environment
 from scale_helpers import (
     BOOM_REASON, OK_LOSSES, SMOKE, assert_bitwise_equal, environments, serial_reference, tables, write_failing_plugin,
 )
@@ -70,7 +70,7 @@ def test_a_worker_that_dies_fails_only_its_run(workdir: Path) -> None:
     assert len(results) == 3
     assert results[crash[0].run_id].status == "failed"
     assert results[crash[0].run_id].reason == "worker process died while running it (exit code 3)"
-    from lossbench.store import Store
+    from lossbench.results.store import Store
 
     with Store.open(workdir / "results") as store:
         for result in results.values():
@@ -98,7 +98,7 @@ def test_runs_pin_their_threads_whatever_the_process_uses(monkeypatch: pytest.Mo
 
 
 def test_throttled_progress_sends_first_and_last_steps() -> None:
-    from lossbench.grid import RunSpec
+    from lossbench.plan.grid import RunSpec
 
     spec = RunSpec("l", "m", "d", 0, steps=100, batch_size=8, log_every=1, eval_every=50, eval_samples=8,
                    final_samples=8)

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from lossbench import AdversarialLoss, Recipe
 from lossbench.builtin.metrics import Stability, stability_statistics
-from lossbench.evaluate import EvaluationContext
-from lossbench.grid import RunSpec
-from lossbench.plugins import load_environment
-from lossbench.train import HISTORY_COLUMNS, run_safely
+from lossbench.scoring.evaluate import EvaluationContext
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.loader import load_environment
+from lossbench.training.train import HISTORY_COLUMNS, run_safely
 
 STEPS = 100
 

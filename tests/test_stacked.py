@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from conftest import make_spec
 from lossbench import AdversarialLoss
-from lossbench.plugins import load_environment
-from lossbench.stacked import plan_groups, run_groups, train_group
-from lossbench.train import HISTORY_COLUMNS, run_safely
+from lossbench.plugin.loader import load_environment
+from lossbench.training.stacked import plan_groups, run_groups, train_group
+from lossbench.training.train import HISTORY_COLUMNS, run_safely
 
 # float tolerance: batched matmuls (vmap) sum in another order than one model's matmuls; after 20 Adam steps the
 # weights of these small MLPs differ by ~1e-6 (measured), so 1e-4 relative + 1e-5 absolute leaves headroom while
@@ -231,7 +231,7 @@ def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monke
 
 
 def test_check_stacked_passes_a_plugin_loss_and_catches_one_whose_members_share_state(catalog) -> None:
-    from lossbench.conformance import ConformanceError
+    from lossbench.authoring.conformance import ConformanceError
     from lossbench.examples.softplus_hinge import SoftplusHinge
     from lossbench.testing import check_stacked
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from lossbench.errors import StoreError
-from lossbench.grid import RunSpec
-from lossbench.store import Store
-from lossbench.train import RunResult
+from lossbench.plan.grid import RunSpec
+from lossbench.results.store import Store
+from lossbench.training.train import RunResult
 
 SPEC = RunSpec("nonsaturating", "mlp", "ring8", 0, 10, 8, 5, 5, 10, 10)
 

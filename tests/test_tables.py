@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossbench.tables import (
+from lossbench.results.tables import (
     PAIRWISE_COLUMNS, SUMMARY_COLUMNS, grad_ratio, holm, pairwise, summarise,
 )
 
@@ -183,7 +183,7 @@ def ten_losses(n_seeds: int) -> pd.DataFrame:
 
 
 def test_min_seeds_from_the_exact_test_and_holm() -> None:
-    from lossbench.tables import family_size, min_seeds
+    from lossbench.results.tables import family_size, min_seeds
 
     # m * 2 / 2^n < 0.05  <=>  2^n > 40 m
     assert min_seeds(1) == 6 and min_seeds(9) == 9 and min_seeds(45) == 11 and min_seeds(0) is None
@@ -216,7 +216,7 @@ def test_reference_can_be_chosen_and_falls_back_to_the_defaults() -> None:
 
 
 def test_power_note_says_plainly_when_no_test_has_power() -> None:
-    from lossbench.tables import power_note
+    from lossbench.results.tables import power_note
 
     assert "NO difference can reach" in power_note(3, 9, "reference", "nonsaturating")
     assert "needs at least 9" in power_note(3, 9, "reference", "nonsaturating")

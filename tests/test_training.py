@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from conftest import make_spec
 from lossbench import AdversarialLoss, Recipe
-from lossbench.grid import RunSpec
-from lossbench.plugins import load_environment
-from lossbench.train import HISTORY_COLUMNS, Batches, _Run, run_safely, train_run
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.loader import load_environment
+from lossbench.training.train import HISTORY_COLUMNS, Batches, _Run, run_safely, train_run
 
 
 def spec(loss: str = "nonsaturating", seed: int = 0, steps: int = 30, **overrides) -> RunSpec:
@@ -149,8 +149,8 @@ class FrozenAverageLoss(CountingLoss):
 
 
 def test_engine_evaluates_the_generator_average(catalog) -> None:
-    from lossbench import seeding
-    from lossbench.train import generate, update_average
+    from lossbench.plan import seeding
+    from lossbench.training.train import generate, update_average
 
     catalog.losses.add(FrozenAverageLoss(), "test-plugin")
     run_spec = spec("frozen-average", steps=20)

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from lossbench.grid import PRESETS
-from lossbench.report import leaderboard_text
-from lossbench.tables import summarise
-from lossbench.verdicts import verdicts
+from lossbench.plan.grid import PRESETS
+from lossbench.report.builder import leaderboard_text
+from lossbench.results.tables import summarise
+from lossbench.results.verdicts import verdicts
 
 RULE = "modes_high_quality >= 0.8; modes_covered >= 6"
 

@@ -1,6 +1,6 @@
 """Built-in datasets: Gaussian mixtures with exact modes, scikit-learn's 8x8 digits (plain and stacked), and
 MNIST, Fashion-MNIST and CIFAR-10 read from the user's disk. Image datasets assign modes with their own small
-classifier (``lossbench.classifier``), whose penultimate features are also their scoring feature space."""
+classifier (``lossbench.scoring.classifier``), whose penultimate features are also their scoring feature space."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lossbench import classifier as clf
-from lossbench import ondisk
+from lossbench.scoring import classifier as clf
+from lossbench.data import ondisk
 from lossbench.api import DataSpec, Dataset, ModeAssignment, Samples, Threshold, TrainingTarget, hookimpl
 
 PACGAN = "PacGAN (Lin et al. 2018), Table 1"
@@ -126,7 +126,7 @@ class ClassifiedImages(Dataset, ABC):
         """The root last loaded (the run's); before any load, the harness's --data-root / $LOSSBENCH_DATA."""
         if self._loaded:
             return self._root
-        from lossbench.train import data_root
+        from lossbench.training.train import data_root
 
         return data_root()
 

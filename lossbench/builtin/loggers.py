@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lossbench import live
+from lossbench.plugin import live
 from lossbench.api import hookimpl
 
 _WRITERS: dict[str, Any] = {}  # run_id -> its open SummaryWriter, in the process that trains the run

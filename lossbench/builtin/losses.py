@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lossbench.api import AdversarialLoss, DataSpec, Dataset, Recipe, VAELoss, hookimpl
 from lossbench.errors import LossbenchError
-from lossbench.seeding import derive_seed
+from lossbench.plan.seeding import derive_seed
 
 Critic = Callable[[Tensor], Tensor]
 

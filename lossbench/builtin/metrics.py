@@ -2,7 +2,7 @@
 
 Every metric reads one ``EvaluationContext``: features are extracted once per space and shared, so FID, KID and
 PRDC of one evaluation cost one pass of the feature network. Each metric names the better direction of its
-keys in ``better`` (read by ``lossbench.tables.better_direction``) and the feature space of its values in a
+keys in ``better`` (read by ``lossbench.results.tables.better_direction``) and the feature space of its values in a
 ``<metric>_features`` text.
 """
 
@@ -15,10 +15,10 @@ import pandas as pd
 import torch
 
 from lossbench.api import Metric, hookimpl
-from lossbench.frechet import (
+from lossbench.scoring.frechet import (
     expected_modes_covered, frechet_distance_features, kernel_inception_distance, prdc,
 )
-from lossbench.seeding import derive_seed
+from lossbench.plan.seeding import derive_seed
 
 LAST_WINDOW = 0.2  # "last window": the last 20% of logged history rows ...
 LAST_WINDOW_MIN_ROWS = 2  # ... but at least two, so that a short run still has a spread
@@ -255,7 +255,7 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
       median, since a critic with separated means and a healthy generator is just a critic. NaN when a number
       it needs was not logged.
     - ``stability_g_grad_early``: median ‖∇G‖ over the early steps: a saturating loss (minimax) starves G.
-      ``lossbench.tables.grad_ratio`` divides it by the non-saturating loss's on the same seed, only where the
+      ``lossbench.results.tables.grad_ratio`` divides it by the non-saturating loss's on the same seed, only where the
       two are on the same scale (``stability_scores`` "logits" for both). Both are shown unranked: gradient
       scales differ between losses, so a larger gradient is not better as such.
     - ``stability_loss_oscillation``: std of the generator loss over the last window (NaN with < 2 values).

@@ -1,0 +1,1 @@
+"""Data on disk: reading dataset files and fetching them on request."""

@@ -1,0 +1,1 @@
+"""Executors: where runs train (this process, worker processes, Ray)."""

@@ -1,0 +1,351 @@
+"""Where runs execute: in the driver (serial), in local worker processes, or as Ray tasks (``ray_executor``).
+
+Whatever the executor, results come back to the driver, which alone writes the store, and every run goes through
+``train.run_safely``. Worker processes are spawned (not forked) so that threads and CUDA start clean, and they
+rebuild the plugin catalog from a picklable ``PluginConfig`` made portable by ``portable_config``.
+
+Threads. How many intra-op threads a run uses changes how MKL/oneDNN/OpenBLAS split float reductions, so a count
+derived from the executor (cores // workers) would make serial, ``--workers`` and Ray results of one RunSpec
+differ. ``run_safely`` therefore pins every run to ``seeding.run_threads()`` threads, a constant (1 unless
+``$LOSSBENCH_RUN_THREADS`` says otherwise, recorded with each run), in torch and in the BLAS libraries alike: one
+RunSpec gives bitwise-identical results whatever executes it on the CPU. One thread is also the fast choice for
+the models of a grid (two one-thread runs side by side beat one two-thread run, see docs/architecture.md, and on a busy
+machine a two-thread run can be many times slower still), so cores are shared out by running runs side by side:
+``--workers N`` gives each of its N processes one run, hence ``run_threads()`` threads, at a time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import dataclasses
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Generator, Iterator, Sequence
+
+import torch
+
+from lossbench.plan import seeding
+from lossbench.training import stacked
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.loader import Environment, PluginConfig, load_environment
+from lossbench.training.train import ProgressCallback, RunResult, run_safely
+
+EXECUTORS = ("local", "ray")
+POLL_SECONDS = 0.2  # how often the driver looks for finished runs and progress messages
+PROGRESS_SECONDS = 0.25  # a worker reports a run's step at most this often (its first and last always)
+FORWARDED_VARIABLES = ("CUBLAS_WORKSPACE_CONFIG",)
+
+
+def portable_config(config: PluginConfig) -> PluginConfig:
+    """``config`` with what the driver resolved from its own cwd and environment made explicit (an absolute
+    plugins folder, the blocked plugin names), so that a worker elsewhere loads the same plugins."""
+    folder = config.resolved_plugins_dir()
+    return dataclasses.replace(
+        config, plugins_dir=None if folder is None else folder.resolve(), disabled=frozenset(config.blocked()),
+    )
+
+
+def resolve_workers(value: str, device: str) -> int:
+    """``--workers``: a positive number, or ``auto``: one per CPU core for CPU runs (runs use one thread each, and
+    small models gain more from runs side by side than from threads), one for a GPU."""
+    from lossbench.plan.grid import parse_positive_int
+    from lossbench.training.train import resolve_device
+
+    if value.strip().lower() == "auto":
+        return (os.cpu_count() or 1) if resolve_device(device).type == "cpu" else 1
+    return parse_positive_int(value, "--workers (or auto)")
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The variables a worker must see as the driver does: LOSSBENCH_* (data root, cache, run threads) and a
+    user-chosen CUBLAS_WORKSPACE_CONFIG."""
+    return {key: value for key, value in os.environ.items()
+            if key.startswith("LOSSBENCH_") or key in FORWARDED_VARIABLES}
+
+
+def failed(spec: RunSpec, reason: str) -> RunResult:
+    """A run that did not come back from its worker, recorded with why."""
+    return RunResult(spec=spec, status="failed", reason=reason)
+
+
+class ThrottledProgress:
+    """A worker's progress callback: forwards (run_id, step) through ``send`` at most every ``interval`` seconds
+    per run, so that reporting costs the training loop nothing noticeable."""
+
+    def __init__(self, send: Callable[[str, int], None], interval: float = PROGRESS_SECONDS) -> None:
+        self.send = send
+        self.interval = interval
+        self.last: dict[str, float] = {}
+
+    def __call__(self, spec: RunSpec, step: int) -> None:
+        now = time.monotonic()
+        if now - self.last.get(spec.run_id, -self.interval) >= self.interval or step >= spec.steps:
+            self.last[spec.run_id] = now
+            self.send(spec.run_id, step)
+
+
+def warm_up() -> None:
+    """Pay once per process, before any run starts its clock, the imports torch defers to the first optimizer
+    (torch._dynamo: seconds), so that a process's first run is not timed slower than the others."""
+    import torch._dynamo  # noqa: F401
+
+
+# -- serial -------------------------------------------------------------------------------------------------------
+
+def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCallback | None = None) -> Iterator[RunResult]:
+    """Each run in turn in this process, reporting the current run's step through ``progress``."""
+    if specs:
+        warm_up()
+    if stacked.enabled():  # compatible runs trained as one stacked model (--vectorise)
+        for result in stacked.run_groups(specs, env.catalog, stacked.group_size(), progress):
+            result.environment["executor"] = "serial"
+            yield result
+        return
+    for spec in specs:
+        result = run_safely(spec, env.catalog, progress)
+        result.environment["executor"] = "serial"
+        yield result
+
+
+# -- local worker processes ---------------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this worker die with the driver, however the driver dies (SIGKILL included): on Linux the kernel
+    sends SIGKILL when the parent exits (prctl PR_SET_PDEATHSIG); a driver already gone means exit now."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the orphan check below and the pool's own shutdown remain
+            pass
+    if os.getppid() != parent_pid:  # the driver died before the death signal was armed
+        os._exit(1)
+
+
+def _init_worker(config: PluginConfig, environ: dict[str, str], messages, parent_pid: int | None = None) -> None:
+    """Runs once in each spawned worker: die with the driver, the driver's environment, CUDA settings, threads,
+    then the plugins."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
+    os.environ.update(environ)
+    seeding.prepare_process()
+    torch.set_num_threads(seeding.run_threads())
+    warm_up()
+    _WORKER["env"] = load_environment(config)
+    _WORKER["messages"] = messages
+
+
+def _run_in_worker(spec: RunSpec) -> RunResult:
+    env, messages = _WORKER.get("env"), _WORKER.get("messages")
+    assert env is not None, "worker was not initialised"
+    # SimpleQueue.put writes to the pipe before returning: the driver knows this run started even if the
+    # process dies on the next line, which is how a crash is pinned on the run that caused it
+    messages.put(("start", spec.run_id, os.getpid()))
+    progress = ThrottledProgress(lambda run_id, step: messages.put(("step", run_id, step)))
+    result = run_safely(spec, env.catalog, progress)
+    result.environment.update(executor="processes", worker_pid=os.getpid())
+    return result
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A dead worker's exit code in words (a negative code is the signal that killed it)."""
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {exitcode}"
+
+
+@dataclass
+class _Batch:
+    """What became of the runs handed to one pool: whether a worker died, and which runs did not come back."""
+
+    broken: bool = False
+    lost: list[RunSpec] = field(default_factory=list)
+    in_flight: list[RunSpec] = field(default_factory=list)  # lost runs a worker had started
+
+
+class _Pool:
+    """One ProcessPoolExecutor and what the driver learns about it: which runs started, on which process."""
+
+    def __init__(self, size: int, config: PluginConfig, context) -> None:
+        self.messages = context.SimpleQueue()  # a fresh queue per pool: a dead writer cannot leave it locked
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=size, mp_context=context, initializer=_init_worker,
+            initargs=(config, forwarded_environment(), self.messages, os.getpid()),
+        )
+        self.started: dict[str, int] = {}  # run_id -> worker pid
+        self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.finished = False
+
+    def _watch(self) -> None:
+        # the executor forgets its processes once it breaks: keep them to read the dead one's exit code
+        self.processes.update(getattr(self.executor, "_processes", None) or {})
+
+    def _drain(self, by_id: dict[str, RunSpec], progress: ProgressCallback | None) -> None:
+        while not self.messages.empty():
+            kind, run_id, value = self.messages.get()
+            if kind == "start":
+                self.started[run_id] = value
+            elif progress is not None:
+                progress(by_id[run_id], value)
+
+    def run(self, batch: Sequence[RunSpec], by_id: dict[str, RunSpec],
+            progress: ProgressCallback | None) -> Generator[RunResult, None, _Batch]:
+        """Yield the results of ``batch`` as they finish; return what did not come back if a worker died."""
+        futures = {self.executor.submit(_run_in_worker, spec): spec for spec in batch}
+        pending, done, broken = set(futures), set(), False
+        while pending and not broken:
+            self._watch()
+            finished, pending = concurrent.futures.wait(pending, timeout=POLL_SECONDS,
+                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+            self._drain(by_id, progress)  # before the results: a run's steps were sent before its result
+            for future in finished:
+                spec = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                except Exception as exc:  # run_safely catches run errors; this is transport (pickling) trouble
+                    result = failed(spec, f"could not return the result from the worker: {type(exc).__name__}: {exc}")
+                done.add(spec.run_id)
+                yield result
+        for future in pending:  # a broken pool still hands over the results that made it back
+            if future.done() and future.exception() is None:
+                done.add(futures[future].run_id)
+                yield future.result()
+        self._drain(by_id, progress)
+        lost = [spec for spec in batch if spec.run_id not in done]
+        return _Batch(broken, lost, [spec for spec in lost if spec.run_id in self.started])
+
+    def exit_of(self, run_id: str) -> str:
+        """How the process that ran ``run_id`` ended (any dead process's, for a run that never started)."""
+        process = self.processes.get(self.started.get(run_id, -1))
+        if process is None:
+            process = next((p for p in self.processes.values() if p.exitcode not in (None, 0)), None)
+        if process is not None:
+            process.join(timeout=5)
+        return describe_exit(None if process is None else process.exitcode)
+
+    def died_by_itself(self, run_id: str) -> bool:
+        """Whether the worker that ran ``run_id`` died on its own: the executor SIGTERMs the others of a broken
+        pool, so a worker with any other non-zero exit is the one that broke it."""
+        process = self.processes.get(self.started.get(run_id, -1))
+        code = None if process is None else process.exitcode
+        return code is not None and code not in (0, -signal.SIGTERM)
+
+    def close(self) -> None:
+        if not self.finished:  # Ctrl-C or the driver stopped reading: do not wait for the runs in flight
+            self._watch()
+            for process in self.processes.values():
+                if process.is_alive():
+                    process.terminate()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _pool(size: int, config: PluginConfig, context) -> Iterator[_Pool]:
+    pool = _Pool(size, config, context)
+    try:
+        yield pool
+        pool.finished = True
+    finally:
+        pool.close()
+
+
+def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
+                  progress: ProgressCallback | None = None) -> Iterator[RunResult]:
+    """Runs spread over ``workers`` spawned processes; yields each result as it finishes.
+
+    A worker that dies (segfault, out of memory, ``os._exit`` in a plugin) breaks the whole pool, whose other
+    workers are then terminated. The run whose worker died of its own accord (not of that SIGTERM) is recorded as
+    failed, with how the process died; every other run goes on in a fresh pool. When the culprit cannot be told
+    apart (its worker too died of SIGTERM), the runs that were in flight are run again one at a time, so that
+    still only the run that kills its worker fails.
+    """
+    config = portable_config(config)
+    context = multiprocessing.get_context("spawn")
+    by_id = {spec.run_id: spec for spec in specs}
+    waiting: list[RunSpec] = list(specs)
+    while waiting:
+        with _pool(min(workers, len(waiting)), config, context) as pool:
+            batch = yield from pool.run(waiting, by_id, progress)
+        # the pool is shut down: its processes are joined and their exit codes known
+        if not batch.broken:
+            return
+        if not batch.in_flight:  # died before starting any run: starting again would die again
+            for spec in batch.lost:
+                yield failed(spec, f"worker process died while starting ({pool.exit_of('')})")
+            return
+        culprits = [spec for spec in batch.in_flight if pool.died_by_itself(spec.run_id)]
+        if len(batch.in_flight) == 1:
+            culprits = batch.in_flight
+        for spec in culprits:
+            yield failed(spec, f"worker process died while running it ({pool.exit_of(spec.run_id)})")
+        waiting = [spec for spec in batch.lost if spec not in culprits]
+        if culprits:
+            continue
+        suspects = [spec for spec in waiting if spec in batch.in_flight]
+        waiting = [spec for spec in waiting if spec not in batch.in_flight]
+        while suspects:
+            with _pool(1, config, context) as alone:  # reused while it survives
+                while suspects:
+                    spec = suspects.pop(0)
+                    outcome = yield from alone.run([spec], by_id, progress)
+                    if outcome.broken:
+                        yield failed(spec, f"worker process died while running it ({alone.exit_of(spec.run_id)})")
+                        break
+
+
+# -- dispatch -----------------------------------------------------------------------------------------------------
+
+def execute(
+    specs: Sequence[RunSpec],
+    env: Environment,
+    config: PluginConfig,
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    progress: ProgressCallback | None = None,
+    **options: object,
+) -> Iterator[RunResult]:
+    """Dispatch to the chosen executor; every executor yields RunResults in the driver, as they finish.
+
+    With ``executor="ray"``, ``workers`` > 1 is the number of CPUs of a local Ray (ignored with an address).
+    """
+    if executor == "ray":
+        from lossbench.executors.ray import run_ray
+
+        if stacked.enabled():
+            print("--vectorise: not available with --executor ray yet; each run trains alone in its task",
+                  file=sys.stderr)
+        if workers > 1:
+            options.setdefault("num_cpus", workers)
+        return run_ray(specs, config, progress=progress, **options)  # type: ignore[arg-type]
+    if stacked.enabled():  # one process trains the groups: its K members fill the cores that workers would
+        if workers > 1:
+            print(f"--vectorise: the {len(specs)} runs train as stacked groups in this process (--workers {workers} "
+                  "does not apply)", file=sys.stderr)
+        return run_serial(specs, env, progress)
+    if workers > 1 and len(specs) > 1:
+        return run_processes(specs, config, min(workers, len(specs)), progress)
+    return run_serial(specs, env, progress)

@@ -1,0 +1,1 @@
+"""Whole jobs the CLI starts: a grid run, rescoring, progress lines."""

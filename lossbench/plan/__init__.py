@@ -1,0 +1,1 @@
+"""Planning a grid: run specs and the paired seeds they derive."""

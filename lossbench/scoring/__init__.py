@@ -1,0 +1,1 @@
+"""Scoring samples: feature spaces, Frechet distances and the evaluation context metrics read."""

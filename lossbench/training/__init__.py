@@ -1,0 +1,1 @@
+"""Training one run (or one stacked group of runs) from its spec to a result."""
