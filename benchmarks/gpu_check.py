@@ -22,7 +22,8 @@ from lossbench.plan import seeding
 from lossbench.jobs.driver import GridOptions, run_grid
 from lossbench.plan.grid import PRESETS, RunSpec, expand
 from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.training.train import RunResult, run_safely
+from lossbench.training.train import run_safely
+from lossbench.records import RunResult
 
 SPEED_CASES = [("mlp", "ring8", "nonsaturating"), ("dcgan", "digits", "nonsaturating")]
 

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from lossbench.jobs.driver import GridOptions, run_grid
-from lossbench.executors.local import resolve_workers
+from lossbench.executors.common import resolve_workers
 from lossbench.plugin.loader import PluginConfig, load_environment
 from lossbench.results.store import Store
 

@@ -19,7 +19,8 @@ from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
 from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
 from lossbench.plugin.loader import PluginConfig, load_environment
 from lossbench.plugin.registry import KINDS
-from lossbench.training.train import DATA_ROOT_ENV, RunResult
+from lossbench.data.root import DATA_ROOT_ENV
+from lossbench.records import RunResult
 
 
 class LossbenchGroup(click.Group):
@@ -209,7 +210,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     # before the plugins load (they decide which loggers listen); undone when the command ends
     click.get_current_context().with_resource(live.choose(loggers, log_dir))
     _check_executor(executor, device, ray_address)
-    from lossbench.executors.local import resolve_workers
+    from lossbench.executors.common import resolve_workers
 
     worker_count = resolve_workers(workers, device)
     cores = os.cpu_count() or 1

@@ -17,7 +17,7 @@ itself would load here, whose problems then never fail the test.
 
 Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
 ``ConformanceError`` (from ``lossbench.authoring.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.authoring.smoke``);
-``check_stacked`` (from ``lossbench.training.stacked``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
+``check_stacked`` (from ``lossbench.authoring.stacked_check``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
 Fixtures: ``lossbench_smoke`` and ``lossbench_environment``.
 """
 
@@ -30,7 +30,7 @@ from lossbench.authoring.conformance import (ConformanceError, check_dataset, ch
                                    make_context)
 from lossbench.plugin.loader import Environment, load_environment
 from lossbench.authoring.smoke import SmokeResult, smoke_run
-from lossbench.training.stacked import check_stacked
+from lossbench.authoring.stacked_check import check_stacked
 
 try:
     import pytest

@@ -11,7 +11,8 @@ import torch
 
 from lossbench.plan import seeding
 from lossbench.jobs.driver import GridListener, GridOptions, run_grid
-from lossbench.executors.local import ThrottledProgress, describe_exit, portable_config, run_processes
+from lossbench.executors.common import ThrottledProgress, portable_config
+from lossbench.executors.local import describe_exit, run_processes
 from lossbench.plan.grid import expand
 from lossbench.plugin.loader import PluginConfig, load_environment
 from scale_helpers import (

@@ -14,7 +14,8 @@ from lossbench.builtin.metrics import Stability, stability_statistics
 from lossbench.scoring.evaluate import EvaluationContext
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import load_environment
-from lossbench.training.train import HISTORY_COLUMNS, run_safely
+from lossbench.training.train import run_safely
+from lossbench.records import HISTORY_COLUMNS
 
 STEPS = 100
 

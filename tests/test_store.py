@@ -10,7 +10,7 @@ import pytest
 from lossbench.errors import StoreError
 from lossbench.plan.grid import RunSpec
 from lossbench.results.store import Store
-from lossbench.training.train import RunResult
+from lossbench.records import RunResult
 
 SPEC = RunSpec("nonsaturating", "mlp", "ring8", 0, 10, 8, 5, 5, 10, 10)
 

@@ -363,7 +363,7 @@ def make_context(dataset: Dataset | None = None, *, fake: Samples | Tensor | Non
     """
     from lossbench.scoring.evaluate import EvaluationContext
     from lossbench.plan.grid import RunSpec
-    from lossbench.training.train import HISTORY_COLUMNS
+    from lossbench.records import HISTORY_COLUMNS
 
     dataset = dataset if dataset is not None else builtin("datasets", "ring8")
     data = dataset.load(None)

@@ -20,7 +20,7 @@ from lossbench.authoring.conformance import ConformanceError
 from lossbench.jobs.driver import GridOptions, GridOutcome, run_grid
 from lossbench.plugin.loader import (Environment, LoadedPlugins, PluginConfig, PluginInfo, PluginProblem, build_catalog,
                                load_plugins, register_plugin)
-from lossbench.training.train import RunResult
+from lossbench.records import RunResult
 
 
 @dataclass

@@ -126,7 +126,7 @@ class ClassifiedImages(Dataset, ABC):
         """The root last loaded (the run's); before any load, the harness's --data-root / $LOSSBENCH_DATA."""
         if self._loaded:
             return self._root
-        from lossbench.training.train import data_root
+        from lossbench.data.root import data_root
 
         return data_root()
 

@@ -1,4 +1,4 @@
-"""Where runs execute: in the driver (serial), in local worker processes, or as Ray tasks (``ray_executor``).
+"""Runs on this machine: in the driver (serial) or in local worker processes (Ray tasks: ``executors.ray``).
 
 Whatever the executor, results come back to the driver, which alone writes the store, and every run goes through
 ``train.run_safely``. Worker processes are spawned (not forked) so that threads and CUDA start clean, and they
@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
-import dataclasses
 import multiprocessing
 import os
 import signal
 import sys
-import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Iterator, Sequence
+from typing import Generator, Iterator, Sequence
 
 import torch
 
@@ -35,67 +33,11 @@ from lossbench.plan import seeding
 from lossbench.training import stacked
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import Environment, PluginConfig, load_environment
-from lossbench.training.train import ProgressCallback, RunResult, run_safely
-
-EXECUTORS = ("local", "ray")
-POLL_SECONDS = 0.2  # how often the driver looks for finished runs and progress messages
-PROGRESS_SECONDS = 0.25  # a worker reports a run's step at most this often (its first and last always)
-FORWARDED_VARIABLES = ("CUBLAS_WORKSPACE_CONFIG",)
-
-
-def portable_config(config: PluginConfig) -> PluginConfig:
-    """``config`` with what the driver resolved from its own cwd and environment made explicit (an absolute
-    plugins folder, the blocked plugin names), so that a worker elsewhere loads the same plugins."""
-    folder = config.resolved_plugins_dir()
-    return dataclasses.replace(
-        config, plugins_dir=None if folder is None else folder.resolve(), disabled=frozenset(config.blocked()),
-    )
-
-
-def resolve_workers(value: str, device: str) -> int:
-    """``--workers``: a positive number, or ``auto``: one per CPU core for CPU runs (runs use one thread each, and
-    small models gain more from runs side by side than from threads), one for a GPU."""
-    from lossbench.plan.grid import parse_positive_int
-    from lossbench.training.train import resolve_device
-
-    if value.strip().lower() == "auto":
-        return (os.cpu_count() or 1) if resolve_device(device).type == "cpu" else 1
-    return parse_positive_int(value, "--workers (or auto)")
-
-
-def forwarded_environment() -> dict[str, str]:
-    """The variables a worker must see as the driver does: LOSSBENCH_* (data root, cache, run threads) and a
-    user-chosen CUBLAS_WORKSPACE_CONFIG."""
-    return {key: value for key, value in os.environ.items()
-            if key.startswith("LOSSBENCH_") or key in FORWARDED_VARIABLES}
-
-
-def failed(spec: RunSpec, reason: str) -> RunResult:
-    """A run that did not come back from its worker, recorded with why."""
-    return RunResult(spec=spec, status="failed", reason=reason)
-
-
-class ThrottledProgress:
-    """A worker's progress callback: forwards (run_id, step) through ``send`` at most every ``interval`` seconds
-    per run, so that reporting costs the training loop nothing noticeable."""
-
-    def __init__(self, send: Callable[[str, int], None], interval: float = PROGRESS_SECONDS) -> None:
-        self.send = send
-        self.interval = interval
-        self.last: dict[str, float] = {}
-
-    def __call__(self, spec: RunSpec, step: int) -> None:
-        now = time.monotonic()
-        if now - self.last.get(spec.run_id, -self.interval) >= self.interval or step >= spec.steps:
-            self.last[spec.run_id] = now
-            self.send(spec.run_id, step)
-
-
-def warm_up() -> None:
-    """Pay once per process, before any run starts its clock, the imports torch defers to the first optimizer
-    (torch._dynamo: seconds), so that a process's first run is not timed slower than the others."""
-    import torch._dynamo  # noqa: F401
-
+from lossbench.executors.common import (
+    POLL_SECONDS, ThrottledProgress, failed, forwarded_environment, portable_config, warm_up,
+)
+from lossbench.training.train import ProgressCallback, run_safely
+from lossbench.records import RunResult
 
 # -- serial -------------------------------------------------------------------------------------------------------
 
@@ -314,38 +256,3 @@ def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
                     if outcome.broken:
                         yield failed(spec, f"worker process died while running it ({alone.exit_of(spec.run_id)})")
                         break
-
-
-# -- dispatch -----------------------------------------------------------------------------------------------------
-
-def execute(
-    specs: Sequence[RunSpec],
-    env: Environment,
-    config: PluginConfig,
-    *,
-    executor: str = "local",
-    workers: int = 1,
-    progress: ProgressCallback | None = None,
-    **options: object,
-) -> Iterator[RunResult]:
-    """Dispatch to the chosen executor; every executor yields RunResults in the driver, as they finish.
-
-    With ``executor="ray"``, ``workers`` > 1 is the number of CPUs of a local Ray (ignored with an address).
-    """
-    if executor == "ray":
-        from lossbench.executors.ray import run_ray
-
-        if stacked.enabled():
-            print("--vectorise: not available with --executor ray yet; each run trains alone in its task",
-                  file=sys.stderr)
-        if workers > 1:
-            options.setdefault("num_cpus", workers)
-        return run_ray(specs, config, progress=progress, **options)  # type: ignore[arg-type]
-    if stacked.enabled():  # one process trains the groups: its K members fill the cores that workers would
-        if workers > 1:
-            print(f"--vectorise: the {len(specs)} runs train as stacked groups in this process (--workers {workers} "
-                  "does not apply)", file=sys.stderr)
-        return run_serial(specs, env, progress)
-    if workers > 1 and len(specs) > 1:
-        return run_processes(specs, config, min(workers, len(specs)), progress)
-    return run_serial(specs, env, progress)

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from lossbench.plan import seeding
 from lossbench.plugin import provenance
-from lossbench.executors.local import execute
+from lossbench.executors.dispatch import execute
 from lossbench.plan.grid import GridPlan, RunSpec, expand
 from lossbench.plugin.loader import Environment, PluginConfig, notify_run_finished
 from lossbench.errors import StoreError
@@ -22,7 +22,8 @@ from lossbench.plan.grid import MAX_RUNS
 from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.results.store import Store, StoreLost, WriterLock, export
 from lossbench.results.tables import directions, pairwise_table, summarise
-from lossbench.training.train import ProgressCallback, RunResult, resolve_device
+from lossbench.training.train import ProgressCallback, resolve_device
+from lossbench.records import RunResult
 
 
 @dataclass

@@ -23,7 +23,8 @@ from lossbench.plugin.loader import Environment
 from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.plugin.registry import unknown_name_message
 from lossbench.results.store import Store
-from lossbench.training.train import HISTORY_COLUMNS, evaluate_model, evaluation_sets, load_data, resolve_device, sampling_network
+from lossbench.training.train import evaluate_model, evaluation_sets, load_data, resolve_device, sampling_network
+from lossbench.records import HISTORY_COLUMNS
 
 
 @dataclass

@@ -29,7 +29,7 @@ import pandas as pd
 from lossbench.errors import StoreError
 from lossbench.results.files import atomic_path
 from lossbench.plan.grid import RunSpec
-from lossbench.training.train import HISTORY_COLUMNS, RunResult
+from lossbench.records import HISTORY_COLUMNS, RunResult
 
 DB_NAME = "lossbench.db"
 APP_ID = "lossbench"

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from lossbench.plan.seeding import derive_seed
+from lossbench.records import DIRECTIONS_SUFFIX
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -55,7 +56,6 @@ COMPARISONS = ("reference", "all")
 GRAD_RATIO = "stability_g_grad_ratio"
 COLLAPSED = "modes_collapsed"
 SCORES = "stability_scores"  # "logits" or "raw": the scale of D's scores, hence of the generator's gradient
-DIRECTIONS_SUFFIX = "_directions"  # text fact stored per run and metric: JSON {key: direction}
 FAILED = ("failed", "diverged")  # statuses whose seeds take the worst value where they have none
 ERROR_SUFFIX = "_error"  # text stored when a metric raised on a run (``train.train_run``)
 TEST_NAME = "wilcoxon signed-rank (paired by seed; failed seeds worst)"

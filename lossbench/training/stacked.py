@@ -38,8 +38,8 @@ from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import Catalog
-from lossbench.training.train import (Batches, Diverged, ProgressCallback, RunResult, _check_scalar, _Run, environment_facts,
-                             finish_run, make_optimizer, plugin_objects, resolve_device, run_facts, run_safely)
+from lossbench.training.train import Batches, Diverged, ProgressCallback, _check_scalar, _Run, environment_facts, finish_run, make_optimizer, plugin_objects, resolve_device, run_facts, run_safely
+from lossbench.records import RunResult
 
 DEFAULT_GROUP_SIZE = {"cpu": 32, "cuda": 256}
 """Members per group when ``--group-size`` is not given: CPU gains flatten past a few dozen members; a GPU needs
@@ -575,54 +575,3 @@ def run_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | Non
     """Every spec's result, training compatible runs stacked group by group (``plan_groups``)."""
     for group in plan_groups(specs, catalog, group_size):
         yield from train_group(group, catalog, progress, notice)
-
-
-def check_stacked(loss: AdversarialLoss, *, model: str = "mlp", dataset: str = "ring8", seeds: Sequence[int] = (0, 1),
-                  steps: int = 10, rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    """Check that ``loss`` trains stacked (``lossbench run --vectorise``) as it trains alone; raises
-    ``ConformanceError`` naming the loss and the first difference.
-
-    The loss is registered next to the built-ins only; ``seeds`` runs of ``model`` x ``dataset`` train for
-    ``steps`` steps as one stacked group and one by one, with a history row every step. Histories and the final
-    generator weights must agree within ``rtol``/``atol`` (float reassociation of batched matmuls); statuses and
-    divergence steps exactly. A loss that the stacked engine hands to the sequential one fails the check too.
-    """
-    import io
-
-    import numpy as np
-
-    from lossbench.authoring.conformance import ConformanceError
-    from lossbench.authoring.smoke import kit_environment
-    from lossbench.training.train import HISTORY_COLUMNS
-
-    name = getattr(loss, "name", type(loss).__name__)
-    catalog = kit_environment().env.catalog
-    if name not in catalog.losses:
-        catalog.losses.add(loss, "check_stacked")
-    elif catalog.losses.get(name) is not loss:
-        raise ConformanceError(f"loss {name!r}: the name is taken by a built-in loss; rename it to check it")
-    specs = [RunSpec(loss=name, model=model, dataset=dataset, seed=seed, steps=steps, batch_size=64, log_every=1,
-                     eval_every=steps + 1, eval_samples=100, final_samples=200, device="cpu", preset="check")
-             for seed in seeds]
-    fallbacks: list[str] = []
-    stacked = train_group(specs, catalog, notice=fallbacks.append)
-    if fallbacks:
-        raise ConformanceError(f"loss {name!r}: does not train stacked: {fallbacks[0]}")
-    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
-    for spec, together in zip(specs, stacked):
-        alone = run_safely(spec, catalog)
-        where = f"loss {name!r}, seed {spec.seed}"
-        if (together.status, together.failed_step) != (alone.status, alone.failed_step):
-            raise ConformanceError(f"{where}: stacked {together.status} at step {together.failed_step} "
-                                   f"({together.reason}), alone {alone.status} at step {alone.failed_step} ({alone.reason})")
-        a, b = together.history[columns].to_numpy(float), alone.history[columns].to_numpy(float)
-        close = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True) if a.shape == b.shape else np.zeros((1, 1), bool)
-        if not close.all():
-            row, column = np.argwhere(~close)[0]
-            raise ConformanceError(f"{where}: history differs stacked vs alone at step {int(b[row, 0]) if len(b) > row else '?'}, "
-                                   f"{columns[column]}: {a[row, column]!r} vs {b[row, column]!r}")
-        if together.checkpoint and alone.checkpoint:
-            wa, wb = (torch.load(io.BytesIO(r.checkpoint)) for r in (together, alone))
-            for key in wb:
-                if not torch.allclose(wa[key], wb[key], rtol=rtol, atol=atol, equal_nan=True):
-                    raise ConformanceError(f"{where}: final generator weights {key!r} differ stacked vs alone")

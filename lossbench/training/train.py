@@ -11,11 +11,9 @@ import copy
 import io
 import json
 import math
-import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -30,50 +28,17 @@ from lossbench.errors import LossbenchError
 from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import SINGULAR, Catalog
+from lossbench.data.root import data_root
+from lossbench.records import HISTORY_COLUMNS, DIRECTIONS_SUFFIX, RunResult
 
-HISTORY_COLUMNS = (
-    "step", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "d_accuracy",
-    "score_real", "score_fake", "grad_norm_g", "grad_norm_d", "seconds",
-)
 SAMPLES_KEPT = {"points": 2500, "image": 64}
 GENERATE_BATCH = 1024
-DATA_ROOT_ENV = "LOSSBENCH_DATA"
 
 ProgressCallback = Callable[[RunSpec, int], None]
 
 
 class LossContractError(LossbenchError):
     """A loss returned something other than a scalar tensor: names the loss and the plugin."""
-
-
-@dataclass
-class RunResult:
-    """What one run produced; the driver commits it to the store in one transaction."""
-
-    spec: RunSpec
-    status: str  # "ok" | "diverged" | "failed"
-    reason: str = ""
-    failed_step: int | None = None
-    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(HISTORY_COLUMNS)))
-    curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["step", "key", "value"]))
-    metrics: dict[str, float] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)
-    samples: np.ndarray | None = None
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-    environment: dict = field(default_factory=dict)
-    checkpoint: bytes | None = None  # the final generator's (GAN) or decoder's (VAE) state_dict, torch.save'd
-    checkpoint_role: str = ""  # "generator" | "decoder"
-
-    @property
-    def run_id(self) -> str:
-        return self.spec.run_id
-
-
-def data_root() -> Path | None:
-    """The user's data folder for on-disk datasets (``--data-root`` sets ``$LOSSBENCH_DATA``)."""
-    value = os.environ.get(DATA_ROOT_ENV)
-    return Path(value) if value else None
 
 
 _DATA_CACHE: dict[tuple[str, str], Samples] = {}
@@ -434,7 +399,6 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
 def run_facts(run: "_Run") -> dict[str, str]:
     """Text facts stored with every run: each metric's declared directions (so that tables rebuilt without the
     plugin rank right) and the feature space a loss trains in, when it has one."""
-    from lossbench.results.tables import DIRECTIONS_SUFFIX
 
     facts = {f"{m.name}{DIRECTIONS_SUFFIX}": json.dumps(dict(m.better), sort_keys=True)
              for m in run.metrics if isinstance(getattr(m, "better", None), dict) and m.better}

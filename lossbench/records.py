@@ -1,0 +1,49 @@
+"""What a run produces, as the store keeps it: the record passed from training to the store, torch-free.
+
+Training (``lossbench.training``) fills a ``RunResult``; executors carry it; the store (``lossbench.results``)
+commits it. Defining it here keeps the store, tables and ``show`` free of torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from lossbench.plan.grid import RunSpec
+
+HISTORY_COLUMNS = (
+    "step", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "d_accuracy",
+    "score_real", "score_fake", "grad_norm_g", "grad_norm_d", "seconds",
+)
+"""The columns of a run's training history, one row per logged step."""
+
+DIRECTIONS_SUFFIX = "_directions"
+"""Text fact stored per run and metric: JSON ``{key: direction}``, so tables rank without the plugin installed."""
+
+
+@dataclass
+class RunResult:
+    """What one run produced; the driver commits it to the store in one transaction."""
+
+    spec: RunSpec
+    status: str  # "ok" | "diverged" | "failed"
+    reason: str = ""
+    failed_step: int | None = None
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(HISTORY_COLUMNS)))
+    curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["step", "key", "value"]))
+    metrics: dict[str, float] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    samples: np.ndarray | None = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)
+    checkpoint: bytes | None = None  # the final generator's (GAN) or decoder's (VAE) state_dict, torch.save'd
+    checkpoint_role: str = ""  # "generator" | "decoder"
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
