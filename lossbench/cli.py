@@ -18,7 +18,7 @@ from lossbench.api import describe
 from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
 from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
 from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.plugin.registry import KINDS
+from lossbench.plugin.kinds import KIND_NAMES, KINDS, kind_named
 from lossbench.data.root import DATA_ROOT_ENV
 from lossbench.records import RunResult
 
@@ -330,26 +330,19 @@ def _check_executor(executor: str, device: str, ray_address: str | None) -> None
 
 def _rows(kind: str, env) -> list[dict[str, Any]]:
     registry = env.catalog.registry(kind)
-    rows = []
-    for name, entry in registry.entries.items():
-        obj = entry.obj
-        row: dict[str, Any] = {"name": name, "plugin": entry.plugin, "description": describe(obj)}
-        if kind in ("losses", "models"):
-            row["family"] = obj.family
-        if kind == "datasets":
-            row.update(kind=obj.spec.kind, shape=list(obj.spec.shape), modes=obj.spec.n_modes)
-        rows.append(row)
-    return rows
+    facts = kind_named(kind).facts
+    return [{"name": name, "plugin": entry.plugin, "description": describe(entry.obj), **facts(entry.obj)}
+            for name, entry in registry.entries.items()]
 
 
 @main.command(name="list")
-@click.argument("kind", required=False, type=click.Choice(list(KINDS)))
+@click.argument("kind", required=False, type=click.Choice(KIND_NAMES))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @plugin_options
 def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """What is registered (losses, models, datasets, metrics), and by which plugin."""
     _config, env = load(plugins_dir, strict_plugins)
-    kinds = [kind] if kind else list(KINDS)
+    kinds = [kind] if kind else list(KIND_NAMES)
     listing = {k: _rows(k, env) for k in kinds}
     if as_json:
         click.echo(json.dumps(listing if not kind else listing[kind], indent=2))
@@ -383,7 +376,7 @@ def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> No
         if info["source_hash"]:
             click.echo(f"  source hash: {info['source_hash']} (stored with every run it takes part in)")
         click.echo(f"  hooks: {', '.join(info['hooks']) or '-'}")
-        for kind in KINDS:
+        for kind in KIND_NAMES:
             if info["registered"].get(kind):
                 click.echo(f"  {kind}: {', '.join(info['registered'][kind])}")
 
@@ -403,10 +396,11 @@ def _plugin_row(info) -> dict[str, Any]:
 
 @main.command(name="new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["loss", "model", "dataset", "metric"]), default="loss", show_default=True,
+@click.option("--kind", type=click.Choice([kind.singular for kind in KINDS if kind.templates]), default="loss",
+              show_default=True,
               help="What the plugin registers; the package holds a working example of it.")
-@click.option("--template", default="", help="The example to start from: hinge (default), nonsaturating or "
-              "wasserstein for losses; mlp for models, rings for datasets, energy for metrics.")
+@click.option("--template", default="", help="The example to start from (default: the kind's first): " + "; ".join(
+              f"{', '.join(kind.templates)} for {kind.name}" for kind in KINDS if kind.templates) + ".")
 @click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder in which to create lossbench-NAME/.")
 @plugin_options
