@@ -40,7 +40,7 @@ def _fail(kind: str, obj: object, problem: str) -> None:
 def _check_registrable(kind: str, obj: object) -> None:
     """The registry's own validation (slug name, required methods, family): what ``register(obj)`` would do."""
     try:
-        Registry(kind).add(obj, "lossbench.testing")
+        Registry[Any](kind).add(obj, "lossbench.testing")
     except RegistrationError as exc:
         raise ConformanceError(str(exc)) from None
 

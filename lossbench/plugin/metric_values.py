@@ -23,7 +23,7 @@ class MetricValueError(ValueError):
 
 
 def _hint(value: object) -> str:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if type(value).__name__ in ("bool", "bool_"):  # Python's and numpy's, without importing numpy
         return " (write float(flag) for a rate, or return a str fact)"
     if hasattr(value, "item") and hasattr(value, "shape"):
         return " (return value.item() for one element)"
