@@ -141,7 +141,8 @@ class ProgressDisplay:
               help="Steps, batch size and sample sizes: smoke (seconds, for tests), quick, standard, paper.")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the preset's training steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where runs train: local worker processes, or a Ray cluster (--ray-address).")
 @click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
               help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
 @click.option("--vectorise/--no-vectorise", default=False, show_default=True, envvar="LOSSBENCH_VECTORISE",
@@ -150,9 +151,11 @@ class ProgressDisplay:
 @click.option("--group-size", type=click.IntRange(min=1), envvar="LOSSBENCH_GROUP_SIZE",
               help="Runs per stacked group with --vectorise (default: chosen for the device).")
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+              help="Folder of the HTML report (index.html and its figures).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store, unless they came from other code (see --reuse-stale).")
 @click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True,
               help="Refuse a grid of more runs than this (a guard against a typo in --seeds).")
 @click.option("--wait", is_flag=True, help="If another `lossbench run` writes to --results, wait for it to finish.")
@@ -420,7 +423,8 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
 @click.option("--metric", "metrics", multiple=True,
               help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
@@ -505,11 +509,13 @@ def _show_runs(store, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
 @click.option("--metric", "metrics", multiple=True,
               help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.")
 @click.option("--device", default=None, help="Where to score (default: each run's own device).")
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+              help="Folder of the HTML report (index.html and its figures).")
 @click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
 @plugin_options
 def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports: Path, no_report: bool,
@@ -538,8 +544,10 @@ def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+              help="Folder of the HTML report (index.html and its figures).")
 @comparison_options
 @plugin_options
 def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,
