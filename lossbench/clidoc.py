@@ -23,7 +23,7 @@ COMMAND = "python -m lossbench.clidoc --write"
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path("docs/cli.md")
 README = Path("README.md")
-BLOCK = re.compile(r"(<!-- cli: commands -->\n)(?P<body>.*?)(<!-- /cli -->)", re.S)
+BLOCK = re.compile(r"(<!-- cli: commands -->\n)(?P<body>.*?)(<!-- /cli -->)", re.DOTALL)
 
 
 def _cell(text: str) -> str:

@@ -23,7 +23,7 @@ def test_every_option_of_every_command_has_a_row_in_its_section() -> None:
     text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     for name, command in clidoc.commands(main).items():
         section = text.split(f"\n## `lossbench {name}`\n", 1)[1].split("\n## ", 1)[0]
-        documented = {flag for cell in re.findall(r"^\| `([^`]*)` \|", section, re.M) for flag in re.split(r"[ ,/]+", cell)}
+        documented = {flag for cell in re.findall(r"^\| `([^`]*)` \|", section, re.MULTILINE) for flag in re.split(r"[ ,/]+", cell)}
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
                 for flag in param.opts + param.secondary_opts:

@@ -15,10 +15,16 @@ Later stages (the authoring kit) are named, not imported: ``check`` is a functio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from lossbench.plugin.registration import validate_dataset, validate_loss, validate_metric, validate_model
+from lossbench.plugin.registration import (
+    validate_dataset,
+    validate_loss,
+    validate_metric,
+    validate_model,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - type parameters only
     from lossbench.api import Dataset, Loss, Metric, ModelFactory

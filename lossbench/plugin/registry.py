@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from lossbench.api import describe
 from lossbench.errors import UnknownNameError
-from lossbench.plugin.kinds import DATASETS, KINDS, LOSSES, METRICS, MODELS, SINGULAR, Kind, kind_named
+from lossbench.plugin.kinds import (
+    DATASETS,
+    KINDS,
+    LOSSES,
+    METRICS,
+    MODELS,
+    SINGULAR,
+    Kind,
+    kind_named,
+)
 from lossbench.plugin.registration import RegistrationError
 
 if TYPE_CHECKING:  # pragma: no cover - type parameters only
