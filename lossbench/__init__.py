@@ -11,6 +11,7 @@ from lossbench.api import (
     Dataset,
     FeatureNetwork,
     Metric,
+    MetricContext,
     ModeAssignment,
     ModelFactory,
     Recipe,
@@ -38,7 +39,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "Metric",
+    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "Metric", "MetricContext",
     "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold", "TrainingTarget", "VAELoss",
     "hookimpl", "__version__",
 ]

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
-    from lossbench.scoring.evaluate import EvaluationContext
+    import numpy as np
+    import pandas as pd
 
 PROJECT_NAME = "lossbench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -377,6 +378,62 @@ class ModelFactory:
         raise NotImplementedError(f"{type(self).__name__} must implement build")
 
 
+class FeatureMap(Protocol):
+    """A named feature space, as ``MetricContext.feature_space`` returns it: samples -> ``(N, d)`` float64 array."""
+
+    name: str
+    """Recorded beside every value computed in this space, e.g. "coordinates", "inception-v3-pool3"."""
+
+    def __call__(self, x: Tensor) -> "np.ndarray": ...
+
+
+@runtime_checkable
+class MetricContext(Protocol):
+    """What a metric sees for one evaluation of one run (``Metric.compute``'s ``ctx``).
+
+    The harness passes a ``lossbench.EvaluationContext``, built per evaluation with features cached per space;
+    this Protocol is the part of it a metric may rely on, declared with the rest of the contract.
+    """
+
+    real: Samples
+    """The real samples scored against (at most half of the dataset; fewer during training)."""
+    fake: Samples
+    """The run's generated samples, from the same evaluation noise at every evaluation."""
+    dataset: Dataset
+    """The dataset object (its ``spec``, ``mode_of``, ``centres``, ``feature_network``)."""
+    spec: Any
+    """The run's ``lossbench.RunSpec``: loss, model, dataset, seed, steps, sample sizes."""
+    history: "pd.DataFrame"
+    """The training log so far: one row per logged step, the columns of ``history.csv``."""
+    reference: Samples | None
+    """A second real set, disjoint from ``real`` and of its size, for real-vs-real floors."""
+    device: torch.device
+    """Where the run's networks are."""
+    final: bool
+    """False for the light evaluations during training (curve metrics, fewer samples)."""
+    curves: "pd.DataFrame | None"
+    """The light evaluations so far: columns step, key, value."""
+    diverged_at: int | None
+    """The step at which the run diverged, if it did (then only ``needs_samples = False`` metrics run)."""
+    values: dict[str, float]
+    """The values computed so far in this evaluation (read by ``reads_values`` metrics, e.g. the target)."""
+    family: str | None
+    """The run's model family ("gan" | "vae"), when the harness knows it."""
+
+    def feature_space(self, which: str = "default") -> FeatureMap:
+        """The named feature space ("default", "raw", "classifier", "inception"); its ``name`` is stored beside
+        values computed in it."""
+        ...
+
+    def features(self, which: str = "default") -> "tuple[np.ndarray, np.ndarray]":
+        """(real, fake) features as float64 arrays of shape (N, d), extracted once per space."""
+        ...
+
+    def reference_features(self, which: str = "default") -> "np.ndarray":
+        """Features of the reference real set (disjoint from ``real``)."""
+        ...
+
+
 class Metric:
     """A metric plugin: values computed from one evaluation of one run.
 
@@ -397,8 +454,8 @@ class Metric:
     """Key -> "higher", "lower" or "none" (not ranked), for ranks and comparisons; unlisted keys: lower. "none"
     marks a fact with no better direction (a floor, a spread, a scale that differs between losses)."""
 
-    def compute(self, ctx: "EvaluationContext") -> dict[str, Any]:
-        """``{key: float | str}`` for one evaluation described by ``ctx`` (an ``EvaluationContext``)."""
+    def compute(self, ctx: MetricContext) -> dict[str, Any]:
+        """``{key: float | str}`` for one evaluation described by ``ctx`` (the harness's ``EvaluationContext``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute")
 
 

@@ -18,7 +18,7 @@ from lossbench.api import describe
 from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
 from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
 from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.plugin.registry import KINDS
+from lossbench.plugin.kinds import KIND_NAMES, KINDS, kind_named
 from lossbench.data.root import DATA_ROOT_ENV
 from lossbench.records import RunResult
 
@@ -141,7 +141,8 @@ class ProgressDisplay:
               help="Steps, batch size and sample sizes: smoke (seconds, for tests), quick, standard, paper.")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the preset's training steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where runs train: local worker processes, or a Ray cluster (--ray-address).")
 @click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
               help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
 @click.option("--vectorise/--no-vectorise", default=False, show_default=True, envvar="LOSSBENCH_VECTORISE",
@@ -150,9 +151,11 @@ class ProgressDisplay:
 @click.option("--group-size", type=click.IntRange(min=1), envvar="LOSSBENCH_GROUP_SIZE",
               help="Runs per stacked group with --vectorise (default: chosen for the device).")
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store.")
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+              help="Folder of the HTML report (index.html and its figures).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store, unless they came from other code (see --reuse-stale).")
 @click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True,
               help="Refuse a grid of more runs than this (a guard against a typo in --seeds).")
 @click.option("--wait", is_flag=True, help="If another `lossbench run` writes to --results, wait for it to finish.")
@@ -330,26 +333,19 @@ def _check_executor(executor: str, device: str, ray_address: str | None) -> None
 
 def _rows(kind: str, env) -> list[dict[str, Any]]:
     registry = env.catalog.registry(kind)
-    rows = []
-    for name, entry in registry.entries.items():
-        obj = entry.obj
-        row: dict[str, Any] = {"name": name, "plugin": entry.plugin, "description": describe(obj)}
-        if kind in ("losses", "models"):
-            row["family"] = obj.family
-        if kind == "datasets":
-            row.update(kind=obj.spec.kind, shape=list(obj.spec.shape), modes=obj.spec.n_modes)
-        rows.append(row)
-    return rows
+    facts = kind_named(kind).facts
+    return [{"name": name, "plugin": entry.plugin, "description": describe(entry.obj), **facts(entry.obj)}
+            for name, entry in registry.entries.items()]
 
 
 @main.command(name="list")
-@click.argument("kind", required=False, type=click.Choice(list(KINDS)))
+@click.argument("kind", required=False, type=click.Choice(KIND_NAMES))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @plugin_options
 def list_(kind: str | None, as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """What is registered (losses, models, datasets, metrics), and by which plugin."""
     _config, env = load(plugins_dir, strict_plugins)
-    kinds = [kind] if kind else list(KINDS)
+    kinds = [kind] if kind else list(KIND_NAMES)
     listing = {k: _rows(k, env) for k in kinds}
     if as_json:
         click.echo(json.dumps(listing if not kind else listing[kind], indent=2))
@@ -383,7 +379,7 @@ def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> No
         if info["source_hash"]:
             click.echo(f"  source hash: {info['source_hash']} (stored with every run it takes part in)")
         click.echo(f"  hooks: {', '.join(info['hooks']) or '-'}")
-        for kind in KINDS:
+        for kind in KIND_NAMES:
             if info["registered"].get(kind):
                 click.echo(f"  {kind}: {', '.join(info['registered'][kind])}")
 
@@ -403,10 +399,11 @@ def _plugin_row(info) -> dict[str, Any]:
 
 @main.command(name="new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["loss", "model", "dataset", "metric"]), default="loss", show_default=True,
+@click.option("--kind", type=click.Choice([kind.singular for kind in KINDS if kind.templates]), default="loss",
+              show_default=True,
               help="What the plugin registers; the package holds a working example of it.")
-@click.option("--template", default="", help="The example to start from: hinge (default), nonsaturating or "
-              "wasserstein for losses; mlp for models, rings for datasets, energy for metrics.")
+@click.option("--template", default="", help="The example to start from (default: the kind's first): " + "; ".join(
+              f"{', '.join(kind.templates)} for {kind.name}" for kind in KINDS if kind.templates) + ".")
 @click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder in which to create lossbench-NAME/.")
 @plugin_options
@@ -426,7 +423,8 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
 @click.option("--metric", "metrics", multiple=True,
               help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
@@ -511,11 +509,13 @@ def _show_runs(store, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
 @click.option("--metric", "metrics", multiple=True,
               help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.")
 @click.option("--device", default=None, help="Where to score (default: each run's own device).")
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+              help="Folder of the HTML report (index.html and its figures).")
 @click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
 @plugin_options
 def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports: Path, no_report: bool,
@@ -544,8 +544,10 @@ def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
+              help="Folder of the SQLite store and its CSV/Parquet tables.")
+@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+              help="Folder of the HTML report (index.html and its figures).")
 @comparison_options
 @plugin_options
 def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,

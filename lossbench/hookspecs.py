@@ -102,12 +102,14 @@ def register_datasets(register: Callable[[Dataset], None]) -> None:
 def register_metrics(register: Callable[[Metric], None]) -> None:
     """Register metrics (``Metric``): ``name``, ``curve`` and ``compute(ctx) -> dict[str, float | str]``.
 
-    ``ctx`` is an ``EvaluationContext``: ``real``, ``reference`` (a second real set, disjoint from ``real``,
-    for real-vs-real floors), ``fake``, ``dataset``, ``spec`` (the RunSpec), ``history`` (a DataFrame of the run
-    so far), ``curves`` (the light evaluations so far: step, key, value), ``diverged_at`` (step or None),
-    ``final`` (False for the light evaluations during training) and ``features(which="default") -> (real, fake)`` numpy arrays, cached per evaluation so that
-    several metrics share one feature extraction. Keys are ``<name>`` or ``<name>_<part>``; values are floats,
-    NaN only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
+    ``ctx`` is a ``MetricContext`` (the harness passes an ``EvaluationContext``): ``real``, ``reference`` (a
+    second real set, disjoint from ``real``, for real-vs-real floors), ``fake``, ``dataset``, ``spec`` (the
+    RunSpec), ``history`` (a DataFrame of the run so far), ``curves`` (the light evaluations so far: step, key,
+    value), ``diverged_at`` (step or None), ``final`` (False for the light evaluations during training) and
+    ``features(which="default") -> (real, fake)`` numpy arrays, cached per evaluation so that several metrics
+    share one feature extraction. Keys are ``<name>`` or ``<name>_<part>``; values are numbers (``float``,
+    ``int`` or numpy scalars; a ``bool`` or a tensor is rejected: return ``float(flag)`` or ``t.item()``), NaN
+    only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
     fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
     Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples. Metrics with
     ``needs_samples = False`` read only the history and are computed for diverged runs too. Call
@@ -149,11 +151,8 @@ def run_logged(batch: dict[str, Any]) -> None:
     """
 
 
-HOOK_NAMES: tuple[str, ...] = (
-    "register_losses",
-    "register_models",
-    "register_datasets",
-    "register_metrics",
-    "run_finished",
-    "run_logged",
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name for name, value in list(globals().items()) if callable(value) and hasattr(value, f"{PROJECT_NAME}_spec")
 )
+"""Every hook above, in source order: read off the ``@hookspec`` declarations, so a new hook is listed by being
+declared. Each ``register_<kinds>`` hook is the hook of one entry of ``lossbench.plugin.kinds.KINDS``."""

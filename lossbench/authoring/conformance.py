@@ -13,7 +13,6 @@ import importlib
 import math
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -21,7 +20,9 @@ from torch import Tensor, nn
 from lossbench.api import (DIRECTIONS, GAN, VAE, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment,
                            ModelFactory, Samples, VAELoss)
 from lossbench.errors import DataUnavailable
-from lossbench.plugin.registry import SINGULAR, RegistrationError, Registry
+from lossbench.plugin.kinds import KINDS, SINGULAR
+from lossbench.plugin.metric_values import MetricValueError, split_values
+from lossbench.plugin.registry import RegistrationError, Registry
 
 EXTREME_SCORE = 30.0  # |score| at which a loss written as log(sigmoid(s)) overflows in float32
 DEFAULT_SPECS = (DataSpec((2,), "points", None), DataSpec((1, 8, 8), "image", None))
@@ -39,7 +40,7 @@ def _fail(kind: str, obj: object, problem: str) -> None:
 def _check_registrable(kind: str, obj: object) -> None:
     """The registry's own validation (slug name, required methods, family): what ``register(obj)`` would do."""
     try:
-        Registry(kind).add(obj, "lossbench.testing")
+        Registry[Any](kind).add(obj, "lossbench.testing")
     except RegistrationError as exc:
         raise ConformanceError(str(exc)) from None
 
@@ -389,17 +390,12 @@ def make_context(dataset: Dataset | None = None, *, fake: Samples | Tensor | Non
 
 
 def _check_values(metric: Metric, values: object, where: str) -> dict[str, Any]:
-    kind = "metrics"
-    if not isinstance(values, dict):
-        _fail(kind, metric, f"compute() returned {type(values).__name__} on {where}; expected a dict")
+    """The engine's own rule (``plugin.metric_values``), failing with its message."""
+    try:
+        split_values(metric.name, values, f" on {where}")
+    except MetricValueError as exc:
+        _fail("metrics", metric, str(exc))
     assert isinstance(values, dict)
-    for key, value in values.items():
-        if not isinstance(key, str) or not (key == metric.name or key.startswith(metric.name + "_")):
-            _fail(kind, metric, f"returned key {key!r}; keys must be {metric.name!r} or start with {metric.name + '_'!r}")
-        if isinstance(value, str):
-            continue
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-            _fail(kind, metric, f"value of {key!r} is {type(value).__name__}; expected a float (or a str fact)")
     return values
 
 
@@ -407,8 +403,8 @@ def check_metric(metric: Metric, dataset: Dataset | None = None, *, fake: Sample
                  n: int = 256, allow_empty: bool = False) -> dict[str, Any]:
     """Compute the metric on a harness-like context and check its keys and values; returns the values.
 
-    Keys are ``<name>`` or ``<name>_<part>``; values are plain floats (NaN only where undefined) or ``str``
-    facts. ``better`` maps keys the metric returns to "higher", "lower" or "none" (not ranked). A curve metric is
+    Keys are ``<name>`` or ``<name>_<part>``; values are numbers (NaN only where undefined) or ``str`` facts,
+    under the engine's own rule (``lossbench.plugin.metric_values``: bools and tensors are rejected). ``better`` maps keys the metric returns to "higher", "lower" or "none" (not ranked). A curve metric is
     also computed as during training (``final=False``, fewer samples). An empty result fails unless
     ``allow_empty`` (pass a ``dataset`` the metric applies to).
     """
@@ -445,6 +441,5 @@ def _check_better(metric: Metric, values: dict[str, Any], where: str) -> None:
                                 f"{', '.join(repr(d) for d in DIRECTIONS)}")
 
 
-CHECKS: dict[str, Callable[..., Any]] = {
-    "losses": check_loss, "models": check_model, "datasets": check_dataset, "metrics": check_metric,
-}
+CHECKS: dict[str, Callable[..., Any]] = {kind.name: globals()[kind.check] for kind in KINDS}
+"""Each kind's conformance check, by the kind's name (``Kind.check`` names it)."""

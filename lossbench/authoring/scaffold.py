@@ -13,10 +13,11 @@ from typing import Iterable
 
 from lossbench.authoring import scaffold_templates as templates
 from lossbench.errors import LossbenchError
+from lossbench.plugin.kinds import KINDS, kind_named
 from lossbench.plugin.registry import SLUG
 
-PLUGIN_KINDS = ("loss", "model", "dataset", "metric")
-REGISTRY_KINDS = {"loss": "losses", "model": "models", "dataset": "datasets", "metric": "metrics"}
+PLUGIN_KINDS = tuple(kind.singular for kind in KINDS if kind.templates)  # the kinds with a template to start from
+REGISTRY_KINDS = {kind.singular: kind.name for kind in KINDS}  # "loss" -> "losses"
 
 
 class ScaffoldError(LossbenchError):
@@ -50,12 +51,13 @@ class PluginNames:
         return ("P" + stem if stem[0].isdigit() else stem) + self.kind.capitalize()
 
     def substitutions(self) -> dict[str, str]:
+        kind = kind_named(self.kind)
         values = {
             "name": self.name, "kind": self.kind, "distribution": self.distribution, "package": self.package,
-            "class_name": self.class_name, "registry": REGISTRY_KINDS[self.kind],
-            "description": templates.DESCRIPTIONS[self.chosen_template], "check": templates.CHECKS[self.kind],
+            "class_name": self.class_name, "registry": kind.name,
+            "description": templates.DESCRIPTIONS[self.chosen_template], "check": kind.check,
         }
-        values["try_it"] = Template(templates.TRY_IT[self.kind]).substitute(values)
+        values["try_it"] = Template(kind.try_it).substitute(values)
         return values
 
 

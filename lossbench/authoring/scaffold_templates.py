@@ -8,6 +8,8 @@ example, named after the plugin, and its tests. The plugin's description is writ
 
 from __future__ import annotations
 
+from lossbench.plugin.kinds import KINDS
+
 PYPROJECT = '''\
 [build-system]
 requires = ["setuptools>=64"]
@@ -493,12 +495,8 @@ def test_is_computed_in_a_smoke_grid(lossbench_smoke):
 ''',
 }
 
-TEMPLATES = {  # kind -> its templates, the default first
-    "loss": ("hinge", "nonsaturating", "wasserstein"),
-    "model": ("mlp",),
-    "dataset": ("rings",),
-    "metric": ("energy",),
-}
+TEMPLATES = {kind.singular: kind.templates for kind in KINDS if kind.templates}  # the default first
+"""Each scaffoldable kind's templates, as the kinds table (``plugin.kinds``) declares them."""
 
 DESCRIPTIONS = {  # each template's starting description, written once into the plugin class
     "hinge": "Hinge GAN loss (from the hinge template)",
@@ -508,12 +506,3 @@ DESCRIPTIONS = {  # each template's starting description, written once into the 
     "rings": "Two rings of Gaussians, 12 modes (from the two-rings template)",
     "energy": "Energy distance between real and generated samples (from the energy-distance template)",
 }
-
-TRY_IT = {
-    "loss": "lossbench run --grid -l $name -d ring8 --preset smoke",
-    "model": "lossbench run --grid -m $name -d ring8 --preset smoke",
-    "dataset": "lossbench run --grid -l nonsaturating -d $name --preset smoke",
-    "metric": "lossbench run --grid -l nonsaturating -d ring8 --preset smoke && lossbench show --metric $name",
-}
-
-CHECKS = {"loss": "check_loss", "model": "check_model", "dataset": "check_dataset", "metric": "check_metric"}

@@ -26,7 +26,8 @@ from lossbench import hookspecs
 from lossbench.api import PROJECT_NAME
 from lossbench.errors import PluginError
 from lossbench.plugin.live import hook_caller
-from lossbench.plugin.registry import KINDS, Catalog, RegistrationError
+from lossbench.plugin.kinds import KINDS
+from lossbench.plugin.registry import Catalog, RegistrationError
 
 BUILTIN_MODULES = (
     "lossbench.builtin.losses",
@@ -203,9 +204,9 @@ def build_catalog(loaded: LoadedPlugins) -> Catalog:
     """Call every ``register_*`` hook, one plugin at a time, into a new ``Catalog``."""
     catalog = Catalog()
     for kind in KINDS:
-        registry = catalog.registry(kind)
+        registry = catalog[kind]
 
-        def make_kwargs(plugin_name: str, registry=registry, kind=kind) -> dict[str, Any]:
+        def make_kwargs(plugin_name: str, registry=registry, kind=kind.name) -> dict[str, Any]:
             def register(obj: object) -> None:
                 try:
                     registry.add(obj, plugin_name)
@@ -218,7 +219,7 @@ def build_catalog(loaded: LoadedPlugins) -> Catalog:
 
             return {"register": register}
 
-        _call_each(loaded, f"register_{kind}", make_kwargs)
+        _call_each(loaded, kind.hook, make_kwargs)
     catalog.live = hook_caller(loaded.manager)
     return catalog
 

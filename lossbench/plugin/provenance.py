@@ -26,8 +26,9 @@ from typing import Any
 
 from lossbench import __version__
 from lossbench.api import PROJECT_NAME
+from lossbench.plugin.kinds import KINDS
 
-TRAINING_KINDS = ("loss", "model", "dataset")  # a change in one of these means the run must be trained again
+TRAINING_KINDS = tuple(kind.singular for kind in KINDS if kind.trains)  # a change in one: the run must be trained again
 KIND_REGISTRIES = {"loss": "losses", "model": "models", "dataset": "datasets", "metric": "metrics"}
 HASH_DIGITS = 16
 

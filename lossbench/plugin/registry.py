@@ -1,4 +1,4 @@
-"""Registries of the four kinds of plugin object, with validated names.
+"""Registries of plugin objects, one per kind (``plugin.kinds``), with validated names.
 
 A ``Catalog`` is what the hooks fill: one ``Registry`` per kind. Registration validates each object and records
 the plugin that registered it, so that duplicates and malformed objects are reported with the plugin's name;
@@ -9,70 +9,32 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from lossbench.api import FAMILIES, AdversarialLoss, DataSpec, Recipe, VAELoss, describe
+from lossbench.api import describe
 from lossbench.errors import UnknownNameError
+from lossbench.plugin.kinds import (
+    DATASETS,
+    KINDS,
+    LOSSES,
+    METRICS,
+    MODELS,
+    SINGULAR,
+    Kind,
+    kind_named,
+)
+from lossbench.plugin.registration import RegistrationError
+
+if TYPE_CHECKING:  # pragma: no cover - type parameters only
+    from lossbench.api import Dataset, Loss, Metric, ModelFactory
+
+__all__ = ["SINGULAR", "SLUG", "Catalog", "Entry", "RegistrationError", "Registry", "unknown_name_message"]
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-KINDS = ("losses", "models", "datasets", "metrics")
-SINGULAR = {"losses": "loss", "models": "model", "datasets": "dataset", "metrics": "metric"}
 
 T = TypeVar("T")
-
-
-class RegistrationError(ValueError):
-    """An object a plugin tried to register is malformed or a duplicate; the message says why."""
-
-
-def _overrides(obj: object, base: type, method: str) -> bool:
-    return callable(getattr(obj, method, None)) and getattr(type(obj), method, None) is not getattr(base, method)
-
-
-def _check_loss(obj: Any) -> None:
-    if isinstance(obj, AdversarialLoss):
-        missing = [m for m in ("discriminator_loss", "generator_loss") if not _overrides(obj, AdversarialLoss, m)]
-    elif isinstance(obj, VAELoss):
-        missing = [] if _overrides(obj, VAELoss, "loss") else ["loss"]
-    else:
-        raise RegistrationError("a loss must be an instance of lossbench.AdversarialLoss or lossbench.VAELoss")
-    if missing:
-        raise RegistrationError(f"does not implement {', '.join(missing)}")
-    if not isinstance(obj.recipe, Recipe):
-        raise RegistrationError("recipe must be a lossbench.Recipe")
-
-
-def _check_model(obj: Any) -> None:
-    if getattr(obj, "family", None) not in FAMILIES:
-        raise RegistrationError(f"family must be one of {', '.join(FAMILIES)}, not {getattr(obj, 'family', None)!r}")
-    for method in ("supports", "build"):
-        if not callable(getattr(obj, method, None)):
-            raise RegistrationError(f"has no {method}() method")
-
-
-def _check_dataset(obj: Any) -> None:
-    spec = getattr(obj, "spec", None)
-    if not isinstance(spec, DataSpec):
-        raise RegistrationError("spec must be a lossbench.DataSpec")
-    if spec.kind not in ("points", "image"):
-        raise RegistrationError(f"spec.kind must be 'points' or 'image', not {spec.kind!r}")
-    for method in ("load", "mode_of"):
-        if not callable(getattr(obj, method, None)):
-            raise RegistrationError(f"has no {method}() method")
-
-
-def _check_metric(obj: Any) -> None:
-    if not callable(getattr(obj, "compute", None)):
-        raise RegistrationError("has no compute() method")
-
-
-CHECKS: dict[str, Callable[[Any], None]] = {
-    "losses": _check_loss,
-    "models": _check_model,
-    "datasets": _check_dataset,
-    "metrics": _check_metric,
-}
 
 
 def _preview(obj: object) -> str:
@@ -101,15 +63,20 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """Objects of one kind by name. Duplicates and malformed objects raise ``RegistrationError``."""
 
-    kind: str
+    kind: str  # the kind's name, e.g. "losses"
     entries: dict[str, Entry[T]] = field(default_factory=dict)
+
+    @property
+    def of(self) -> Kind[T]:
+        """The kind this registry holds."""
+        return kind_named(self.kind)
 
     def add(self, obj: T, plugin: str) -> None:
         name = getattr(obj, "name", None)
-        what = SINGULAR[self.kind]
+        what = self.of.singular
         if not isinstance(name, str) or not SLUG.match(name):
             try:  # something that is not a loss at all (e.g. register("str")) is told so, not that its name is bad
-                CHECKS[self.kind](obj)
+                self.of.validate(obj)
             except RegistrationError as exc:
                 raise RegistrationError(f"register() got {_preview(obj)} (a {type(obj).__name__}), "
                                         f"which is not a {what}: {exc}") from None
@@ -117,7 +84,7 @@ class Registry(Generic[T]):
                 f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what}'"
             )
         try:
-            CHECKS[self.kind](obj)
+            self.of.validate(obj)
         except RegistrationError as exc:
             raise RegistrationError(f"{what} {name!r} {exc}") from None
         if name in self.entries:
@@ -143,7 +110,7 @@ class Registry(Generic[T]):
         """The object called ``name``; an unknown name raises ``UnknownNameError`` with suggestions."""
         if name in self.entries:
             return self.entries[name].obj
-        raise UnknownNameError(unknown_name_message(SINGULAR[self.kind], name, self.names()))
+        raise UnknownNameError(unknown_name_message(self.of.singular, name, self.names()))
 
     def plugin_of(self, name: str) -> str:
         return self.entries[name].plugin
@@ -157,18 +124,43 @@ def unknown_name_message(what: str, name: str, known: list[str]) -> str:
     return f"unknown {what} {name!r}{hint}{listing}"
 
 
+def _registries() -> dict[str, Registry[Any]]:
+    return {kind.name: Registry(kind.name) for kind in KINDS}
+
+
 @dataclass
 class Catalog:
-    """Everything the plugins registered: one registry per kind."""
+    """Everything the plugins registered: one registry per kind of ``plugin.kinds.KINDS``.
 
-    losses: Registry = field(default_factory=lambda: Registry("losses"))
-    models: Registry = field(default_factory=lambda: Registry("models"))
-    datasets: Registry = field(default_factory=lambda: Registry("datasets"))
-    metrics: Registry = field(default_factory=lambda: Registry("metrics"))
+    ``catalog.losses`` and the other properties are typed (``Registry[AdversarialLoss | VAELoss]``, ...), so an
+    editor completes ``catalog.losses.get("hinge").recipe``; ``catalog[kind]`` is typed for any ``Kind``, and
+    ``catalog.registry("losses")`` looks a registry up by the name a user typed.
+    """
+
+    registries: dict[str, Registry[Any]] = field(default_factory=_registries)
     # the plugins' ``run_logged`` hook as one callback (``live.hook_caller``); None when nothing listens
     live: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False, compare=False)
 
-    def registry(self, kind: str) -> Registry:
-        if kind not in KINDS:
-            raise UnknownNameError(unknown_name_message("kind", kind, list(KINDS)))
-        return getattr(self, kind)
+    def __getitem__(self, kind: Kind[T]) -> Registry[T]:
+        return self.registries[kind.name]
+
+    def registry(self, kind: str) -> Registry[Any]:
+        if kind not in self.registries:
+            raise UnknownNameError(unknown_name_message("kind", kind, list(self.registries)))
+        return self.registries[kind]
+
+    @property
+    def losses(self) -> Registry[Loss]:
+        return self[LOSSES]
+
+    @property
+    def models(self) -> Registry[ModelFactory]:
+        return self[MODELS]
+
+    @property
+    def datasets(self) -> Registry[Dataset]:
+        return self[DATASETS]
+
+    @property
+    def metrics(self) -> Registry[Metric]:
+        return self[METRICS]

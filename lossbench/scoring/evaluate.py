@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from lossbench.api import Dataset, Metric, Samples
 from lossbench.errors import DataUnavailable
+from lossbench.plugin.metric_values import MetricValueError, split_values
 
 FEATURE_BATCH = 512
 
@@ -175,38 +176,25 @@ def resolve_feature_space(which: str, dataset: Dataset, device: torch.device) ->
 
 @dataclass
 class EvaluationContext:
-    """What a metric sees for one evaluation of one run. Built by the harness; features are cached per space."""
+    """What a metric sees for one evaluation of one run: the harness's ``lossbench.api.MetricContext``, whose
+    attributes and methods document each field below. Built by the harness; features are cached per space."""
 
     real: Samples
-    """The real samples scored against (at most half of the dataset; fewer during training)."""
     fake: Samples
-    """The run's generated samples, from the same evaluation noise at every evaluation."""
     dataset: Dataset
-    """The dataset object (its ``spec``, ``mode_of``, ``centres``, ``feature_network``)."""
     spec: Any
-    """The run's ``lossbench.RunSpec``: loss, model, dataset, seed, steps, sample sizes."""
     history: pd.DataFrame
-    """The training log so far: one row per logged step, the columns of ``history.csv``."""
     reference: Samples | None = None
-    """A second real set, disjoint from ``real`` and of its size, for real-vs-real floors."""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    """Where the run's networks are."""
     final: bool = True
-    """False for the light evaluations during training (curve metrics, fewer samples)."""
     curves: pd.DataFrame | None = None
-    """The light evaluations so far: columns step, key, value."""
     diverged_at: int | None = None
-    """The step at which the run diverged, if it did (then only ``needs_samples = False`` metrics run)."""
     values: dict[str, float] = field(default_factory=dict)
-    """The values computed so far in this evaluation (read by ``reads_values`` metrics, e.g. the target)."""
     family: str | None = None
-    """The run's model family ("gan" | "vae"), when the harness knows it."""
     _spaces: dict[str, FeatureSpace] = field(default_factory=dict, repr=False)
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def feature_space(self, which: str = "default") -> FeatureSpace:
-        """The named feature space ("default", "raw", "classifier", "inception"); its ``name`` is stored beside
-        values computed in it."""
         if which not in self._spaces:
             self._spaces[which] = resolve_feature_space(which, self.dataset, self.device)
         return self._spaces[which]
@@ -218,11 +206,9 @@ class EvaluationContext:
         return self._features[key]
 
     def features(self, which: str = "default") -> tuple[np.ndarray, np.ndarray]:
-        """(real, fake) features as float64 arrays of shape (N, d), extracted once per space."""
         return self._cached(which, "real", self.real), self._cached(which, "fake", self.fake)
 
     def reference_features(self, which: str = "default") -> np.ndarray:
-        """Features of the reference real set (disjoint from ``real``)."""
         if self.reference is None:
             raise ValueError("this evaluation has no reference set")
         return self._cached(which, "reference", self.reference)
@@ -237,36 +223,25 @@ class Evaluation:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _check_key(metric: Metric, key: str) -> None:
-    if key != metric.name and not key.startswith(metric.name + "_"):
-        raise ValueError(f"returned key {key!r}; keys must be {metric.name!r} or start with {metric.name + '_'!r}")
-
-
 def run_metrics(metrics: Iterable[Metric], ctx: EvaluationContext) -> Evaluation:
     """Compute each metric; a metric that raises or returns a malformed value is recorded by name, not hidden.
 
-    Metrics marked ``reads_values = True`` (e.g. the training target) run after the others and find their
-    values in ``ctx.values``.
+    What a metric may return is ``plugin.metric_values``' rule, the one ``check_metric`` applies: a metric that
+    breaks it contributes no value, and its message names the key. Metrics marked ``reads_values = True`` (e.g.
+    the training target) run after the others and find their values in ``ctx.values``.
     """
     result = Evaluation()
     ctx.values = result.values
     for metric in sorted(metrics, key=lambda m: bool(getattr(m, "reads_values", False))):
         try:
-            values = metric.compute(ctx)
-            if not isinstance(values, dict):
-                raise TypeError(f"compute() returned {type(values).__name__}, expected a dict")
-            for key, value in values.items():
-                _check_key(metric, key)
-                if isinstance(value, str):
-                    result.texts[key] = value
-                elif isinstance(value, (bool, int, float, np.floating, np.integer)):
-                    result.values[key] = float(value)
-                elif isinstance(value, Tensor) and value.numel() == 1:
-                    result.values[key] = float(value.item())
-                else:
-                    raise TypeError(f"value of {key!r} is {type(value).__name__}, expected a float or str")
+            values, texts = split_values(metric.name, metric.compute(ctx))
+        except MetricValueError as exc:
+            result.errors[metric.name] = str(exc)
         except Exception as exc:  # recorded with the run; the other metrics still count
             result.errors[metric.name] = f"{type(exc).__name__}: {exc}"
+        else:
+            result.values.update(values)
+            result.texts.update(texts)
     return result
 
 
