@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import pluggy
 
-from lossbench.api import PROJECT_NAME, AdversarialLoss, Dataset, Metric, ModelFactory, VAELoss
+from lossbench.api import PROJECT_NAME, AdversarialLoss, Dataset, FeatureSpace, Metric, ModelFactory, VAELoss
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -116,6 +116,22 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
 
 
 @hookspec
+def register_feature_spaces(register: Callable[[FeatureSpace], None]) -> None:
+    """Register feature spaces (``FeatureSpace``): networks that image metrics can be computed in, chosen with
+    ``lossbench run --feature-space NAME`` (or ``lossbench rescore --feature-space NAME`` for stored runs).
+
+    A space declares ``name``, the input it takes (``inputs`` "image" with ``channels`` and ``sizes``, or "vector"
+    for any samples), its output ``width`` and ``weights``, the file its weights are read from (None: none).
+    ``build(dataset, device)`` returns the extractor, a ``FeatureNetwork`` mapping ``(N, *shape)`` samples in
+    [-1, 1] to ``(N, width)`` features; it is called only when a metric first needs the space, so registering
+    loads nothing. ``refuses(spec)`` and ``unavailable()`` say in one line why a space cannot score a dataset
+    or cannot be built here (default: from the declared input, and a missing ``weights`` file). The built-in
+    spaces "inception" (pytorch-fid's FID Inception), "classifier" (the dataset's own network) and "raw"
+    (coordinates or pixels) are registered through this hook. Call ``register(space)`` once per space.
+    """
+
+
+@hookspec
 def run_finished(record: dict[str, Any]) -> None:
     """Called in the driver after each run has been committed to the store.
 
@@ -154,6 +170,7 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_models",
     "register_datasets",
     "register_metrics",
+    "register_feature_spaces",
     "run_finished",
     "run_logged",
 )

@@ -12,12 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from lossbench.api import FAMILIES, AdversarialLoss, DataSpec, Recipe, VAELoss, describe
+from lossbench.api import FAMILIES, FEATURE_INPUTS, AdversarialLoss, DataSpec, Recipe, VAELoss, describe
 from lossbench.errors import UnknownNameError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-KINDS = ("losses", "models", "datasets", "metrics")
-SINGULAR = {"losses": "loss", "models": "model", "datasets": "dataset", "metrics": "metric"}
+KINDS = ("losses", "models", "datasets", "metrics", "feature_spaces")
+SINGULAR = {"losses": "loss", "models": "model", "datasets": "dataset", "metrics": "metric",
+            "feature_spaces": "feature space"}
 
 T = TypeVar("T")
 
@@ -67,11 +68,23 @@ def _check_metric(obj: Any) -> None:
         raise RegistrationError("has no compute() method")
 
 
+def _check_feature_space(obj: Any) -> None:
+    for method in ("build", "refuses", "unavailable"):
+        if not callable(getattr(obj, method, None)):
+            raise RegistrationError(f"has no {method}() method")
+    if getattr(obj, "inputs", None) not in FEATURE_INPUTS:
+        raise RegistrationError(f"inputs must be one of {', '.join(FEATURE_INPUTS)}, not {getattr(obj, 'inputs', None)!r}")
+    width = getattr(obj, "width", None)
+    if width is not None and (not isinstance(width, int) or width < 1):
+        raise RegistrationError(f"width must be a positive int or None, not {width!r}")
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "losses": _check_loss,
     "models": _check_model,
     "datasets": _check_dataset,
     "metrics": _check_metric,
+    "feature_spaces": _check_feature_space,
 }
 
 
@@ -114,7 +127,7 @@ class Registry(Generic[T]):
                 raise RegistrationError(f"register() got {_preview(obj)} (a {type(obj).__name__}), "
                                         f"which is not a {what}: {exc}") from None
             raise RegistrationError(
-                f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what}'"
+                f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what.replace(' ', '-')}'"
             )
         try:
             CHECKS[self.kind](obj)
@@ -165,6 +178,7 @@ class Catalog:
     models: Registry = field(default_factory=lambda: Registry("models"))
     datasets: Registry = field(default_factory=lambda: Registry("datasets"))
     metrics: Registry = field(default_factory=lambda: Registry("metrics"))
+    feature_spaces: Registry = field(default_factory=lambda: Registry("feature_spaces"))
     # the plugins' ``run_logged`` hook as one callback (``live.hook_caller``); None when nothing listens
     live: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False, compare=False)
 
