@@ -10,6 +10,7 @@ from lossbench.api import (
     DataSpec,
     Dataset,
     FeatureNetwork,
+    FeatureSpace,
     Metric,
     ModeAssignment,
     ModelFactory,
@@ -38,7 +39,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "Metric",
-    "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold", "TrainingTarget", "VAELoss",
+    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "FeatureSpace",
+    "Metric", "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold", "TrainingTarget", "VAELoss",
     "hookimpl", "__version__",
 ]

@@ -379,8 +379,9 @@ class FeatureSpace:
 
     def build(self, dataset: "Dataset", device: torch.device) -> "FeatureNetwork | None":
         """The extractor for ``dataset`` on ``device``: a ``FeatureNetwork`` whose ``name`` is stored beside every
-        value computed with it. Called once per process and dataset, when a metric first needs it; None when the
-        space has no network for this dataset (the built-in "classifier" for a dataset without one)."""
+        value computed with it. Called when an evaluation's metrics first need the space (keep a costly network in
+        the plugin to build it once per process); None when the space has no network for this dataset (the
+        built-in "classifier" for a dataset without one)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build")
 
 
