@@ -209,9 +209,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
 
         os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
-    from lossbench.scoring.spaces import SPACES_ENV, parse_spaces
+    from lossbench.scoring import spaces as feature_spaces
 
-    os.environ[SPACES_ENV] = ",".join(parse_spaces(spaces))  # workers inherit it; checked once the grid is planned
+    # workers inherit the chosen spaces; checked once the grid is planned; undone when the command ends
+    click.get_current_context().with_resource(feature_spaces.choose(feature_spaces.parse_spaces(spaces)))
     if log_dir is not None and not loggers:
         raise UsageError("--log-dir goes with --log NAME")
     # before the plugins load (they decide which loggers listen); undone when the command ends

@@ -7,6 +7,7 @@ extractor's features of the same samples (the run's real set and its generator's
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from lossbench.plugin.loader import PluginConfig, PluginInfo, build_catalog, loa
 from lossbench.records import base_key, space_key
 from lossbench.results.store import Store
 from lossbench.results.tables import better_direction
+from lossbench.scoring.spaces import SPACES_ENV
 from lossbench.training.train import evaluation_sets, generate, load_data
 
 EXAMPLE = Path(resnet18_space.__file__)
@@ -145,6 +147,7 @@ def test_unknown_and_unsuitable_spaces_are_one_line(grid, tmp_path) -> None:
                            "--plugins-dir", str(grid["plugins"]))
     assert code == 2 and ("Error: feature space 'resnet18' cannot score dataset 'ring8': it takes images, not "
                           "points") in output, output
+    assert SPACES_ENV not in os.environ  # the choice ends with the command (runs later in this process are plain)
 
 
 class TinySpaces:

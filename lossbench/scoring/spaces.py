@@ -9,9 +9,10 @@ under ``<metric>@<s>`` keys (``records.space_key``), so the default space's keys
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ class RawSpace(FeatureSpace):
     """Raw coordinates (points) or pixels (images): the default space of points datasets."""
 
     name = "raw"
+    description = "raw coordinates (points) or pixels (images)"
     inputs = "vector"
 
     def build(self, dataset: Dataset, device: torch.device) -> FeatureNetwork:
@@ -74,6 +76,7 @@ class ClassifierSpace(FeatureSpace):
     """The dataset's own feature network (built-in image datasets: their classifier's 128-d penultimate layer)."""
 
     name = "classifier"
+    description = "the dataset's own feature network (built-in image datasets: their classifier's 128-d features)"
     inputs = "vector"  # whatever the dataset's own network takes
 
     def build(self, dataset: Dataset, device: torch.device) -> FeatureNetwork | None:
@@ -85,6 +88,7 @@ class InceptionSpace(FeatureSpace):
     torch hub cache, never downloaded."""
 
     name = "inception"
+    description = "pytorch-fid's FID Inception, 2048-d pool3 (the standard FID); images of 16 px and more, weights on disk"
     channels = (1, 3)
     sizes = (inception.INCEPTION_MIN_SIDE, None)  # 8x8 images would be a few blurred pixels to Inception
     width = inception.INCEPTION_WIDTH
@@ -166,6 +170,20 @@ def parse_spaces(values: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
     parts = [values] if isinstance(values, str) else list(values)
     names = [name.strip() for part in parts for name in part.split(",") if name.strip()]
     return tuple(dict.fromkeys(names))
+
+
+@contextlib.contextmanager
+def choose(names: tuple[str, ...]) -> Iterator[None]:
+    """Set ``$LOSSBENCH_FEATURE_SPACES`` for the duration of a command (workers inherit it), then restore it."""
+    previous = os.environ.get(SPACES_ENV)
+    os.environ[SPACES_ENV] = ",".join(names)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(SPACES_ENV, None)
+        else:
+            os.environ[SPACES_ENV] = previous
 
 
 def chosen_spaces() -> tuple[str, ...]:
