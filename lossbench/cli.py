@@ -209,7 +209,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
 
         os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
-    from lossbench.scoring import spaces as feature_spaces
+    from lossbench.scoring import chosen as feature_spaces
 
     # workers inherit the chosen spaces; checked once the grid is planned; undone when the command ends
     click.get_current_context().with_resource(feature_spaces.choose(feature_spaces.parse_spaces(spaces)))
@@ -533,7 +533,7 @@ def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], de
     """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
     from lossbench.jobs.driver import export_all
     from lossbench.jobs.rescore import rescore as rescore_runs
-    from lossbench.scoring.spaces import parse_spaces
+    from lossbench.scoring.chosen import parse_spaces
     from lossbench.results.store import Store, WriterLock
 
     _config, env = load(plugins_dir, strict_plugins)

@@ -22,16 +22,23 @@ from lossbench import FeatureSpace, hookimpl
 from lossbench.api import DataSpec
 from lossbench.examples import resnet18_space
 from lossbench.plan import seeding
-from lossbench.plugin.loader import PluginConfig, PluginInfo, build_catalog, load_environment, load_plugins, register_plugin
+from lossbench.plugin.loader import (
+    PluginConfig,
+    PluginInfo,
+    build_catalog,
+    load_environment,
+    load_plugins,
+    register_plugin,
+)
 from lossbench.records import base_key, space_key
 from lossbench.results.store import Store
 from lossbench.results.tables import better_direction
-from lossbench.scoring.spaces import SPACES_ENV
+from lossbench.scoring.chosen import SPACES_ENV
 from lossbench.training.train import evaluation_sets, generate, load_data
 
 EXAMPLE = Path(resnet18_space.__file__)
-GRID = ("run", "-l", "nonsaturating", "-m", "dcgan", "-d", "digits", "--preset", "smoke", "--seeds", "0",
-        "--workers", "1", "--no-report")
+GRID = ("run", "-l", "nonsaturating", "-m", "dcgan", "-d", "digits", "--preset", "smoke", "--steps", "40",
+        "--seeds", "0", "--workers", "1", "--no-report")  # 40 steps: one light evaluation (at 20) besides the final
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -103,6 +110,9 @@ def test_fid_in_a_plugin_space_is_the_frechet_distance_of_its_features(grid) -> 
     assert values["fid@resnet18"] == pytest.approx(frechet(features[0], features[1]), rel=1e-6)
     assert values["fid@resnet18_floor"] == pytest.approx(frechet(features[0], features[2]), rel=1e-6)
     assert values["fid@resnet18"] != pytest.approx(values["fid"])
+    with Store.open(grid["results"], create=False) as store:
+        curve_keys = set(store.curves()["key"])
+    assert "fid" in curve_keys and not any("@" in key for key in curve_keys)  # extra spaces: final evaluation only
     assert values["fid@resnet18"] != pytest.approx(values["fid@resnet18_floor"], rel=0.01)
 
 
@@ -112,7 +122,7 @@ def test_rescore_adds_a_space_to_stored_runs_and_run_says_they_lack_it(grid) -> 
     code, output = run_cli(*GRID, "--feature-space", "raw", "--results", str(grid["results"]),
                            "--plugins-dir", str(grid["plugins"]))
     assert code == 0 and "trained 0 runs" in output, output  # resumed, not trained again ...
-    assert "1 stored run lack values in feature space(s) raw: `lossbench rescore --feature-space raw`" in output
+    assert "1 stored run lacks values in feature space(s) raw: `lossbench rescore --feature-space raw`" in output
     code, output = run_cli("rescore", "--feature-space", "raw", "--results", str(grid["results"]), "--no-report",
                            "--plugins-dir", str(grid["plugins"]))
     assert code == 0 and "rescored 1 run(s)" in output, output
@@ -212,3 +222,31 @@ def test_keys_in_a_space_keep_the_default_keys_and_their_directions() -> None:
     from lossbench.results.tables import directions
 
     assert directions(wide)["kid@s_std"] == "none"
+
+
+def test_a_chosen_space_that_is_the_default_is_extracted_once_and_agrees() -> None:
+    """On points the default space is raw: --feature-space raw gives fid@raw == fid from one extraction per set."""
+    import dataclasses
+
+    from lossbench.authoring.conformance import builtin, make_context
+    from lossbench.scoring.evaluate import run_metrics
+    from lossbench.scoring.spaces import RawSpace, builtin_spaces
+
+    calls = []
+
+    class CountingRaw(RawSpace):
+        def build(self, dataset, device):
+            network = super().build(dataset, device)
+            inner = network.features
+            network.features = lambda x: calls.append(len(x)) or inner(x)
+            return network
+
+    ring8 = builtin("datasets", "ring8")
+    ctx = make_context(ring8, n=200)
+    ctx = dataclasses.replace(ctx, spaces={**builtin_spaces(), "raw": CountingRaw()}, extra_spaces=("raw",))
+    outcome = run_metrics([builtin("metrics", name) for name in ("fid", "kid", "prdc")], ctx)
+    assert not outcome.errors
+    assert len(calls) == 3  # real, fake and reference, once each, for six metric computations
+    for key in ("fid", "fid_floor", "kid", "prdc_recall"):
+        assert outcome.values[space_key(key, key.split("_")[0], "raw")] == outcome.values[key]
+    assert outcome.texts["fid@raw_features"] == outcome.texts["fid_features"] == "coordinates"

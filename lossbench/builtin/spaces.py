@@ -7,7 +7,7 @@ image datasets' classifiers) and "raw" (coordinates or pixels). The spaces thems
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from lossbench.api import FeatureSpace, hookimpl
 from lossbench.scoring.spaces import BUILTIN_SPACES

@@ -23,7 +23,8 @@ from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.results.store import Store, StoreLost, WriterLock, export
 from lossbench.results.tables import directions, pairwise_table, summarise
 from lossbench.jobs.rescore import missing_space_notes
-from lossbench.scoring.spaces import catalog_spaces, check_spaces, chosen_spaces
+from lossbench.scoring.chosen import check_spaces, chosen_spaces
+from lossbench.scoring.spaces import catalog_spaces
 from lossbench.training.train import ProgressCallback, resolve_device
 from lossbench.records import RunResult
 

@@ -24,7 +24,9 @@ from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.plugin.registry import unknown_name_message
 from lossbench.results.store import Store
 from lossbench.scoring.evaluate import run_metrics, score_in_spaces
-from lossbench.scoring.spaces import base_key, catalog_spaces, check_spaces, space_key
+from lossbench.records import base_key, space_key
+from lossbench.scoring.chosen import check_spaces
+from lossbench.scoring.spaces import catalog_spaces
 from lossbench.training.train import evaluation_context, evaluation_sets, load_data, resolve_device, sampling_network
 from lossbench.records import HISTORY_COLUMNS
 
@@ -170,5 +172,6 @@ def missing_space_notes(store: Store, specs: Sequence, spaces: Sequence[str], re
     if not lacking:
         return []
     names = ",".join(spaces)
-    return [f"{len(lacking)} stored run{'s' * (len(lacking) != 1)} lack values in feature space(s) {names}: "
-            f"`lossbench rescore --feature-space {names}` adds them from the checkpoints without training"]
+    runs_lack = "1 stored run lacks" if len(lacking) == 1 else f"{len(lacking)} stored runs lack"
+    return [(f"{runs_lack} values in feature space(s) {names}: `lossbench rescore --feature-space {names}` adds "
+             "them from the checkpoints without training")]

@@ -12,10 +12,13 @@ import torch
 from torch import Tensor
 
 from lossbench.api import Dataset, FeatureSpace, Metric, Samples
+from lossbench.records import space_key
 from lossbench.scoring.inception import (  # noqa: F401  (re-exported: where callers have always found them)
     INCEPTION_FEATURES, INCEPTION_FILE, INCEPTION_WEIGHTS_ENV, hub_inception_path, inception_weights,
 )
-from lossbench.scoring.spaces import DEFAULT, BuiltSpace, builtin_spaces, resolve_feature_space, space_key
+from lossbench.scoring.spaces import (
+    DEFAULT, BuiltSpace, builtin_spaces, resolve_default, resolve_feature_space,
+)
 
 
 @dataclass
@@ -54,23 +57,36 @@ class EvaluationContext:
     """What ``"default"`` means in this context: "default" (the dataset's own choice) or, while a metric is computed
     in an extra space, that space's name."""
     _spaces: dict[str, BuiltSpace] = field(default_factory=dict, repr=False)
+    _names: dict[str, str] = field(default_factory=dict, repr=False)  # "default" -> the registered space it is
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def feature_space(self, which: str = "default") -> BuiltSpace:
         """The named feature space ("default" or a registered name: "raw", "classifier", "inception"...), built on
         first use; its ``name`` is stored beside values computed in it."""
-        which = self.default_space if which == DEFAULT else which
+        which = self._resolved(which)
         if which not in self._spaces:
             self._spaces[which] = resolve_feature_space(which, self.dataset, self.device, self.spaces)
         return self._spaces[which]
 
+    def _resolved(self, which: str) -> str:
+        """The registered name behind ``which``: "default" is the dataset's own space (built on first use), so that
+        a space chosen with --feature-space that is also the default is extracted once."""
+        which = self.default_space if which == DEFAULT else which
+        if which != DEFAULT:
+            return which
+        if DEFAULT not in self._names:
+            name, built = resolve_default(self.dataset, self.device, self.spaces or builtin_spaces())
+            self._spaces.setdefault(name, built)
+            self._names[DEFAULT] = name
+        return self._names[DEFAULT]
+
     def in_space(self, space: str) -> "EvaluationContext":
         """This context with ``space`` as its "default" (sharing the cache of built spaces and features)."""
-        return dataclasses.replace(self, default_space=space, _spaces=self._spaces, _features=self._features)
+        return dataclasses.replace(self, default_space=space, _spaces=self._spaces, _names=self._names,
+                                   _features=self._features)
 
     def _cached(self, which: str, role: str, samples: Samples) -> np.ndarray:
-        which = self.default_space if which == DEFAULT else which
-        key = (which, role)
+        key = (self._resolved(which), role)
         if key not in self._features:
             self._features[key] = self.feature_space(which)(samples.x.to(self.device))
         return self._features[key]

@@ -2,30 +2,25 @@
 
 A space is a ``lossbench.FeatureSpace`` plugin registered through ``register_feature_spaces``; the built-ins below
 are registered by ``lossbench.builtin.spaces`` like any plugin's. ``resolve_feature_space`` turns a name into a
-``BuiltSpace`` (the network, built on first use, and the name stored beside its values). Extra spaces chosen with
-``--feature-space`` travel to workers in ``$LOSSBENCH_FEATURE_SPACES``; values computed in space ``s`` are stored
-under ``<metric>@<s>`` keys (``records.space_key``), so the default space's keys never change.
+``BuiltSpace`` (the network, built on first use, and the name stored beside its values). The extra spaces a user
+chooses with ``--feature-space`` are ``lossbench.scoring.chosen``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from lossbench.api import Dataset, FeatureNetwork, FeatureSpace
-from lossbench.errors import DataUnavailable, UnknownNameError, UsageError
+from lossbench.errors import DataUnavailable
 from lossbench.plugin.registry import Catalog, unknown_name_message
-from lossbench.records import base_key, space_key  # noqa: F401  (the key naming, declared with the records)
 from lossbench.scoring import inception
 
 FEATURE_BATCH = 512
-SPACES_ENV = "LOSSBENCH_FEATURE_SPACES"  # set by ``--feature-space``: comma-separated names
 DEFAULT = "default"
 DEFAULT_ORDER = ("inception", "classifier", "raw")  # "default": the first that takes the dataset and is built
 
@@ -141,76 +136,28 @@ def build_space(space: FeatureSpace, dataset: Dataset, device: torch.device) -> 
 
 def resolve_feature_space(which: str, dataset: Dataset, device: torch.device,
                           spaces: Mapping[str, FeatureSpace] | None = None) -> BuiltSpace:
-    """The space called ``which`` (a registered name, or "default") built for ``dataset``.
+    """The space called ``which`` (a registered name, or "default": see ``resolve_default``) built for ``dataset``."""
+    spaces = spaces or builtin_spaces()
+    if which == DEFAULT:
+        return resolve_default(dataset, device, spaces)[1]
+    if which not in spaces:
+        raise ValueError(unknown_name_message("feature space", which, list(spaces)))
+    return build_space(spaces[which], dataset, device)
 
-    "default": the first of inception, classifier, raw that takes the dataset, can be built here and has a network
-    for it: raw coordinates for points; for images of at least 16 px FID Inception when its weights are present
-    offline; otherwise (always for the 8x8 built-ins) the dataset's classifier when it has one, else raw pixels.
-    """
-    spaces = builtin_spaces() if spaces is None else spaces
-    if which != DEFAULT:
-        if which not in spaces:
-            raise ValueError(unknown_name_message("feature space", which, list(spaces)))
-        return build_space(spaces[which], dataset, device)
+
+def resolve_default(dataset: Dataset, device: torch.device,
+                    spaces: Mapping[str, FeatureSpace]) -> tuple[str, BuiltSpace]:
+    """The dataset's own space, with its registered name: the first of inception, classifier, raw that takes the
+    dataset, can be built here and has a network for it. That is raw coordinates for points; for images of at
+    least 16 px FID Inception when its weights are present offline; otherwise (always for the 8x8 built-ins) the
+    dataset's classifier when it has one, else raw pixels."""
     if dataset.spec.kind == "points" and "raw" in spaces:
-        return build_space(spaces["raw"], dataset, device)
+        return "raw", build_space(spaces["raw"], dataset, device)
     for name in DEFAULT_ORDER:
         space = spaces.get(name)
         if space is None or space.refuses(dataset.spec) or space.unavailable():
             continue
         network = space.build(dataset, device)
         if network is not None:
-            return _bind(space, network)
+            return name, _bind(space, network)
     raise ValueError(f"no feature space can score dataset {dataset.name!r}")
-
-
-# -- the extra spaces chosen with --feature-space, and their keys ----------------------------------------------
-def parse_spaces(values: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
-    """``("a", "b,c")`` or ``"a,b"`` -> ``("a", "b", "c")``: distinct names in order."""
-    parts = [values] if isinstance(values, str) else list(values)
-    names = [name.strip() for part in parts for name in part.split(",") if name.strip()]
-    return tuple(dict.fromkeys(names))
-
-
-@contextlib.contextmanager
-def choose(names: tuple[str, ...]) -> Iterator[None]:
-    """Set ``$LOSSBENCH_FEATURE_SPACES`` for the duration of a command (workers inherit it), then restore it."""
-    previous = os.environ.get(SPACES_ENV)
-    os.environ[SPACES_ENV] = ",".join(names)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(SPACES_ENV, None)
-        else:
-            os.environ[SPACES_ENV] = previous
-
-
-def chosen_spaces() -> tuple[str, ...]:
-    """The extra spaces of this process's runs (``$LOSSBENCH_FEATURE_SPACES``, set by ``--feature-space``)."""
-    return parse_spaces(os.environ.get(SPACES_ENV, ""))
-
-
-def check_spaces(registry: Mapping[str, FeatureSpace], names: tuple[str, ...], datasets: list[Dataset],
-                 named: bool) -> list[str]:
-    """Check the chosen spaces against a grid before anything trains; returns notes for the user.
-
-    An unknown name or a space that cannot be built here (a missing weights file) is one error line. A space that
-    cannot take a dataset is an error when the user named that dataset (``named``), else a note: the dataset's
-    runs are scored in their default space only.
-    """
-    notes = []
-    for name in names:
-        if name not in registry:
-            raise UnknownNameError(unknown_name_message("feature space", name, sorted(registry)))
-        space = registry[name]
-        missing = space.unavailable()
-        if missing:
-            raise DataUnavailable(f"feature space {name!r}: {missing}")
-        for dataset in datasets:
-            why = space.refuses(dataset.spec)
-            if why and named:
-                raise UsageError(f"feature space {name!r} cannot score dataset {dataset.name!r}: {why}")
-            if why:
-                notes.append(f"feature space {name!r} skips dataset {dataset.name!r} ({why})")
-    return notes

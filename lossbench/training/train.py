@@ -26,7 +26,8 @@ from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, V
 from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
-from lossbench.scoring.spaces import catalog_spaces, chosen_spaces
+from lossbench.scoring.chosen import chosen_spaces
+from lossbench.scoring.spaces import catalog_spaces
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import SINGULAR, Catalog
 from lossbench.data.root import data_root
