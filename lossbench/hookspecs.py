@@ -110,7 +110,9 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
     NaN only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
     fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
     Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples. Metrics with
-    ``needs_samples = False`` read only the history and are computed for diverged runs too. Call
+    ``needs_samples = False`` read only the history and are computed for diverged runs too. Metrics with
+    ``per_feature_space = True`` (FID, KID, PRDC) are also computed, at the final evaluation, in each space chosen
+    with ``--feature-space`` (see ``register_feature_spaces``), their keys stored as ``<name>@<space>...``. Call
     ``register(metric)`` once per metric.
     """
 
