@@ -250,3 +250,18 @@ def test_a_chosen_space_that_is_the_default_is_extracted_once_and_agrees() -> No
     for key in ("fid", "fid_floor", "kid", "prdc_recall"):
         assert outcome.values[space_key(key, key.split("_")[0], "raw")] == outcome.values[key]
     assert outcome.texts["fid@raw_features"] == outcome.texts["fid_features"] == "coordinates"
+
+
+def test_in_the_default_grid_a_dataset_a_space_cannot_take_is_a_note() -> None:
+    from lossbench.authoring.conformance import builtin
+    from lossbench.errors import UsageError
+    from lossbench.scoring.chosen import check_spaces
+
+    registry = {"resnet18": resnet18_space.ResNet18Space(), "mean-std": MeanSpace()}
+    ring8, digits = builtin("datasets", "ring8"), builtin("datasets", "digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(resnet18_space.WEIGHTS_ENV, __file__)  # any existing file: only its presence is checked here
+        notes = check_spaces(registry, ("resnet18", "mean-std"), [ring8, digits], named=False)
+        assert notes == ["feature space 'resnet18' skips dataset 'ring8' (it takes images, not points)"]
+        with pytest.raises(UsageError, match="feature space 'resnet18' cannot score dataset 'ring8'"):
+            check_spaces(registry, ("resnet18",), [ring8], named=True)
