@@ -39,6 +39,12 @@ def base_key(key: str) -> str:
     return SPACE_IN_KEY.sub("", key, count=1)
 
 
+def space_of(key: str) -> str | None:
+    """The feature space a key was computed in (``prdc@s_recall`` -> ``s``); None for a default-space key."""
+    found = SPACE_IN_KEY.search(key)
+    return found.group()[1:] if found else None
+
+
 DIRECTIONS_SUFFIX = "_directions"
 """Text fact stored per run and metric: JSON ``{key: direction}``, so tables rank without the plugin installed."""
 

@@ -30,7 +30,7 @@ from lossbench.plugin.loader import (
     load_plugins,
     register_plugin,
 )
-from lossbench.records import base_key, space_key
+from lossbench.records import base_key, space_key, space_of
 from lossbench.results.store import Store
 from lossbench.results.tables import better_direction
 from lossbench.scoring.chosen import SPACES_ENV
@@ -216,6 +216,7 @@ def test_declared_input_decides_what_a_space_takes() -> None:
 def test_keys_in_a_space_keep_the_default_keys_and_their_directions() -> None:
     assert space_key("fid", "fid", "s") == "fid@s" and space_key("prdc_recall", "prdc", "s") == "prdc@s_recall"
     assert base_key("prdc@my-space_recall") == "prdc_recall" and base_key("fid") == "fid"
+    assert space_of("prdc@my-space_recall") == "my-space" and space_of("fid@s") == "s" and space_of("fid") is None
     assert better_direction("prdc@s_recall") == "higher" and better_direction("fid@s_floor") == "none"
     assert better_direction("fid@s") == "lower"
     wide = pd.DataFrame({"kid@s_std": [1.0]})

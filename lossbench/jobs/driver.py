@@ -122,10 +122,10 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
             stored -= store.failed_ids()
         stale = stale_runs(store, plan, stored, origins)
         plan.notes.extend(stale_notes(store, plan, stored, stale, origins, options.reuse_stale))
-        plan.notes.extend(missing_space_notes(store, [s for s in plan.specs if s.run_id in stored], spaces,
-                                              catalog_spaces(env.catalog), env.catalog))
         if not options.reuse_stale:
             stored -= set(stale)
+        plan.notes.extend(missing_space_notes(store, [s for s in plan.specs if s.run_id in stored], spaces,
+                                              catalog_spaces(env.catalog), env.catalog))
         todo = [spec for spec in plan.specs if spec.run_id not in stored]
         resumed = len(plan.specs) - len(todo)
         listener.planned(plan, todo, resumed)

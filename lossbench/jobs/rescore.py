@@ -24,7 +24,7 @@ from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.plugin.registry import unknown_name_message
 from lossbench.results.store import Store
 from lossbench.scoring.evaluate import run_metrics, score_in_spaces
-from lossbench.records import base_key, space_key
+from lossbench.records import space_key, space_of
 from lossbench.scoring.chosen import check_spaces
 from lossbench.scoring.spaces import catalog_spaces
 from lossbench.training.train import evaluation_context, evaluation_sets, load_data, resolve_device, sampling_network
@@ -158,7 +158,7 @@ def spaces_lacking(keys: set[str], spaces: Sequence[str], registry: dict, catalo
         return []
     data = catalog.datasets.get(run["dataset"]).spec
     return [space for space in spaces if not registry[space].refuses(data)
-            and not any(base_key(key) != key and key.split("@", 1)[1].split("_", 1)[0] == space for key in keys)]
+            and not any(space_of(key) == space for key in keys)]
 
 
 def missing_space_notes(store: Store, specs: Sequence, spaces: Sequence[str], registry: dict, catalog) -> list[str]:
