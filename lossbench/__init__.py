@@ -10,6 +10,7 @@ from lossbench.api import (
     DataSpec,
     Dataset,
     FeatureNetwork,
+    FeatureSpace,
     Metric,
     MetricContext,
     ModeAssignment,
@@ -39,7 +40,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "Metric", "MetricContext",
-    "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold", "TrainingTarget", "VAELoss",
+    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "FeatureSpace",
+    "Metric", "MetricContext", "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold",
+    "TrainingTarget", "VAELoss",
     "hookimpl", "__version__",
 ]

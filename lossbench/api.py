@@ -329,6 +329,63 @@ class FeatureNetwork(Protocol):
         ...
 
 
+FEATURE_INPUTS = ("image", "vector")  # FeatureSpace.inputs values
+
+
+class FeatureSpace:
+    """A feature-space plugin: a network image metrics (FID, KID, PRDC) can be computed in, chosen with
+    ``lossbench run --feature-space NAME`` (an extension of the original contract).
+
+    Registration is cheap: nothing is read or built until a metric first needs the space in a process (``build``).
+    Values computed in it are stored under ``<metric>@<name>`` keys (``fid@<name>``, ``prdc@<name>_recall``), with
+    ``<metric>@<name>_features`` naming the network, so the default space's keys (``fid``...) never change.
+    """
+
+    name: str = ""
+    """Lowercase slug users select it by (``--feature-space name``)."""
+    description: str = ""
+    """One line shown by ``lossbench list`` (default: the class docstring's first line)."""
+    inputs: str = "image"
+    """"image": ``(N, C, H, W)`` images in [-1, 1] within ``channels`` and ``sizes``; "vector": any samples
+    (points, or images flattened)."""
+    channels: tuple[int, ...] = (1, 3)
+    """Image channels it takes ("image" inputs)."""
+    sizes: tuple[int, int | None] = (1, None)
+    """Smallest and largest image side it takes (None: no upper bound); its extractor resizes within them."""
+    width: int | None = None
+    """Features per sample, ``(N, width)``; None when it depends on the data (raw coordinates). Checked."""
+    weights: Path | None = None
+    """The file its weights are read from (never downloaded); None: it needs no weights file."""
+
+    def refuses(self, data: DataSpec) -> str | None:
+        """None when it can take samples of ``data``; else why not, in a few words (default: from ``inputs``,
+        ``channels`` and ``sizes``)."""
+        if self.inputs == "vector":
+            return None
+        if data.kind != "image" or len(data.shape) != 3:
+            return f"it takes images, not {data.kind}"
+        low, high = self.sizes
+        if data.channels not in self.channels:
+            return f"it takes {' or '.join(map(str, self.channels))}-channel images, not {data.channels}-channel"
+        if data.size < low or (high is not None and data.size > high):
+            bound = f"{low} to {high}" if high is not None else f"at least {low}"
+            return f"it takes images of side {bound} px, not {data.size} px"
+        return None
+
+    def unavailable(self) -> str | None:
+        """None when it can be built here; else one line saying what is missing (default: the ``weights`` file)."""
+        if self.weights is not None and not Path(self.weights).expanduser().is_file():
+            return f"its weights file {Path(self.weights).expanduser()} does not exist"
+        return None
+
+    def build(self, dataset: "Dataset", device: torch.device) -> "FeatureNetwork | None":
+        """The extractor for ``dataset`` on ``device``: a ``FeatureNetwork`` whose ``name`` is stored beside every
+        value computed with it. Called when an evaluation's metrics first need the space (keep a costly network in
+        the plugin to build it once per process); None when the space has no network for this dataset (the
+        built-in "classifier" for a dataset without one)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build")
+
+
 @dataclass
 class GAN:
     """A built GAN: ``generator(z)`` has the data's shape; ``discriminator(x)`` returns scores of shape ``[B]``."""
@@ -450,6 +507,9 @@ class Metric:
     """True: also computed every ``eval_every`` training steps on fewer samples (``ctx.final`` is False)."""
     needs_samples: bool = True
     """False: computed from the history alone, so also for diverged runs."""
+    per_feature_space: bool = False
+    """True: it reads ``ctx.features()`` and is also computed, at the final evaluation, in every space chosen with
+    ``--feature-space`` (its keys renamed ``<name>@<space>...``; FID, KID and PRDC)."""
     better: ClassVar[dict[str, str]] = {}
     """Key -> "higher", "lower" or "none" (not ranked), for ranks and comparisons; unlisted keys: lower. "none"
     marks a fact with no better direction (a floor, a spread, a scale that differs between losses)."""

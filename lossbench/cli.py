@@ -169,6 +169,9 @@ class ProgressDisplay:
 @click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
               help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
                    "default: the torch hub cache. Nothing is downloaded.")
+@click.option("--feature-space", "spaces", multiple=True, metavar="NAME",
+              help="Also compute FID, KID and PRDC in this feature space (repeatable, or a comma list), stored as "
+                   "fid@NAME...: inception, classifier, raw or a plugin's (lossbench list feature_spaces).")
 @click.option("--log", "loggers", multiple=True, metavar="NAME",
               help="Log live while runs train: tensorboard (needs pip install \"lossbench[tensorboard]\"). Plugins "
                    "implementing the run_logged hook log whenever loaded.")
@@ -180,8 +183,9 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
         workers: str, vectorise: bool, group_size: int | None, ray_address: str | None, results: Path, reports: Path,
         resume: bool, max_runs: int, wait: bool, no_report: bool, retry_failed: bool, reuse_stale: bool,
-        data_root: Path | None, inception_weights: Path | None, loggers: tuple[str, ...], log_dir: Path | None,
-        reference: str | None, comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
+        data_root: Path | None, inception_weights: Path | None, spaces: tuple[str, ...], loggers: tuple[str, ...],
+        log_dir: Path | None, reference: str | None, comparisons: str, plugins_dir: Path | None,
+        strict_plugins: bool) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
@@ -208,6 +212,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
 
         os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
+    from lossbench.scoring import chosen as feature_spaces
+
+    # workers inherit the chosen spaces; checked once the grid is planned; undone when the command ends
+    click.get_current_context().with_resource(feature_spaces.choose(feature_spaces.parse_spaces(spaces)))
     if log_dir is not None and not loggers:
         raise UsageError("--log-dir goes with --log NAME")
     # before the plugins load (they decide which loggers listen); undone when the command ends
@@ -399,7 +407,7 @@ def _plugin_row(info) -> dict[str, Any]:
 
 @main.command(name="new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice([kind.singular for kind in KINDS if kind.templates]), default="loss",
+@click.option("--kind", type=click.Choice([kind.option for kind in KINDS if kind.templates]), default="loss",
               show_default=True,
               help="What the plugin registers; the package holds a working example of it.")
 @click.option("--template", default="", help="The example to start from (default: the kind's first): " + "; ".join(
@@ -411,7 +419,9 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
                strict_plugins: bool) -> None:
     """Scaffold an installable plugin package lossbench-NAME registering the KIND called NAME."""
     from lossbench.authoring.scaffold import REGISTRY_KINDS, PluginNames, create_plugin, validate
+    from lossbench.plugin.kinds import kind_named
 
+    kind = kind_named(kind).singular
     validate(name, kind, template=template)  # a bad --template is one line before plugins load
     _config, env = load(plugins_dir, strict_plugins)
     folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names(),
@@ -513,22 +523,26 @@ def _show_runs(store, as_json: bool) -> None:
               help="Folder of the SQLite store and its CSV/Parquet tables.")
 @click.option("--metric", "metrics", multiple=True,
               help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.")
+@click.option("--feature-space", "spaces", multiple=True, metavar="NAME",
+              help="Add FID, KID and PRDC in this feature space (repeatable, or a comma list) to runs that lack it.")
 @click.option("--device", default=None, help="Where to score (default: each run's own device).")
 @click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
               help="Folder of the HTML report (index.html and its figures).")
 @click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
 @plugin_options
-def rescore(results: Path, metrics: tuple[str, ...], device: str | None, reports: Path, no_report: bool,
-            plugins_dir: Path | None, strict_plugins: bool) -> None:
+def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], device: str | None, reports: Path,
+            no_report: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
     from lossbench.jobs.driver import export_all
     from lossbench.jobs.rescore import rescore as rescore_runs
+    from lossbench.scoring.chosen import parse_spaces
     from lossbench.results.store import Store, WriterLock
 
     _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store, WriterLock(results).acquire():  # a writer, as `run` is
         store.check_writable()
-        outcome = rescore_runs(env, store, metrics, device, progress=lambda line: click.echo(f"scoring {line}", err=True))
+        outcome = rescore_runs(env, store, metrics, device, progress=lambda line: click.echo(f"scoring {line}", err=True),
+                               spaces=parse_spaces(spaces))
         export_all(store, results)
     for run_id, reason in outcome.skipped.items():
         click.echo(f"skipped {run_id}: {reason}", err=True)

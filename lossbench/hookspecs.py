@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import pluggy
 
-from lossbench.api import PROJECT_NAME, AdversarialLoss, Dataset, Metric, ModelFactory, VAELoss
+from lossbench.api import PROJECT_NAME, AdversarialLoss, Dataset, FeatureSpace, Metric, ModelFactory, VAELoss
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -112,8 +112,26 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
     only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
     fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
     Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples. Metrics with
-    ``needs_samples = False`` read only the history and are computed for diverged runs too. Call
+    ``needs_samples = False`` read only the history and are computed for diverged runs too. Metrics with
+    ``per_feature_space = True`` (FID, KID, PRDC) are also computed, at the final evaluation, in each space chosen
+    with ``--feature-space`` (see ``register_feature_spaces``), their keys stored as ``<name>@<space>...``. Call
     ``register(metric)`` once per metric.
+    """
+
+
+@hookspec
+def register_feature_spaces(register: Callable[[FeatureSpace], None]) -> None:
+    """Register feature spaces (``FeatureSpace``): networks that image metrics can be computed in, chosen with
+    ``lossbench run --feature-space NAME`` (or ``lossbench rescore --feature-space NAME`` for stored runs).
+
+    A space declares ``name``, the input it takes (``inputs`` "image" with ``channels`` and ``sizes``, or "vector"
+    for any samples), its output ``width`` and ``weights``, the file its weights are read from (None: none).
+    ``build(dataset, device)`` returns the extractor, a ``FeatureNetwork`` mapping ``(N, *shape)`` samples in
+    [-1, 1] to ``(N, width)`` features; it is called only when a metric first needs the space, so registering
+    loads nothing. ``refuses(spec)`` and ``unavailable()`` say in one line why a space cannot score a dataset
+    or cannot be built here (default: from the declared input, and a missing ``weights`` file). The built-in
+    spaces "inception" (pytorch-fid's FID Inception), "classifier" (the dataset's own network) and "raw"
+    (coordinates or pixels) are registered through this hook. Call ``register(space)`` once per space.
     """
 
 

@@ -6,6 +6,7 @@ commits it. Defining it here keeps the store, tables and ``show`` free of torch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,29 @@ HISTORY_COLUMNS = (
     "score_real", "score_fake", "grad_norm_g", "grad_norm_d", "seconds",
 )
 """The columns of a run's training history, one row per logged step."""
+
+SPACE_IN_KEY = re.compile(r"@[a-z0-9][a-z0-9-]*")
+"""``@<space>`` in a metric key: a value computed in a feature space chosen with ``--feature-space``."""
+
+
+def space_key(key: str, metric: str, space: str) -> str:
+    """The key of ``key`` (a key of ``metric``) computed in feature space ``space``: ``fid`` -> ``fid@s``,
+    ``fid_floor`` -> ``fid@s_floor``. The metric's name carries the space, so ``fid@s_features`` still names the
+    space of every ``fid@s...`` key, and the default space's keys never change."""
+    return f"{metric}@{space}{key[len(metric):]}"
+
+
+def base_key(key: str) -> str:
+    """The default-space key of a value computed in another space (``prdc@s_recall`` -> ``prdc_recall``): its
+    direction and meaning are the base key's."""
+    return SPACE_IN_KEY.sub("", key, count=1)
+
+
+def space_of(key: str) -> str | None:
+    """The feature space a key was computed in (``prdc@s_recall`` -> ``s``); None for a default-space key."""
+    found = SPACE_IN_KEY.search(key)
+    return found.group()[1:] if found else None
+
 
 DIRECTIONS_SUFFIX = "_directions"
 """Text fact stored per run and metric: JSON ``{key: direction}``, so tables rank without the plugin installed."""

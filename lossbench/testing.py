@@ -15,7 +15,7 @@ A smoke run loads lossbench's built-ins plus exactly the plugins under test (``m
 ``entry_points``), so it gives the same answer on every machine; ``environment=True`` adds what ``lossbench``
 itself would load here, whose problems then never fail the test.
 
-Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
+Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``check_feature_space``, ``make_context`` and
 ``ConformanceError`` (from ``lossbench.authoring.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.authoring.smoke``);
 ``check_stacked`` (from ``lossbench.authoring.stacked_check``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
 Fixtures: ``lossbench_smoke`` and ``lossbench_environment``.
@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from lossbench.authoring.conformance import (ConformanceError, check_dataset, check_loss, check_metric, check_model,
+from lossbench.authoring.conformance import (ConformanceError, check_dataset, check_feature_space, check_loss, check_metric, check_model,
                                    make_context)
 from lossbench.plugin.loader import Environment, load_environment
 from lossbench.authoring.smoke import SmokeResult, smoke_run
@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - the helpers work without pytest; the f
     pytest = None  # type: ignore[assignment]
 
 __all__ = [
-    "ConformanceError", "SmokeResult", "check_dataset", "check_loss", "check_metric", "check_model", "check_stacked",
+    "ConformanceError", "SmokeResult", "check_dataset", "check_feature_space", "check_loss", "check_metric", "check_model", "check_stacked",
     "make_context",
     "smoke_run", "lossbench_environment", "lossbench_smoke",
 ]

@@ -31,7 +31,8 @@ PLUGIN = Path(kinds.__file__).parent
 def test_each_kind_registers_through_its_own_hookspec_in_table_order() -> None:
     registering = [name for name in hookspecs.HOOK_NAMES if name.startswith("register_")]
     assert [kind.hook for kind in KINDS] == registering == ["register_losses", "register_models",
-                                                             "register_datasets", "register_metrics"]
+                                                             "register_datasets", "register_metrics",
+                                                                 "register_feature_spaces"]
 
 
 def test_hook_names_are_read_off_the_hookspec_declarations() -> None:
@@ -53,7 +54,7 @@ def test_each_kinds_conformance_check_is_a_public_helper_and_conformance_derives
 
 
 def test_the_scaffold_offers_exactly_the_kinds_with_templates() -> None:
-    assert scaffold.PLUGIN_KINDS == ("loss", "model", "dataset", "metric")
+    assert scaffold.PLUGIN_KINDS == ("loss", "model", "dataset", "metric", "feature space")
     assert scaffold_templates.TEMPLATES == {kind.singular: kind.templates for kind in KINDS}
     for kind in KINDS:
         assert "$name" in kind.try_it

@@ -101,7 +101,7 @@ def test_every_kind_and_template_scaffolds_a_package_whose_tests_pass(tmp_path: 
     code, _out, output = finish(start([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
                                  str(tmp_path), *tests], tmp_path, env))
     assert code == 0, output
-    assert "16 passed" in output, output  # 3 tests each, 4 for the Wasserstein template's penalty
+    assert "18 passed" in output, output  # 3 tests each, 4 for the Wasserstein template's penalty, 2 for the projection
 
 
 @pytest.mark.parametrize("kind, template", [(k, t) for k in PLUGIN_KINDS for t in TEMPLATES[k]])

@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from lossbench.api import (DIRECTIONS, GAN, VAE, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment,
-                           ModelFactory, Samples, VAELoss)
+from lossbench.api import (DIRECTIONS, GAN, VAE, AdversarialLoss, DataSpec, Dataset, FeatureSpace, Metric,
+                           ModeAssignment, ModelFactory, Samples, VAELoss)
 from lossbench.errors import DataUnavailable
 from lossbench.plugin.kinds import KINDS, SINGULAR
 from lossbench.plugin.metric_values import MetricValueError, split_values
@@ -439,6 +439,45 @@ def _check_better(metric: Metric, values: dict[str, Any], where: str) -> None:
         if direction not in DIRECTIONS:
             _fail(kind, metric, f"better[{key!r}] is {direction!r}; expected one of "
                                 f"{', '.join(repr(d) for d in DIRECTIONS)}")
+
+
+def check_feature_space(space: FeatureSpace, dataset: Dataset | None = None, *, n: int = 64) -> Tensor:
+    """Build the space for ``dataset`` (default: the first built-in dataset it accepts) and extract features of
+    ``n`` of its samples; checks registration, ``unavailable``, the output shape (``(n, width)``, finite), that
+    equal inputs give equal features, and that a dataset it refuses is refused with a reason. Returns the features.
+    """
+    kind = "feature_spaces"
+    _check_registrable(kind, space)
+    missing = space.unavailable()
+    if missing:
+        _fail(kind, space, f"cannot be built here: {missing}")
+    if dataset is None:
+        accepted = [builtin("datasets", name) for name in ("digits", "ring8")]
+        accepted = [d for d in accepted if space.refuses(d.spec) is None]
+        if not accepted:
+            _fail(kind, space, "refuses every built-in dataset (digits, ring8); pass a dataset it accepts")
+        dataset = accepted[0]
+    elif space.refuses(dataset.spec):
+        _fail(kind, space, f"refuses dataset {dataset.name!r}: {space.refuses(dataset.spec)}")
+    network = space.build(dataset, torch.device("cpu"))
+    if network is None:
+        _fail(kind, space, f"build() returned None for dataset {dataset.name!r}, which it does not refuse")
+    x = dataset.load(None).x[:n].float()
+    with torch.no_grad():
+        features = network.features(x)
+        again = network.features(x.clone())
+    if not isinstance(features, Tensor) or features.dim() != 2 or features.shape[0] != len(x):
+        shape = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+        _fail(kind, space, f"features of {len(x)} samples have shape {shape}; expected ({len(x)}, width)")
+    if space.width is not None and features.shape[1] != space.width:
+        _fail(kind, space, f"declares width {space.width} but returned {features.shape[1]} features per sample")
+    if not torch.isfinite(features).all():
+        _fail(kind, space, "returned non-finite features")
+    if not torch.equal(features, again):
+        _fail(kind, space, "returned different features for the same samples (put the network in eval mode)")
+    if not isinstance(getattr(network, "name", None), str) or not network.name:
+        _fail(kind, space, "its network has no name (stored beside every value computed in the space)")
+    return features
 
 
 CHECKS: dict[str, Callable[..., Any]] = {kind.name: globals()[kind.check] for kind in KINDS}

@@ -93,8 +93,8 @@ OBJECTS = (  # (module, class): what a plugin subclasses, returns, or reads, in 
     ("lossbench.api", "AdversarialLoss"), ("lossbench.api", "VAELoss"), ("lossbench.api", "Recipe"),
     ("lossbench.api", "ModelFactory"), ("lossbench.api", "GAN"), ("lossbench.api", "VAE"),
     ("lossbench.api", "Dataset"), ("lossbench.api", "DataSpec"), ("lossbench.api", "Samples"),
-    ("lossbench.api", "ModeAssignment"), ("lossbench.api", "FeatureNetwork"), ("lossbench.api", "Metric"),
-    ("lossbench.api", "MetricContext"), ("lossbench.plan.grid", "RunSpec"),
+    ("lossbench.api", "ModeAssignment"), ("lossbench.api", "FeatureNetwork"), ("lossbench.api", "FeatureSpace"),
+    ("lossbench.api", "Metric"), ("lossbench.api", "MetricContext"), ("lossbench.plan.grid", "RunSpec"),
 )
 EXAMPLE = "lossbench/examples/softplus_hinge.py"  # the one plugin example: README, guide and this reference
 

@@ -48,7 +48,7 @@ class PluginNames:
     @property
     def class_name(self) -> str:
         stem = "".join(part.capitalize() for part in self.name.split("-"))
-        return ("P" + stem if stem[0].isdigit() else stem) + self.kind.capitalize()
+        return ("P" + stem if stem[0].isdigit() else stem) + "".join(word.capitalize() for word in self.kind.split())
 
     def substitutions(self) -> dict[str, str]:
         kind = kind_named(self.kind)

@@ -317,6 +317,54 @@ class $class_name(Metric):
 def register_metrics(register) -> None:
     register($class_name())
 ''',
+    "projection": '''\
+"""The $name feature space, started from lossbench's random-projection template.
+
+A feature-space plugin gives image metrics (FID, KID, PRDC) another space to be computed in:
+``lossbench run --feature-space $name`` stores ``fid@$name`` beside the default ``fid``. Nothing is built until a
+metric needs the space; a network with trained weights would read them from a file named in ``weights``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lossbench import FeatureSpace, hookimpl
+
+WIDTH = 64
+
+
+class Projection:
+    """The network: flattened samples times a fixed Gaussian matrix (seeded, so every process agrees)."""
+
+    def __init__(self, name: str, inputs: int) -> None:
+        self.name = f"{name}-projection-{WIDTH}"  # stored beside every value computed in the space
+        self.matrix = torch.randn(inputs, WIDTH, generator=torch.Generator().manual_seed(0)) / inputs ** 0.5
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(len(x), -1).float() @ self.matrix
+
+
+class $class_name(FeatureSpace):
+    """A fixed random projection of the samples to 64 features (Johnson-Lindenstrauss: distances kept roughly)."""
+
+    name = "$name"
+    # the plugin's one description (`lossbench list feature_spaces` shows it): say here what yours does
+    description = "$description"
+    inputs = "vector"  # any samples, flattened; "image" with channels/sizes for an image network
+    width = WIDTH
+
+    def build(self, dataset, device):
+        inputs = 1
+        for side in dataset.spec.shape:
+            inputs *= side
+        return Projection(self.name, inputs)
+
+
+@hookimpl
+def register_feature_spaces(register) -> None:
+    register($class_name())
+''',
 }
 
 TESTS = {
@@ -493,6 +541,25 @@ def test_is_computed_in_a_smoke_grid(lossbench_smoke):
     assert result.statuses == {"ok": 1}
     assert result.runs[0].metrics["$name"] >= 0
 ''',
+    "projection": '''\
+"""Tests of the $name feature space: known features, and lossbench's contract."""
+
+import torch
+
+from lossbench.testing import check_feature_space
+from $package.plugin import WIDTH, Projection, $class_name
+
+
+def test_known_features():
+    network = Projection("$name", inputs=2)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert torch.equal(network.features(x), network.matrix)  # the unit vectors pick the matrix's rows
+
+
+def test_keeps_the_feature_space_contract():
+    features = check_feature_space($class_name())  # built for a built-in dataset, 64 samples
+    assert features.shape == (64, WIDTH)
+''',
 }
 
 TEMPLATES = {kind.singular: kind.templates for kind in KINDS if kind.templates}  # the default first
@@ -505,4 +572,5 @@ DESCRIPTIONS = {  # each template's starting description, written once into the 
     "mlp": "MLP GAN for points (from the MLP template)",
     "rings": "Two rings of Gaussians, 12 modes (from the two-rings template)",
     "energy": "Energy distance between real and generated samples (from the energy-distance template)",
+    "projection": "A fixed random projection to 64 features (from the random-projection template)",
 }

@@ -51,6 +51,7 @@ class FrechetDistance(Metric):
     """
 
     name = "fid"
+    per_feature_space = True  # also computed in each space chosen with --feature-space
     curve = True
     better = {"fid": "lower", "fid_floor": "none"}  # the floor is the real data's, the same for every loss
 
@@ -74,6 +75,7 @@ class KernelInceptionDistance(Metric):
     """
 
     name = "kid"
+    per_feature_space = True  # also computed in each space chosen with --feature-space
     better = {"kid": "lower", "kid_std": "none", "kid_floor": "none"}  # a spread and a floor: facts, not scores
 
     def compute(self, ctx) -> dict[str, float | str]:
@@ -96,6 +98,7 @@ class PrecisionRecallDensityCoverage(Metric):
     """
 
     name = "prdc"
+    per_feature_space = True  # also computed in each space chosen with --feature-space
     better = {f"prdc_{part}": "higher" for part in ("precision", "recall", "density", "coverage")}
 
     def compute(self, ctx) -> dict[str, float | str]:

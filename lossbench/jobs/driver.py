@@ -22,6 +22,9 @@ from lossbench.plan.grid import MAX_RUNS
 from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.results.store import Store, StoreLost, WriterLock, export
 from lossbench.results.tables import directions, pairwise_table, summarise
+from lossbench.jobs.rescore import missing_space_notes
+from lossbench.scoring.chosen import check_spaces, chosen_spaces
+from lossbench.scoring.spaces import catalog_spaces
 from lossbench.training.train import ProgressCallback, resolve_device
 from lossbench.records import RunResult
 
@@ -107,6 +110,9 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
     seeding.prepare_process()  # before anything in this process may touch CUDA
     seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)
+    spaces = chosen_spaces()  # --feature-space: checked against the grid before anything trains
+    datasets = [env.catalog.datasets.get(name) for name in dict.fromkeys(spec.dataset for spec in plan.specs)]
+    plan.notes.extend(check_spaces(catalog_spaces(env.catalog), spaces, datasets, bool(options.datasets)))
     origins = ProvenanceIndex(env)
     current = {spec.run_id: origins.of_run(spec) for spec in plan.specs}  # the code as loaded, before training
     with WriterLock(options.results).acquire(options.wait, listener.waiting), Store.open(options.results) as store:
@@ -118,6 +124,8 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
         plan.notes.extend(stale_notes(store, plan, stored, stale, origins, options.reuse_stale))
         if not options.reuse_stale:
             stored -= set(stale)
+        plan.notes.extend(missing_space_notes(store, [s for s in plan.specs if s.run_id in stored], spaces,
+                                              catalog_spaces(env.catalog), env.catalog))
         todo = [spec for spec in plan.specs if spec.run_id not in stored]
         resumed = len(plan.specs) - len(todo)
         listener.planned(plan, todo, resumed)

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from lossbench.plugin.registration import (
     validate_dataset,
+    validate_feature_space,
     validate_loss,
     validate_metric,
     validate_model,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - type parameters only
-    from lossbench.api import Dataset, Loss, Metric, ModelFactory
+    from lossbench.api import Dataset, FeatureSpace, Loss, Metric, ModelFactory
 
 T = TypeVar("T")
 
@@ -62,6 +63,11 @@ class Kind(Generic[T]):
     """Columns ``lossbench list`` shows beside name, description and plugin."""
 
     @property
+    def option(self) -> str:
+        """As typed on the command line (``new-plugin --kind feature-space``): the singular, hyphenated."""
+        return self.singular.replace(" ", "-")
+
+    @property
     def hook(self) -> str:
         """The hook a plugin implements to register objects of this kind."""
         return f"register_{self.name}"
@@ -88,15 +94,24 @@ METRICS: Kind[Metric] = Kind(
     try_it="lossbench run --grid -l nonsaturating -d ring8 --preset smoke && lossbench show --metric $name",
 )
 
-KINDS: tuple[Kind[Any], ...] = (LOSSES, MODELS, DATASETS, METRICS)
+FEATURE_SPACES: Kind[FeatureSpace] = Kind(
+    "feature_spaces", "feature space", ("FeatureSpace",), validate_feature_space, "check_feature_space",
+    templates=("projection",),
+    try_it="lossbench run --grid -l nonsaturating -d digits --preset smoke --feature-space $name",
+    facts=lambda obj: {"inputs": obj.inputs, "width": obj.width,
+                       "weights": None if obj.weights is None else str(obj.weights)},
+)
+
+KINDS: tuple[Kind[Any], ...] = (LOSSES, MODELS, DATASETS, METRICS, FEATURE_SPACES)
 """Every kind, in registration order (the loader calls the hooks in this order)."""
 KIND_NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 SINGULAR: dict[str, str] = {kind.name: kind.singular for kind in KINDS}
 
 
 def kind_named(name: str) -> Kind[Any]:
-    """The kind called ``name`` (plural, "losses") or ``singular`` ("loss"); ``KeyError`` when there is none."""
+    """The kind called ``name``: plural ("losses"), singular ("loss") or as an option ("feature-space");
+    ``KeyError`` when there is none."""
     for kind in KINDS:
-        if name in (kind.name, kind.singular):
+        if name in (kind.name, kind.singular, kind.option):
             return kind
     raise KeyError(name)

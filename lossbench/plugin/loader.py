@@ -34,6 +34,7 @@ BUILTIN_MODULES = (
     "lossbench.builtin.models",
     "lossbench.builtin.datasets",
     "lossbench.builtin.metrics",
+    "lossbench.builtin.spaces",
     "lossbench.builtin.loggers",
 )
 PLUGINS_DIR_ENV = "LOSSBENCH_PLUGINS_DIR"

@@ -17,6 +17,7 @@ from lossbench.api import describe
 from lossbench.errors import UnknownNameError
 from lossbench.plugin.kinds import (
     DATASETS,
+    FEATURE_SPACES,
     KINDS,
     LOSSES,
     METRICS,
@@ -28,7 +29,7 @@ from lossbench.plugin.kinds import (
 from lossbench.plugin.registration import RegistrationError
 
 if TYPE_CHECKING:  # pragma: no cover - type parameters only
-    from lossbench.api import Dataset, Loss, Metric, ModelFactory
+    from lossbench.api import Dataset, FeatureSpace, Loss, Metric, ModelFactory
 
 __all__ = ["SINGULAR", "SLUG", "Catalog", "Entry", "RegistrationError", "Registry", "unknown_name_message"]
 
@@ -81,7 +82,7 @@ class Registry(Generic[T]):
                 raise RegistrationError(f"register() got {_preview(obj)} (a {type(obj).__name__}), "
                                         f"which is not a {what}: {exc}") from None
             raise RegistrationError(
-                f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what}'"
+                f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what.replace(' ', '-')}'"
             )
         try:
             self.of.validate(obj)
@@ -164,3 +165,7 @@ class Catalog:
     @property
     def metrics(self) -> Registry[Metric]:
         return self[METRICS]
+
+    @property
+    def feature_spaces(self) -> Registry[FeatureSpace]:
+        return self[FEATURE_SPACES]

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from lossbench.plan.seeding import derive_seed
-from lossbench.records import DIRECTIONS_SUFFIX
+from lossbench.records import DIRECTIONS_SUFFIX, base_key
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -104,6 +104,9 @@ def directions(runs_wide: pd.DataFrame | None = None, metrics: Iterable[object] 
     if runs_wide is not None:
         result.update(stored_directions(runs_wide))
     result.update(declared_directions(metrics))
+    if runs_wide is not None:  # a value in another feature space (fid@s) goes the way of its base key (fid)
+        result.update({key: result[base_key(key)] for key in runs_wide.columns
+                       if isinstance(key, str) and base_key(key) != key and base_key(key) in result})
     return result
 
 
@@ -118,6 +121,8 @@ def better_direction(key: str, metrics: Iterable[object] = (), known: Mapping[st
         return declared[key]
     if known is not None and key in known:
         return known[key]
+    if base_key(key) != key:  # fid@s: the direction of fid
+        return better_direction(base_key(key), metrics, known)
     return _builtin_directions().get(key, "lower")
 
 

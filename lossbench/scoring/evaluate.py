@@ -2,176 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
+import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from lossbench.api import Dataset, Metric, Samples
-from lossbench.errors import DataUnavailable
+from lossbench.api import Dataset, FeatureSpace, Metric, Samples
 from lossbench.plugin.metric_values import MetricValueError, split_values
-
-FEATURE_BATCH = 512
-
-INCEPTION_FEATURES = "inception-v3-pool3"  # the name stored beside every value computed with FID Inception
-INCEPTION_WEIGHTS_ENV = "LOSSBENCH_INCEPTION_WEIGHTS"  # set by ``--inception-weights PATH``
-INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's file name in the torch hub cache
-INCEPTION_MIN_SIDE = 16  # smaller images (the 8x8 built-ins) are scored in their classifier's space
-INCEPTION_BATCH = 32  # 299x299 inputs: keep a CPU batch within a few hundred MB
-
-
-def _flatten(x: Tensor) -> Tensor:
-    return x.reshape(x.shape[0], -1)
-
-
-@dataclass
-class FeatureSpace:
-    """A named map from samples to feature vectors; the name is stored beside every value computed in it."""
-
-    name: str
-    extract: Callable[[Tensor], Tensor]
-
-    def __call__(self, x: Tensor) -> np.ndarray:
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, x.shape[0], FEATURE_BATCH):
-                chunks.append(_flatten(self.extract(x[start : start + FEATURE_BATCH])).double().cpu())
-        return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
-
-
-def hub_inception_path() -> Path:
-    """Where pytorch-fid looks for its weights: ``<torch hub dir>/checkpoints/<file>`` (honours ``$TORCH_HOME``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-
-
-def inception_weights() -> Path | None:
-    """The FID Inception weights file if present offline, else None.
-
-    ``$LOSSBENCH_INCEPTION_WEIGHTS`` (``--inception-weights``) wins; a path given there that is not a file is an
-    error (the user asked for it), while an empty torch hub cache just means "score in the fallback space".
-    """
-    given = os.environ.get(INCEPTION_WEIGHTS_ENV)
-    if given:
-        path = Path(given).expanduser()
-        if not path.is_file():
-            raise DataUnavailable(f"--inception-weights / ${INCEPTION_WEIGHTS_ENV}: no file at {path} "
-                                  f"(expected pytorch-fid's {INCEPTION_FILE})")
-        return path
-    cached = hub_inception_path()
-    return cached if cached.is_file() else None
-
-
-@contextlib.contextmanager
-def _hub_serving(weights: Path) -> Iterator[None]:
-    """Make pytorch-fid's ``load_state_dict_from_url`` find ``weights`` in the hub cache, so it never downloads.
-
-    pytorch-fid always loads through the torch hub cache. A file already there needs nothing; a file elsewhere
-    is linked into a temporary hub folder for the duration of the build, and the previous hub folder restored.
-    """
-    if weights.resolve() == hub_inception_path().resolve():
-        yield
-        return
-    previous = getattr(torch.hub, "_hub_dir", None)
-    with tempfile.TemporaryDirectory(prefix="lossbench-hub-") as hub:
-        checkpoints = Path(hub) / "checkpoints"
-        checkpoints.mkdir()
-        try:
-            (checkpoints / INCEPTION_FILE).symlink_to(weights.resolve())
-        except OSError:  # no symlinks on this filesystem: copy
-            shutil.copyfile(weights, checkpoints / INCEPTION_FILE)
-        torch.hub.set_dir(hub)
-        try:
-            yield
-        finally:
-            torch.hub._hub_dir = previous  # restore exactly, including "unset" (follow $TORCH_HOME)
-
-
-_INCEPTION: dict[tuple[str, str], nn.Module] = {}
-
-
-def load_inception(weights: Path, device: torch.device) -> nn.Module:
-    """pytorch-fid's ``InceptionV3`` (pool3 block, FID weights, its own resize and normalisation), kept per process.
-
-    Built only once the weights file is known to exist, so that pytorch-fid never tries the network.
-    """
-    key = (str(weights.resolve()), str(device))
-    if key not in _INCEPTION:
-        from pytorch_fid.inception import InceptionV3
-
-        block = InceptionV3.BLOCK_INDEX_BY_DIM[2048]
-        try:
-            with _hub_serving(weights):
-                model = InceptionV3([block], use_fid_inception=True)
-        except Exception as exc:
-            raise DataUnavailable(f"Inception weights at {weights} could not be loaded "
-                                  f"({type(exc).__name__}: {exc}); expected pytorch-fid's {INCEPTION_FILE}") from None
-        _INCEPTION[key] = model.eval().to(device)
-    return _INCEPTION[key]
-
-
-def inception_space(weights: Path, device: torch.device) -> FeatureSpace:
-    """2048-d pool3 features of pytorch-fid's Inception; images go from [-1, 1] to its [0, 1], grey to 3 channels."""
-    model = load_inception(weights, device)
-
-    def extract(x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"Inception features need (N, 1 or 3, H, W) images, got shape {tuple(x.shape)}")
-        x = ((x.float() + 1) / 2).clamp(0, 1)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        chunks = []
-        for chunk in x.split(INCEPTION_BATCH):
-            pooled = model(chunk)[0]
-            if pooled.shape[2:] != (1, 1):  # as pytorch-fid's get_activations
-                pooled = torch.nn.functional.adaptive_avg_pool2d(pooled, (1, 1))
-            chunks.append(pooled.flatten(1))
-        return torch.cat(chunks)
-
-    return FeatureSpace(INCEPTION_FEATURES, extract)
-
-
-def _inception_suits(dataset: Dataset) -> bool:
-    spec = dataset.spec
-    return spec.kind == "image" and len(spec.shape) == 3 and spec.channels in (1, 3) and spec.size >= INCEPTION_MIN_SIDE
-
-
-def resolve_feature_space(which: str, dataset: Dataset, device: torch.device) -> FeatureSpace:
-    """The feature space called ``which`` for ``dataset``.
-
-    ``"default"``: raw coordinates for points; for images of at least 16 px, FID Inception's pool3 when its
-    weights are present offline; otherwise (and always for the 8x8 built-ins, which Inception would see as a
-    few blurred pixels) the dataset's own feature network (its classifier) when it has one, else raw pixels.
-    ``"inception"``: FID Inception, an error naming where to put the weights when they are absent.
-    ``"classifier"``: the dataset's feature network. ``"raw"``: coordinates or pixels.
-    """
-    if which == "raw" or (which == "default" and dataset.spec.kind == "points"):
-        return FeatureSpace("coordinates" if dataset.spec.kind == "points" else "pixels", lambda x: x)
-    if which == "inception":
-        weights = inception_weights()
-        if weights is None:
-            raise DataUnavailable(f"FID Inception weights not found: put pytorch-fid's {INCEPTION_FILE} at "
-                                  f"{hub_inception_path()} or pass --inception-weights PATH")
-        return inception_space(weights, device)
-    if which == "default" and _inception_suits(dataset):
-        weights = inception_weights()
-        if weights is not None:
-            return inception_space(weights, device)
-    if which in ("default", "classifier"):
-        network = dataset.feature_network(device)
-        if network is not None:
-            return FeatureSpace(network.name, network.features)
-        if which == "classifier":
-            raise ValueError(f"dataset {dataset.name!r} has no classifier feature network")
-        return FeatureSpace("pixels", lambda x: x)
-    raise ValueError(f"unknown feature space {which!r} (known: default, raw, classifier, inception)")
+from lossbench.records import space_key
+from lossbench.scoring.inception import (  # noqa: F401  (re-exported: where callers have always found them)
+    INCEPTION_FEATURES, INCEPTION_FILE, INCEPTION_WEIGHTS_ENV, hub_inception_path, inception_weights,
+)
+from lossbench.scoring.spaces import (
+    DEFAULT, BuiltSpace, builtin_spaces, resolve_default, resolve_feature_space,
+)
 
 
 @dataclass
@@ -191,16 +39,46 @@ class EvaluationContext:
     diverged_at: int | None = None
     values: dict[str, float] = field(default_factory=dict)
     family: str | None = None
-    _spaces: dict[str, FeatureSpace] = field(default_factory=dict, repr=False)
+    """The run's model family ("gan" | "vae"), when the harness knows it."""
+    # Harness plumbing, not part of what a metric reads (``lossbench.api.MetricContext``):
+    _registry: Mapping[str, FeatureSpace] | None = None
+    """The registered feature spaces by name (the catalog's); None: the built-in ones."""
+    _extra_spaces: tuple[str, ...] = ()
+    """Spaces chosen with ``--feature-space``: ``per_feature_space`` metrics are also computed in each (final only)."""
+    _default_space: str = DEFAULT
+    """What ``"default"`` means in this context: "default" (the dataset's own choice) or, while a metric is computed
+    in an extra space, that space's name."""
+    _spaces: dict[str, BuiltSpace] = field(default_factory=dict, repr=False)
+    _names: dict[str, str] = field(default_factory=dict, repr=False)  # "default" -> the registered space it is
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
-    def feature_space(self, which: str = "default") -> FeatureSpace:
+    def feature_space(self, which: str = "default") -> BuiltSpace:
+        """The named feature space ("default" or a registered name: "raw", "classifier", "inception"...), built on
+        first use; its ``name`` is stored beside values computed in it."""
+        which = self._resolved(which)
         if which not in self._spaces:
-            self._spaces[which] = resolve_feature_space(which, self.dataset, self.device)
+            self._spaces[which] = resolve_feature_space(which, self.dataset, self.device, self._registry)
         return self._spaces[which]
 
+    def _resolved(self, which: str) -> str:
+        """The registered name behind ``which``: "default" is the dataset's own space (built on first use), so that
+        a space chosen with --feature-space that is also the default is extracted once."""
+        which = self._default_space if which == DEFAULT else which
+        if which != DEFAULT:
+            return which
+        if DEFAULT not in self._names:
+            name, built = resolve_default(self.dataset, self.device, self._registry or builtin_spaces())
+            self._spaces.setdefault(name, built)
+            self._names[DEFAULT] = name
+        return self._names[DEFAULT]
+
+    def _in_space(self, space: str) -> "EvaluationContext":
+        """This context with ``space`` as its "default" (sharing the cache of built spaces and features)."""
+        return dataclasses.replace(self, _default_space=space, _spaces=self._spaces, _names=self._names,
+                                   _features=self._features)
+
     def _cached(self, which: str, role: str, samples: Samples) -> np.ndarray:
-        key = (which, role)
+        key = (self._resolved(which), role)
         if key not in self._features:
             self._features[key] = self.feature_space(which)(samples.x.to(self.device))
         return self._features[key]
@@ -223,25 +101,53 @@ class Evaluation:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+def _compute_into(result: Evaluation, metric: Metric, ctx: EvaluationContext, space: str | None = None) -> None:
+    """One metric's values into ``result`` (keys renamed ``<name>@<space>...`` when ``space`` is given); a metric
+    that raises or returns a malformed value is recorded by name (``<name>@<space>`` in a space), not hidden."""
+    name = metric.name if space is None else f"{metric.name}@{space}"
+    try:
+        values, texts = split_values(metric.name, metric.compute(ctx))
+    except MetricValueError as exc:
+        result.errors[name] = str(exc)
+    except Exception as exc:  # recorded with the run; the other metrics still count
+        result.errors[name] = f"{type(exc).__name__}: {exc}"
+    else:
+        rename = (lambda key: key) if space is None else (lambda key: space_key(key, metric.name, space))
+        result.values.update({rename(k): v for k, v in values.items()})
+        result.texts.update({rename(k): v for k, v in texts.items()})
+
+
 def run_metrics(metrics: Iterable[Metric], ctx: EvaluationContext) -> Evaluation:
     """Compute each metric; a metric that raises or returns a malformed value is recorded by name, not hidden.
 
     What a metric may return is ``plugin.metric_values``' rule, the one ``check_metric`` applies: a metric that
     breaks it contributes no value, and its message names the key. Metrics marked ``reads_values = True`` (e.g.
-    the training target) run after the others and find their values in ``ctx.values``.
+    the training target) run after the others and find their values in ``ctx.values``. At the final evaluation, ``per_feature_space`` metrics are computed again in each
+    of ``ctx._extra_spaces`` (``score_in_spaces``).
     """
     result = Evaluation()
     ctx.values = result.values
+    metrics = list(metrics)
     for metric in sorted(metrics, key=lambda m: bool(getattr(m, "reads_values", False))):
-        try:
-            values, texts = split_values(metric.name, metric.compute(ctx))
-        except MetricValueError as exc:
-            result.errors[metric.name] = str(exc)
-        except Exception as exc:  # recorded with the run; the other metrics still count
-            result.errors[metric.name] = f"{type(exc).__name__}: {exc}"
-        else:
-            result.values.update(values)
-            result.texts.update(texts)
+        _compute_into(result, metric, ctx)
+    if ctx.final and ctx._extra_spaces:
+        score_in_spaces(metrics, ctx, ctx._extra_spaces, result)
+    return result
+
+
+def score_in_spaces(metrics: Iterable[Metric], ctx: EvaluationContext, spaces: Iterable[str],
+                    result: Evaluation | None = None) -> Evaluation:
+    """The ``per_feature_space`` metrics computed in each of ``spaces`` (keys ``<name>@<space>...``); a space
+    that cannot take the dataset's samples is left out (the grid said so before training)."""
+    result = result if result is not None else Evaluation()
+    registry = ctx._registry if ctx._registry is not None else builtin_spaces()
+    chosen = [m for m in metrics if getattr(m, "per_feature_space", False)]
+    for space in spaces:
+        if space in registry and registry[space].refuses(ctx.dataset.spec):
+            continue
+        in_space = ctx._in_space(space)
+        for metric in chosen:
+            _compute_into(result, metric, in_space, space)
     return result
 
 

@@ -14,7 +14,7 @@ import math
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, V
 from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
+from lossbench.scoring.chosen import chosen_spaces
+from lossbench.scoring.spaces import catalog_spaces
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import SINGULAR, Catalog
 from lossbench.data.root import data_root
@@ -140,16 +142,28 @@ def evaluation_sets(data: Samples, spec: RunSpec) -> tuple[Samples, Samples]:
 
 def evaluate_model(model: GAN | VAE, spec: RunSpec, dataset: Dataset, metrics: list, real: Samples,
                    reference: Samples, device: torch.device, *, final: bool, history: pd.DataFrame,
-                   curves: pd.DataFrame, diverged_at: int | None = None) -> tuple[Evaluation, Samples]:
+                   curves: pd.DataFrame, diverged_at: int | None = None, spaces: Mapping | None = None,
+                   extra_spaces: Sequence[str] = ()) -> tuple[Evaluation, Samples]:
     """Score ``model`` with ``metrics`` as the harness does (the run's evaluation noise, the shared context).
 
     Training calls it for the light and the final evaluations; ``lossbench rescore`` calls it on a stored
-    checkpoint, which gives the values a run would have had with those metrics from the start.
+    checkpoint, which gives the values a run would have had with those metrics from the start. ``spaces`` are the
+    registered feature spaces; ``extra_spaces`` those chosen with ``--feature-space`` (final evaluation only).
     """
+    ctx = evaluation_context(model, spec, dataset, real, reference, device, final=final, history=history,
+                             curves=curves, diverged_at=diverged_at, spaces=spaces, extra_spaces=extra_spaces)
+    return run_metrics(metrics, ctx), ctx.fake
+
+
+def evaluation_context(model: GAN | VAE, spec: RunSpec, dataset: Dataset, real: Samples, reference: Samples,
+                       device: torch.device, *, final: bool, history: pd.DataFrame, curves: pd.DataFrame,
+                       diverged_at: int | None = None, spaces: Mapping | None = None,
+                       extra_spaces: Sequence[str] = ()) -> EvaluationContext:
+    """The context one evaluation's metrics read: ``model``'s samples from the run's evaluation noise."""
     n = len(real) if final else min(spec.eval_samples, len(real))
     seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
     fake = generate(model, n, seed, device)
-    ctx = EvaluationContext(
+    return EvaluationContext(
         real=real if final else real.subset(torch.arange(n)),
         fake=fake,
         dataset=dataset,
@@ -161,8 +175,9 @@ def evaluate_model(model: GAN | VAE, spec: RunSpec, dataset: Dataset, metrics: l
         curves=curves,
         diverged_at=diverged_at,
         family=model.family,
+        _registry=spaces,
+        _extra_spaces=tuple(extra_spaces),
     )
-    return run_metrics(metrics, ctx), fake
 
 
 def sampling_network(model: GAN | VAE) -> tuple[str, nn.Module]:
@@ -238,7 +253,7 @@ class _Run:
         outcome, fake = evaluate_model(
             self.evaluated(model), self.spec, self.dataset, metrics, self.real, self.reference, self.device, final=final,
             history=self.history_frame(), curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
-            diverged_at=diverged_at,
+            diverged_at=diverged_at, spaces=catalog_spaces(self.catalog), extra_spaces=chosen_spaces(),
         )
         self.eval_seconds += time.perf_counter() - started
         return outcome.values, outcome.texts, outcome.errors, fake
@@ -481,6 +496,7 @@ def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_s
 
 
 def _plugin_of(catalog: Catalog, metric: str) -> str:
+    metric = metric.split("@")[0]  # "fid@space": the fid metric, computed in another feature space
     return catalog.metrics.plugin_of(metric) if metric in catalog.metrics else "?"
 
 
