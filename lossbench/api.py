@@ -13,10 +13,11 @@ import math
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Union, runtime_checkable
 
 import pluggy
-import torch
-from torch import Tensor, nn
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
+    import torch
+    from torch import Tensor, nn
+
     from lossbench.scoring.evaluate import EvaluationContext
 
 PROJECT_NAME = "lossbench"
@@ -131,6 +132,8 @@ class AdversarialLoss:
         ``sigmoid(score)``; a relativistic loss overrides it (sigma(C(x_f) - mean C(x_r))). An extension of the
         original contract.
         """
+        import torch  # here, not at the top: the API's types are read without torch (lossbench show, --help)
+
         return torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
 
     def after_discriminator_step(self, discriminator: nn.Module) -> None:

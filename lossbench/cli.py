@@ -1,4 +1,9 @@
-"""The ``lossbench`` command: a thin click layer over the library. Errors become one clear line and an exit code."""
+"""The ``lossbench`` command: a thin click layer over the library. Errors become one clear line and an exit code.
+
+Heavy libraries (torch, pandas, scipy, matplotlib) are imported inside the commands that use them, never at the
+top of this module: ``lossbench --help`` answers at once and ``lossbench show`` runs without torch
+(tests/test_imports.py holds the line; benchmarks/cli_latency.py measures it).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,20 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 import click
 
 from lossbench import __version__
-from lossbench.api import describe
-from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
-from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
-from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.plugin.registry import KINDS
 from lossbench.data.root import DATA_ROOT_ENV
-from lossbench.records import RunResult
+from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
+from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, parse_seeds
+from lossbench.plugin.registry import KINDS
+
+if TYPE_CHECKING:
+    from lossbench.plan.grid import GridPlan, RunSpec
+    from lossbench.plugin.loader import Environment, PluginConfig
+    from lossbench.records import RunResult
 
 
 class LossbenchGroup(click.Group):
@@ -37,11 +44,19 @@ class LossbenchGroup(click.Group):
             raise error from None
 
 
-def plugin_options(command: Callable) -> Callable:
-    command = click.option("--strict-plugins", is_flag=True, help="Any plugin problem is fatal (non-zero exit).")(command)
-    command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False),
+def plugin_options(command: Callable, hidden: bool = False) -> Callable:
+    command = click.option("--strict-plugins", is_flag=True, hidden=hidden,
+                           help="Any plugin problem is fatal (non-zero exit).")(command)
+    command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False), hidden=hidden,
                            help="Folder of *.py plugins (default: ./plugins, or $LOSSBENCH_PLUGINS_DIR).")(command)
     return command
+
+
+def unused_plugin_options(command: Callable) -> Callable:
+    """--plugins-dir and --strict-plugins on a command that loads no plugins (``show`` reads every fact it needs,
+    directions included, from the store): accepted, so that a script passing them to every command keeps working,
+    and hidden from the help."""
+    return plugin_options(command, hidden=True)
 
 
 def comparison_options(command: Callable) -> Callable:
@@ -64,8 +79,10 @@ def check_reference(reference: str | None, known: list[str]) -> None:
         raise UsageError(unknown_name_message("--reference loss", reference, known))
 
 
-def load(plugins_dir: Path | None, strict: bool):
+def load(plugins_dir: Path | None, strict: bool) -> tuple[PluginConfig, Environment]:
     """Load the plugins, print each problem as a warning, and stop if --strict-plugins."""
+    from lossbench.plugin.loader import PluginConfig, load_environment
+
     config = PluginConfig(plugins_dir=plugins_dir, strict=strict)
     env = load_environment(config)
     for problem in env.problems:
@@ -329,6 +346,8 @@ def _check_executor(executor: str, device: str, ray_address: str | None) -> None
 
 
 def _rows(kind: str, env) -> list[dict[str, Any]]:
+    from lossbench.api import describe
+
     registry = env.catalog.registry(kind)
     rows = []
     for name, entry in registry.entries.items():
@@ -440,17 +459,20 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
 @click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
 @comparison_options
-@plugin_options
+@unused_plugin_options
 def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, fmt: str, statistic: str,
          datasets: tuple[str, ...], models: tuple[str, ...], reference: str | None,
          comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
-    """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
+    """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds.
+
+    Reads the store alone (the metrics' directions are stored with the runs): no plugin is loaded, so ``show``
+    answers without torch and gives the same table on a machine without the plugins that made the runs.
+    """
     from lossbench.plugin.registry import unknown_name_message
     from lossbench.report.builder import leaderboard_text
     from lossbench.results.store import Store
     from lossbench.results.tables import directions, summarise
 
-    _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store:
         wide = store.runs_wide()
         if per_run:
@@ -465,8 +487,7 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
             wide = wide[wide[column].isin(wanted)].reset_index(drop=True)
     if not wide.empty:
         check_reference(reference, sorted(wide["loss"].unique()))
-    registered = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
-    summary = summarise(wide, directions(wide, registered))
+    summary = summarise(wide, directions(wide))
     known = sorted(summary["metric"].unique())
     for metric in metrics:
         if metric not in known:

@@ -7,10 +7,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from lossbench.errors import DataUnavailable, UsageError
-from lossbench.plugin.registry import Catalog
+
+if TYPE_CHECKING:  # the presets and RunSpec are read by `lossbench show` and --help, which load no plugins
+    from lossbench.plugin.registry import Catalog
 
 
 @dataclass(frozen=True)

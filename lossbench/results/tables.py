@@ -99,11 +99,15 @@ def stored_directions(runs_wide: pd.DataFrame) -> dict[str, str]:
 
 
 def directions(runs_wide: pd.DataFrame | None = None, metrics: Iterable[object] = ()) -> dict[str, str]:
-    """Every known key's direction: built-in metrics', then those stored with the runs, then registered ones."""
-    result = dict(_builtin_directions())
-    if runs_wide is not None:
-        result.update(stored_directions(runs_wide))
+    """Every known key's direction: built-in metrics', then those stored with the runs, then registered ones.
+
+    The built-ins (which import torch) are read only when a key of the runs has no stored or declared direction,
+    so that ``lossbench show`` ranks a store without torch; ``better_direction`` falls back to them for other keys.
+    """
+    result = stored_directions(runs_wide) if runs_wide is not None else {}
     result.update(declared_directions(metrics))
+    if runs_wide is None or any(key not in result for key in metric_keys(runs_wide)):
+        result = {**_builtin_directions(), **result}
     return result
 
 
