@@ -2,9 +2,11 @@
 
 Each command runs in a fresh process (as a user types it), ``--repeat`` times; the table shows the median wall
 time and the largest peak resident memory. ``show`` and ``report --help`` should not need torch; ``--help`` should
-answer in about 0.3 s. ``show`` reads the store in ``--results`` (make one first, e.g. with ``lossbench run --grid``).
+answer in about 0.3 s. ``show`` reads the store in ``--results``; ``--make-store`` first trains the default grid
+into it if it holds none, with ``--steps 20`` (the default grid's 69 runs and metric keys, in about 2 minutes on
+2 cores: ``show``'s work depends on the grid's shape, not on how long each run trained).
 
-    python benchmarks/cli_latency.py [--results results] [--repeat 3]
+    python benchmarks/cli_latency.py [--results results] [--repeat 3] [--make-store]
 """
 
 from __future__ import annotations
@@ -33,11 +35,22 @@ def measure(args: list[str]) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, imported or "-"
 
 
+def make_store(results: Path) -> None:
+    """The default grid's store, short runs: what ``lossbench show`` is measured on."""
+    print(f"training the default grid (--steps 20) into {results} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "lossbench.cli", "run", "--grid", "--steps", "20", "--no-report",
+                    "--results", str(results)], check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--make-store", action="store_true",
+                        help="Train the default grid (--steps 20) into --results first, if it holds no store.")
     options = parser.parse_args()
+    if options.make_store and not (options.results / "lossbench.db").exists():
+        make_store(options.results)
     commands = [["--help"], ["run", "--help"], ["report", "--help"], ["list", "losses"]]
     if (options.results / "lossbench.db").exists():
         commands.append(["show", "--results", str(options.results)])
