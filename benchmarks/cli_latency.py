@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 
 HEAVY = ("torch", "pandas", "scipy", "matplotlib", "seaborn", "sklearn")
-PROBE = "import sys, runpy; sys.argv = ['lossbench', *sys.argv[1:]]\ntry:\n    runpy.run_module('lossbench.cli', run_name='__main__')\nexcept SystemExit:\n    pass\nprint('\\n#imported ' + ' '.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)\n"
+PROBE = """import sys, runpy
+sys.argv = ['lossbench', *sys.argv[1:]]
+try:
+    runpy.run_module('lossbench.cli', run_name='__main__')
+except SystemExit:
+    pass
+print('\\n#imported ' + ' '.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
 
 
 def measure(args: list[str]) -> tuple[float, float, str]:

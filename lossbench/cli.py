@@ -11,10 +11,11 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -60,7 +61,7 @@ def unused_plugin_options(command: Callable) -> Callable:
 
 
 def comparison_options(command: Callable) -> Callable:
-    """--reference and --comparisons: which paired comparisons are tested (one Holm family per dataset x model x metric)."""
+    """--reference and --comparisons: the paired comparisons tested (a Holm family per dataset x model x metric)."""
     command = click.option("--comparisons", type=click.Choice(["reference", "all"]), default="reference",
                            show_default=True,
                            help="reference: every loss against the reference loss (k-1 tests); all: every pair "
@@ -199,8 +200,8 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
-    from lossbench.plugin import live
     from lossbench.jobs.driver import GridOptions, run_grid
+    from lossbench.plugin import live
 
     if not (whole_grid or losses or models or datasets):
         raise UsageError("say what to run: --grid for every combination, or filters -l/-m/-d")
@@ -283,7 +284,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         sys.exit(1)
 
 
-def _stopped(display: "ProgressDisplay", sigterm: "SigtermState") -> NoReturn:
+def _stopped(display: ProgressDisplay, sigterm: SigtermState) -> NoReturn:
     """Ctrl-C or SIGTERM: one line, and exit 130 or 143 (the runs committed so far stay in the store)."""
     display.close()
     how = "terminated (SIGTERM)" if sigterm.received else "interrupted"

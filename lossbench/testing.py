@@ -16,20 +16,28 @@ A smoke run loads lossbench's built-ins plus exactly the plugins under test (``m
 itself would load here, whose problems then never fail the test.
 
 Helpers: ``check_loss``, ``check_model``, ``check_dataset``, ``check_metric``, ``make_context`` and
-``ConformanceError`` (from ``lossbench.authoring.conformance``); ``smoke_run`` and ``SmokeResult`` (from ``lossbench.authoring.smoke``);
-``check_stacked`` (from ``lossbench.authoring.stacked_check``: the loss trains stacked, ``lossbench run --vectorise``, as alone).
+``ConformanceError`` (from ``lossbench.authoring.conformance``); ``smoke_run`` and ``SmokeResult`` (from
+``lossbench.authoring.smoke``); ``check_stacked`` (from ``lossbench.authoring.stacked_check``: the loss trains
+stacked, ``lossbench run --vectorise``, as alone).
 Fixtures: ``lossbench_smoke`` and ``lossbench_environment``.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr__`` below loads each helper
-    from lossbench.authoring.conformance import (ConformanceError, check_dataset, check_loss, check_metric,
-                                                 check_model, make_context)
+    from lossbench.authoring.conformance import (
+        ConformanceError,
+        check_dataset,
+        check_loss,
+        check_metric,
+        check_model,
+        make_context,
+    )
     from lossbench.authoring.smoke import SmokeResult, smoke_run
     from lossbench.authoring.stacked_check import check_stacked
     from lossbench.plugin.loader import Environment

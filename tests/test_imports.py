@@ -38,7 +38,7 @@ print("\\n#loaded " + json.dumps(sorted({name.split(".")[0] for name in sys.modu
 
 
 def loaded(*args: str, cwd: Path = REPO) -> set[str]:
-    """Top-level packages in ``sys.modules`` of a fresh interpreter after ``--import MODULE...`` or ``lossbench ARGS``."""
+    """Top-level packages in ``sys.modules`` of a fresh interpreter after ``--import MODULE...``/``lossbench ARGS``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)

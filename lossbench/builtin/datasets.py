@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lossbench.scoring import classifier as clf
+from lossbench.api import Dataset, DataSpec, ModeAssignment, Samples, Threshold, TrainingTarget, hookimpl
 from lossbench.data import ondisk
-from lossbench.api import DataSpec, Dataset, ModeAssignment, Samples, Threshold, TrainingTarget, hookimpl
+from lossbench.scoring import classifier as clf
 
 PACGAN = "PacGAN (Lin et al. 2018), Table 1"
 

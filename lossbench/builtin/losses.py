@@ -11,13 +11,13 @@ losses, LSGAN, hinge) the docstring says so and why. docs/recipes.md tabulates t
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lossbench.api import AdversarialLoss, DataSpec, Dataset, Recipe, VAELoss, hookimpl
+from lossbench.api import AdversarialLoss, Dataset, DataSpec, Recipe, VAELoss, hookimpl
 from lossbench.errors import LossbenchError
 from lossbench.plan.seeding import derive_seed
 
@@ -332,7 +332,7 @@ class PerceptualVAE(StandardVAE):
         """The feature network's seed: fixed per image shape, so every run of the grid uses the same loss."""
         return derive_seed("vae-perceptual-features", *shape) % 2**31
 
-    def bind(self, dataset: Dataset, device: torch.device) -> "PerceptualVAE":
+    def bind(self, dataset: Dataset, device: torch.device) -> PerceptualVAE:
         shape = tuple(dataset.spec.shape)
         if dataset.spec.kind != "image" or len(shape) != 3:
             raise LossbenchError(f"loss {self.name!r} needs images (C, H, W); dataset {dataset.name!r} has "

@@ -15,9 +15,9 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lossbench.errors import LossbenchError, UsageError
 

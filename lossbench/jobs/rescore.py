@@ -10,21 +10,21 @@ recovered (they need the weights at every evaluation step): only its final value
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 
+from lossbench.errors import LossbenchError, UsageError
 from lossbench.plan import seeding
 from lossbench.plugin import provenance
-from lossbench.errors import LossbenchError, UsageError
 from lossbench.plugin.loader import Environment
 from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.plugin.registry import unknown_name_message
+from lossbench.records import HISTORY_COLUMNS
 from lossbench.results.store import Store
 from lossbench.training.train import evaluate_model, evaluation_sets, load_data, resolve_device, sampling_network
-from lossbench.records import HISTORY_COLUMNS
 
 
 @dataclass
