@@ -35,7 +35,8 @@ Hook implementations whose names are not listed here are reported as unknown hoo
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -105,9 +106,10 @@ def register_metrics(register: Callable[[Metric], None]) -> None:
     ``ctx`` is an ``EvaluationContext``: ``real``, ``reference`` (a second real set, disjoint from ``real``,
     for real-vs-real floors), ``fake``, ``dataset``, ``spec`` (the RunSpec), ``history`` (a DataFrame of the run
     so far), ``curves`` (the light evaluations so far: step, key, value), ``diverged_at`` (step or None),
-    ``final`` (False for the light evaluations during training) and ``features(which="default") -> (real, fake)`` numpy arrays, cached per evaluation so that
-    several metrics share one feature extraction. Keys are ``<name>`` or ``<name>_<part>``; values are floats,
-    NaN only where a value is undefined (raise on errors, never hide them as NaN). A ``str`` value records a
+    ``final`` (False for the light evaluations during training) and ``features(which="default") -> (real, fake)``
+    numpy arrays, cached per evaluation so that several metrics share one feature extraction. Keys are ``<name>``
+    or ``<name>_<part>``; values are floats, NaN only where a value is undefined (raise on errors, never hide them
+    as NaN). A ``str`` value records a
     fact about the others, such as the feature space. A metric that raises is recorded with the run, named.
     Metrics with ``curve = True`` also run every ``eval_every`` training steps on fewer samples. Metrics with
     ``needs_samples = False`` read only the history and are computed for diverged runs too. Call

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
-from lossbench.plan import seeding
-from lossbench.plugin import provenance
-from lossbench.executors.dispatch import execute
-from lossbench.plan.grid import GridPlan, RunSpec, expand
-from lossbench.plugin.loader import Environment, PluginConfig, notify_run_finished
 from lossbench.errors import StoreError
-from lossbench.plan.grid import MAX_RUNS
+from lossbench.executors.dispatch import execute
+from lossbench.plan import seeding
+from lossbench.plan.grid import MAX_RUNS, GridPlan, RunSpec, expand
+from lossbench.plugin import provenance
+from lossbench.plugin.loader import Environment, PluginConfig, notify_run_finished
 from lossbench.plugin.provenance import ProvenanceIndex
+from lossbench.records import RunResult
 from lossbench.results.store import Store, StoreLost, WriterLock, export
 from lossbench.results.tables import directions, pairwise_table, summarise
 from lossbench.training.train import ProgressCallback, resolve_device
-from lossbench.records import RunResult
 
 
 @dataclass

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from lossbench.api import FAMILIES, AdversarialLoss, DataSpec, Recipe, VAELoss, describe
 from lossbench.errors import UnknownNameError

@@ -8,9 +8,9 @@ and the generated points over the mode centres. Aggregate figures stay with matp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -19,17 +19,17 @@ import platform
 import re
 import sqlite3
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from lossbench.errors import StoreError
-from lossbench.results.files import atomic_path
 from lossbench.plan.grid import RunSpec
 from lossbench.records import HISTORY_COLUMNS, RunResult
+from lossbench.results.files import atomic_path
 
 DB_NAME = "lossbench.db"
 APP_ID = "lossbench"
@@ -92,7 +92,7 @@ class WriterLock:
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 
-    def acquire(self, wait: bool = False, on_wait=None) -> "WriterLock":
+    def acquire(self, wait: bool = False, on_wait=None) -> WriterLock:
         """Take the lock, or raise ``StoreError`` naming its holder; with ``wait``, block until it is free
         (``on_wait(holder)`` is called once first)."""
         try:
@@ -124,7 +124,7 @@ class WriterLock:
             self.handle.close()  # closing the file releases the flock
             self.handle = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -143,7 +143,8 @@ EXTENSION_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS superseded_runs (generation INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
     "superseded_at TEXT NOT NULL, reason TEXT NOT NULL, run_json TEXT NOT NULL, provenance_json TEXT, checkpoint TEXT)",
     "CREATE INDEX IF NOT EXISTS superseded_run ON superseded_runs(run_id)",
-    "CREATE TABLE IF NOT EXISTS superseded_metrics (generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL, text TEXT)",
+    "CREATE TABLE IF NOT EXISTS superseded_metrics "
+    "(generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL, text TEXT)",
     f"CREATE TABLE IF NOT EXISTS superseded_history (generation INTEGER NOT NULL, "
     f"{', '.join(f'{c} REAL' for c in HISTORY_COLUMNS)})",
     "CREATE TABLE IF NOT EXISTS superseded_curves (generation INTEGER NOT NULL, step INTEGER, key TEXT, value REAL)",
@@ -181,7 +182,7 @@ class Store:
 
     # -- opening ------------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, results_dir: Path, create: bool = True) -> "Store":
+    def open(cls, results_dir: Path, create: bool = True) -> Store:
         """Open (or, with ``create``, start) the store in ``results_dir``; refuse corrupt or foreign files."""
         path = Path(results_dir) / DB_NAME
         if path.exists():
@@ -318,7 +319,7 @@ class Store:
     def close(self) -> None:
         self.connection.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ gives the same tables. Two kinds of numbers, kept apart on purpose:
   finished seeds" wherever shown.
 - The ranking and the paired tests keep EVERY seed: a seed that failed or diverged (or a diverged seed's missing
   stability value, or a finished seed whose metric could not score its samples) takes the metric's worst value,
-  so a loss that finishes 1 seed of 3 cannot rank first on that seed. ``mean_rank`` is the loss's mean rank among all seeds of all losses on that dataset x model (failures tied
-  last); ``rank`` orders the losses by it.
+  so a loss that finishes 1 seed of 3 cannot rank first on that seed. ``mean_rank`` is the loss's mean rank
+  among all seeds of all losses on that dataset x model (failures tied last); ``rank`` orders the losses by it.
 
 Directions come from the metrics themselves (``Metric.better``: "lower" by default, "higher", or "none" for keys
 that are facts rather than scores, which get no rank and no test). The harness stores each metric's
@@ -24,8 +24,8 @@ import functools
 import json
 import math
 import warnings
+from collections.abc import Iterable, Mapping
 from itertools import combinations
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd

@@ -13,23 +13,23 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from lossbench.plan import seeding
 from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, VAELoss
-from lossbench.plugin.contracts import check_shapes, failure_reason
-from lossbench.errors import LossbenchError
-from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
-from lossbench.plan.grid import RunSpec
-from lossbench.plugin.registry import SINGULAR, Catalog
 from lossbench.data.root import data_root
-from lossbench.records import HISTORY_COLUMNS, DIRECTIONS_SUFFIX, RunResult
+from lossbench.errors import LossbenchError
+from lossbench.plan import seeding
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.contracts import check_shapes, failure_reason
+from lossbench.plugin.registry import SINGULAR, Catalog
+from lossbench.records import DIRECTIONS_SUFFIX, HISTORY_COLUMNS, RunResult
+from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
 
 SAMPLES_KEPT = {"points": 2500, "image": 64}
 GENERATE_BATCH = 1024
@@ -396,7 +396,7 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
         mean.copy_(current)
 
 
-def run_facts(run: "_Run") -> dict[str, str]:
+def run_facts(run: _Run) -> dict[str, str]:
     """Text facts stored with every run: each metric's declared directions (so that tables rebuilt without the
     plugin rank right) and the feature space a loss trains in, when it has one."""
 
@@ -453,9 +453,9 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
                       environment_facts(device, determinism))
 
 
-def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_step: int | None,
+def finish_run(run: _Run, model: GAN | VAE, status: str, reason: str, failed_step: int | None,
                train_seconds: float, facts: dict[str, str], environment: dict) -> RunResult:
-    """A trained run's final scoring and result: shared by this engine and the stacked one (lossbench.training.stacked)."""
+    """A trained run's final scoring and result, shared by this engine and the stacked one (training.stacked)."""
     samples = None
     if status == "ok":
         values, texts, errors, fake = run.evaluate(model, final=True)
