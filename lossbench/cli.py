@@ -26,6 +26,9 @@ from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, parse_seeds
 from lossbench.plugin.registry import KINDS
 
 if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+    from lossbench.jobs.progress import RunLines
     from lossbench.plan.grid import GridPlan, RunSpec
     from lossbench.plugin.loader import Environment, PluginConfig
     from lossbench.records import RunResult
@@ -102,12 +105,12 @@ class ProgressDisplay:
     """A progress bar of runs done / total with an ETA, and the current run's step (GridListener for the CLI)."""
 
     def __init__(self, lines: bool | None = None) -> None:
-        self.bar = None
+        self.bar: ProgressBar[Any] | None = None
         self.current = ""
         self.running: dict[str, str] = {}  # run_id -> "label step s/S", for the runs in flight (workers, Ray)
         # stderr not a terminal (nohup, CI, a cluster job's log): one line per finished run instead of a bar
         self.lines = (not sys.stderr.isatty()) if lines is None else lines
-        self.lines_progress = None
+        self.lines_progress: RunLines | None = None
 
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
         for note in plan.notes:

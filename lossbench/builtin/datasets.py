@@ -40,6 +40,7 @@ class GaussianMixture(Dataset):
     """Isotropic 2-d Gaussian mixture with equal weights; modes are exact (nearest centre, 3 std)."""
 
     n_samples = 20_000
+    centres: Tensor  # always known for a mixture (``Dataset.centres`` may be None)
 
     def __init__(self, name: str, centres: Tensor, std: float, seed: int, description: str,
                  protocol: MixtureProtocol | None = None, target: TrainingTarget | None = None) -> None:

@@ -277,16 +277,16 @@ class RandomConvFeatures(nn.Module):
     def __init__(self, shape: tuple[int, ...], seed: int) -> None:
         super().__init__()
         channels = (shape[0], *PERCEPTUAL_CHANNELS)
-        self.stages = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
-            for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
-        )
+        convs = [nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
+                 for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))]
+        self.stages = nn.ModuleList(convs)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            for conv in self.stages:
+            for conv in convs:
                 fan_in = conv.in_channels * 9
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
-                conv.bias.zero_()
+                if conv.bias is not None:  # always, with Conv2d's default bias=True
+                    conv.bias.zero_()
         self.requires_grad_(False)
         self.name = f"random-conv-{'x'.join(map(str, shape))}-seed{seed}"
 

@@ -156,8 +156,8 @@ def parse_seeds(text: str, max_seeds: int | None = MAX_RUNS) -> list[int]:
         part = part.strip()
         try:
             if "-" in part[1:]:
-                low, high = part.split("-", 1)
-                ranges.append((int(low), int(high)))
+                first, last = part.split("-", 1)
+                ranges.append((int(first), int(last)))
             else:
                 ranges.append((int(part), int(part)))
         except ValueError:
