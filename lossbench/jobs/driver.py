@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from lossbench.errors import StoreError
 from lossbench.executors.dispatch import execute
@@ -62,13 +63,25 @@ class GridOutcome:
         return Counter(result.status for result in self.trained)
 
 
-class GridListener:
-    """Callbacks the CLI uses to show progress; the defaults do nothing (library use, tests)."""
+class GridListener(Protocol):
+    """Callbacks the CLI uses to show progress. A protocol: the CLI's display implements it without importing this
+    module (lossbench.cli imports nothing heavy); a subclass inherits do-nothing defaults for what it leaves out."""
 
-    def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None: ...
-    def step(self, spec: RunSpec, step: int) -> None: ...
-    def finished(self, result: RunResult) -> None: ...
-    def waiting(self, holder: str) -> None: ...
+    def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
+        return None  # not ``...``: a subclass that leaves it out does nothing, and mypy sees no abstract method
+
+    def step(self, spec: RunSpec, step: int) -> None:
+        return None
+
+    def finished(self, result: RunResult) -> None:
+        return None
+
+    def waiting(self, holder: str) -> None:
+        return None
+
+
+class SilentListener(GridListener):
+    """Shows nothing (library use, tests)."""
 
 
 def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
@@ -102,7 +115,7 @@ def export_all(store: Store, results: Path, metrics: Sequence[object] = (), comp
 def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
              listener: GridListener | None = None) -> GridOutcome:
     """Train every planned run not yet stored, committing each as it finishes; then export the tables."""
-    listener = listener or GridListener()
+    listener = listener or SilentListener()
     seeding.prepare_process()  # before anything in this process may touch CUDA
     seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ class WriterLock:
 
     def __init__(self, results_dir: Path) -> None:
         self.path = Path(results_dir) / LOCK_NAME
-        self.handle = None
+        self.handle: IO[str] | None = None
 
     def holder(self) -> str:
         try:
@@ -159,6 +160,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 # -- end of issue-14 schema -----------------------------------------------------------------------------------------
+
+
+MetricRow = tuple[str, str, float | None, str | None]
+"""A row of the metrics table: run id, key, value (NULL for a text fact or NaN), text."""
 
 
 def _nan_to_none(value: float | None) -> float | None:
@@ -362,7 +367,7 @@ class Store:
                 "INSERT INTO curves VALUES (?, ?, ?, ?)",
                 [(run_id, int(step), key, _nan_to_none(value)) for step, key, value in result.curves.itertuples(index=False)],
             )
-            rows = [(run_id, key, _nan_to_none(value), None) for key, value in result.metrics.items()]
+            rows: list[MetricRow] = [(run_id, key, _nan_to_none(value), None) for key, value in result.metrics.items()]
             rows += [(run_id, key, None, text) for key, text in result.texts.items() if key not in result.metrics]
             self.connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
             if result.samples is not None:
@@ -414,7 +419,7 @@ class Store:
             for name in names:
                 self.connection.execute("DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!')",
                                         (run_id, name, _like_prefix(name + "_")))  # its values and <name>_error
-            rows = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
+            rows: list[MetricRow] = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
             rows += [(run_id, key, None, text) for key, text in texts.items() if key not in values]
             self.connection.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
             if provenance is not None:

@@ -67,8 +67,9 @@ def _builtin_directions() -> dict[str, str]:
 
     directions: dict[str, str] = {}
     for value in vars(metrics).values():
-        if isinstance(value, type) and isinstance(getattr(value, "better", None), dict):
-            directions.update(value.better)
+        better = getattr(value, "better", None)
+        if isinstance(value, type) and isinstance(better, dict):
+            directions.update(better)
     return directions
 
 

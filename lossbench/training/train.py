@@ -15,6 +15,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,7 +255,7 @@ class _Run:
         self.curve_rows.extend((self.step, key, value) for key, value in values.items())
         self.send_live(final=False)
 
-    def send_live(self, final: bool, **outcome: object) -> None:
+    def send_live(self, final: bool, **outcome: Any) -> None:
         """Hand what was logged since the last call to the ``run_logged`` hook (at light evaluations and at the
         end, never per step); its time counts as evaluation time."""
         if self.catalog.live is None:
@@ -331,7 +332,7 @@ class _Run:
             if logging_now:
                 self.log_gan(step, d_loss, penalty, g_value, real_scores, fake_scores, _grad_norm(G), grad_norm_d)
             opt_g.step()
-            if self.average is not None:
+            if self.average is not None and recipe.ema_decay is not None:
                 update_average(self.average, G, recipe.ema_decay)
             if step % spec.eval_every == 0 and step < spec.steps:
                 self.light_evaluation(model)
@@ -392,8 +393,8 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
     """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied (BatchNorm stats)."""
     for mean, current in zip(average.parameters(), model.parameters()):
         mean.lerp_(current, 1.0 - decay)
-    for mean, current in zip(average.buffers(), model.buffers()):
-        mean.copy_(current)
+    for kept, buffer in zip(average.buffers(), model.buffers()):
+        kept.copy_(buffer)
 
 
 def run_facts(run: _Run) -> dict[str, str]:
