@@ -64,6 +64,20 @@ def test_the_pytest_plugin_imports_nothing_heavy() -> None:
     assert heavy(loaded("--import", "lossbench.testing")) == []
 
 
+def test_a_pytest_session_with_the_plugin_loaded_imports_nothing_heavy(tmp_path: Path) -> None:
+    """pytest registers the plugin (entry point ``lossbench``, installed with lossbench) by reading its attributes:
+    that must not load the helpers (and torch)."""
+    (tmp_path / "test_light.py").write_text(
+        "import sys\n\n\n"
+        "def test_light(pytestconfig):\n"
+        "    assert pytestconfig.pluginmanager.get_plugin('lossbench').__name__ == 'lossbench.testing'\n"
+        f"    assert sorted(set({HEAVY!r}).intersection(m.split('.')[0] for m in sys.modules)) == []\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_light.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_the_plugin_api_and_the_package_import_without_torch() -> None:
     assert "torch" not in loaded("--import", "lossbench", "lossbench.api", "lossbench.hookspecs",
                                  "lossbench.plugin.registry", "lossbench.plan.grid")
