@@ -469,8 +469,8 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
          comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
     """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds.
 
-    Reads the store alone (the metrics' directions are stored with the runs): no plugin is loaded, so ``show``
-    answers without torch and gives the same table on a machine without the plugins that made the runs.
+    Reads the store alone: every fact it ranks by is stored with the runs, so no plugin is loaded, the answer
+    comes at once, and it is the same on a machine without the plugins that made the runs.
     """
     from lossbench.plugin.registry import unknown_name_message
     from lossbench.report.builder import leaderboard_text
