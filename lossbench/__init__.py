@@ -45,14 +45,16 @@ _HOME = {
 """Where each re-exported name is defined."""
 
 
-def __getattr__(name: str) -> Any:
-    """Load a re-exported name from its module on first use, and keep it here for the next."""
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'lossbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name (a typo) as Any
+
+    def __getattr__(name: str) -> Any:
+        """Load a re-exported name from its module on first use, and keep it here for the next."""
+        home = _HOME.get(name)
+        if home is None:
+            raise AttributeError(f"module 'lossbench' has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

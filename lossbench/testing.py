@@ -59,14 +59,16 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a helper from its module on first use, and keep it here for the next."""
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'lossbench.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name (a typo) as Any
+
+    def __getattr__(name: str) -> Any:
+        """Load a helper from its module on first use, and keep it here for the next."""
+        home = _HOME.get(name)
+        if home is None:
+            raise AttributeError(f"module 'lossbench.testing' has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+        globals()[name] = value
+        return value
 
 
 __all__ = [
