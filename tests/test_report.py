@@ -304,8 +304,10 @@ def test_report_command_rebuilds_from_the_store_and_reuses_run_figures(smoke: di
     assert len(run_figures) == 8 and all(first[n] == second[n] for n in run_figures)  # not redrawn
     fresh = parse(reports / "index.html")
     original = parse(smoke["reports"] / "index.html")
-    numbers = lambda dom: sorted((td.attrs["data-column"], td.attrs["data-value"])  # noqa: E731
-                                 for td in dom.find_all("td") if "data-column" in td.attrs)
+    def numbers(dom):
+        return sorted((td.attrs["data-column"], td.attrs["data-value"])
+                      for td in dom.find_all("td") if "data-column" in td.attrs)
+
     assert numbers(fresh) == numbers(original)
 
 

@@ -629,7 +629,8 @@ class ReportBuilder:
                          or [None])[0]
             failed_step = run["failed_step"] if pd.notna(run["failed_step"]) else None
             # what a run's own figures depend on: the stored run, its colour, and how figures are drawn
-            fingerprint = f"{run_id}|{run.get('finished_at')}|{to_hex(colour)}|{__version__}|{figures.REVISION}"
+            hue = to_hex(colour)
+            fingerprint = f"{run_id}|{run.get('finished_at')}|{hue}|{__version__}|{figures.REVISION}"
             refs = []
             if len(run_history) or len(run_curves):
                 refs.append(self.figure(
@@ -639,9 +640,8 @@ class ReportBuilder:
                     + (f"; the dash-dotted line marks step {int(failed_step)} where the run stopped."
                        if failed_step is not None else "."),
                     f"Training curves of run {run_id} ({run['loss']} on {run['dataset']}, seed {run['seed']}).",
-                    # figure() draws at once, before the loop moves on: colour and labels are this run's
-                    lambda path, h=run_history, c=run_curves, k=curve_key, s=failed_step: runsvg.write(
-                        runsvg.curves_svg(h, c, to_hex(colour), k, s, labels.get(k) if k else None), path),  # noqa: B023
+                    lambda path, h=run_history, c=run_curves, k=curve_key, s=failed_step, hue=hue, names=labels: (
+                        runsvg.write(runsvg.curves_svg(h, c, hue, k, s, names.get(k) if k else None), path)),
                     fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}",
                     suffix=".svg"))
             samples = data.store.samples(run_id)
@@ -659,8 +659,7 @@ class ReportBuilder:
                         f"{min(len(samples), runsvg.MAX_POINTS)} generated points"
                         + (" over the true mode centres (black crosses)." if centres is not None else "."),
                         f"Scatter plot of the generated points of run {run_id}.",
-                        lambda path, a=samples, c=centres: runsvg.write(
-                            runsvg.points_svg(a, c, to_hex(colour)), path),  # noqa: B023 (drawn at once)
+                        lambda path, a=samples, c=centres, hue=hue: runsvg.write(runsvg.points_svg(a, c, hue), path),
                         fingerprint=f"{fingerprint}|centres={centres is not None}", suffix=".svg"))
             status = run["status"]
             badge = {"ok": "ok", "failed": "FAILED", "diverged": "DIVERGED"}[status]

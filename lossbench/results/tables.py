@@ -24,8 +24,8 @@ import functools
 import json
 import math
 import warnings
-from collections.abc import Iterable, Mapping
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from itertools import combinations
 
 import numpy as np
