@@ -106,9 +106,10 @@ def test_public_names_still_import_from_the_package() -> None:
         lossbench.testing.nope  # noqa: B018
 
 
-def test_show_reads_a_store_without_torch(tmp_path: Path) -> None:
-    """``lossbench show`` ranks from the directions stored with the runs: a higher-is-better key, highest first."""
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def hand_made_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two losses x two seeds of one higher-is-better key, its direction stored with the runs as training does."""
+    results = tmp_path_factory.mktemp("imports") / "results"
     directions = json.dumps({"modes_covered": "higher"})
     with Store.open(results) as store:
         for loss, covered in (("nonsaturating", 3.0), ("lsgan", 7.0)):
@@ -116,14 +117,21 @@ def test_show_reads_a_store_without_torch(tmp_path: Path) -> None:
                 spec = RunSpec(loss, "mlp", "ring8", seed, 10, 8, 5, 5, 10, 10)
                 store.commit(RunResult(spec, "ok", metrics={"modes_covered": covered + seed},
                                        texts={"modes_directions": directions}))
-    env_modules = loaded("show", "--results", str(results), "--json", cwd=tmp_path)
-    assert "torch" not in env_modules
-    # the same command in-process gives the known ranking: lsgan (7, 8) beats nonsaturating (3, 4)
+    return results
+
+
+@pytest.mark.parametrize("args", [[], ["--json"], ["--runs"], ["--format", "latex"]])
+def test_show_reads_a_store_without_torch(hand_made_store: Path, args: list[str]) -> None:
+    assert "torch" not in loaded("show", "--results", str(hand_made_store), *args, cwd=hand_made_store.parent)
+
+
+def test_show_ranks_by_the_directions_stored_with_the_runs(hand_made_store: Path) -> None:
+    """No plugin is loaded: a higher-is-better key ranks the highest first, from the store alone."""
     from click.testing import CliRunner
 
     from lossbench.cli import main
 
-    shown = CliRunner().invoke(main, ["show", "--results", str(results), "--json"], catch_exceptions=False)
+    shown = CliRunner().invoke(main, ["show", "--results", str(hand_made_store), "--json"], catch_exceptions=False)
     rows = {row["loss"]: row for row in json.loads(shown.output) if row["metric"] == "modes_covered"}
-    assert rows["lsgan"]["rank"] == 1 and rows["nonsaturating"]["rank"] == 2
+    assert rows["lsgan"]["rank"] == 1 and rows["nonsaturating"]["rank"] == 2  # lsgan's 7, 8 beat 3, 4
     assert rows["lsgan"]["mean"] == 7.5 and rows["lsgan"]["better"] == "higher"
