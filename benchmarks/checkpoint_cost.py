@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from lossbench.jobs.driver import GridOptions, run_grid
-from lossbench.plugin.loader import PluginConfig, load_environment
 from lossbench.jobs.rescore import rescore
+from lossbench.plugin.loader import PluginConfig, load_environment
 from lossbench.results.store import Store
 
 COMBINATIONS = [  # (dataset, model, loss): one per built-in model

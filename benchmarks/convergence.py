@@ -26,7 +26,6 @@ import dataclasses
 import math
 import time
 
-import numpy as np
 import pandas as pd
 
 from lossbench.plan.grid import RunSpec
@@ -77,12 +76,11 @@ def estimate(preset_name: str, probe_steps: int, cores: int) -> None:
     from pathlib import Path
 
     from lossbench.jobs.driver import GridOptions, run_grid
-    from lossbench.plan.grid import PRESETS, expand
+    from lossbench.plan.grid import expand
     from lossbench.report.builder import build_report
     from lossbench.results.store import Store
 
     env = load_environment(PluginConfig())
-    preset = PRESETS[preset_name]
     plan = expand(env.catalog, preset=preset_name, device="cpu")
     probe_root = Path(tempfile.mkdtemp(prefix="lossbench-estimate-"))
     options = GridOptions(seeds=[0], preset=preset_name, steps=probe_steps, device="cpu", workers=1,

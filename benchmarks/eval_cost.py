@@ -5,8 +5,8 @@ evaluating.
    preset), BLAS limited to each of ``--threads`` (default 1 and 2; runs use 1, see ``seeding.run_threads``):
    statistics (means, covariances) and the distance, best of ``--repeats``. Target <= 5 s on 2 CPU cores. The
    load average is printed: on a shared machine, threaded BLAS mostly measures the neighbours.
-2. Real quick-preset runs (``lossbench.training.train.run_safely``: final evaluation on 2,500 samples with every built-in
-   metric, light evaluations every 250 steps), one per ``--case DATASET/MODEL`` (default ring8/mlp and
+2. Real quick-preset runs (``lossbench.training.train.run_safely``: final evaluation on 2,500 samples with every
+   built-in metric, light evaluations every 250 steps), one per ``--case DATASET/MODEL`` (default ring8/mlp and
    digits/dcgan): eval_seconds / (train_seconds + eval_seconds). Target <= 25%.
 
     python benchmarks/eval_cost.py [--threads 1,2] [--repeats 3] [--case ring8/mlp] [--skip-runs]
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from lossbench.scoring.frechet import frechet_distance, gaussian_stats
 from lossbench.plan.grid import expand
 from lossbench.plugin.loader import load_environment
+from lossbench.scoring.frechet import frechet_distance, gaussian_stats
 from lossbench.training.train import load_data, run_safely
 
 FID_TARGET_S = 5.0

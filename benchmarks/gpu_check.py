@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossbench.plan import seeding
 from lossbench.jobs.driver import GridOptions, run_grid
+from lossbench.plan import seeding
 from lossbench.plan.grid import PRESETS, RunSpec, expand
 from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.training.train import run_safely
 from lossbench.records import RunResult
+from lossbench.training.train import run_safely
 
 SPEED_CASES = [("mlp", "ring8", "nonsaturating"), ("dcgan", "digits", "nonsaturating")]
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lossbench.report.figures import BUILTIN_LOSS_SLOTS
 from lossbench.plan.grid import PRESETS, RunSpec
-from lossbench.results.store import Store
 from lossbench.records import HISTORY_COLUMNS, RunResult
+from lossbench.report.figures import BUILTIN_LOSS_SLOTS
+from lossbench.results.store import Store
 
 LOSSES = [name for name in BUILTIN_LOSS_SLOTS if "vae" not in name] + [f"plugin-{i}" for i in range(12)]
 MODELS = ["mlp", "mlp-wide"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lossbench.jobs.driver import GridOptions, run_grid
 from lossbench.executors.common import resolve_workers
+from lossbench.jobs.driver import GridOptions, run_grid
 from lossbench.plugin.loader import PluginConfig, load_environment
 from lossbench.results.store import Store
 

@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from lossbench.plan import seeding
 from lossbench.api import AdversarialLoss
+from lossbench.plan import seeding
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import load_environment
 from lossbench.training.stacked import plan_groups, run_groups

@@ -1,24 +1,25 @@
 """The plugin-facing types: what a third-party loss, model, dataset or metric is written against.
 
-This module is the public contract third-party plugins are written against (docs/architecture.md). Everything here is re-exported from ``lossbench``;
-plugins import from there (``from lossbench import AdversarialLoss, Recipe, hookimpl``). Additions are allowed
-(new optional methods with defaults), changes to what exists are not.
+This module is the public contract third-party plugins are written against (docs/architecture.md). Everything
+here is re-exported from ``lossbench``; plugins import from there (``from lossbench import AdversarialLoss,
+Recipe, hookimpl``). Additions are allowed (new optional methods with defaults), changes to what exists are not.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-import math
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import pluggy
-import torch
-from torch import Tensor, nn
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
     import numpy as np
     import pandas as pd
+    import torch
+    from torch import Tensor, nn
 
 PROJECT_NAME = "lossbench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -132,16 +133,18 @@ class AdversarialLoss:
         ``sigmoid(score)``; a relativistic loss overrides it (sigma(C(x_f) - mean C(x_r))). An extension of the
         original contract.
         """
+        import torch  # here, not at the top: the API's types are read without torch (lossbench show, --help)
+
         return torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
 
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
         """Optional hook after each discriminator update (e.g. weight clipping)."""
 
-    def supports(self, data: "DataSpec") -> bool:
+    def supports(self, data: DataSpec) -> bool:
         """Whether this loss applies to data of this spec (default: any)."""
         return True
 
-    def bind(self, dataset: "Dataset", device: torch.device) -> "AdversarialLoss":
+    def bind(self, dataset: Dataset, device: torch.device) -> AdversarialLoss:
         """Return the loss to use for one run on ``dataset`` (default: itself)."""
         return self
 
@@ -166,16 +169,16 @@ class VAELoss:
         """Scalar to minimise."""
         raise NotImplementedError(f"{type(self).__name__} must implement loss")
 
-    def supports(self, data: "DataSpec") -> bool:
+    def supports(self, data: DataSpec) -> bool:
         """Whether this loss applies to data of this spec (default: any)."""
         return True
 
-    def bind(self, dataset: "Dataset", device: torch.device) -> "VAELoss":
+    def bind(self, dataset: Dataset, device: torch.device) -> VAELoss:
         """Return the loss to use for one run on ``dataset`` (default: itself), e.g. to attach a feature network."""
         return self
 
 
-Loss = Union[AdversarialLoss, VAELoss]
+Loss = AdversarialLoss | VAELoss
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,11 @@ class Samples:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, index: Tensor) -> "Samples":
+    def subset(self, index: Tensor) -> Samples:
         """The samples at ``index``."""
         return Samples(self.x[index], None if self.y is None else self.y[index])
 
-    def to(self, device: torch.device | str) -> "Samples":
+    def to(self, device: torch.device | str) -> Samples:
         """The samples on ``device``."""
         return Samples(self.x.to(device), None if self.y is None else self.y.to(device))
 
@@ -312,7 +315,7 @@ class Dataset:
         """
         return None
 
-    def feature_network(self, device: torch.device) -> "FeatureNetwork | None":
+    def feature_network(self, device: torch.device) -> FeatureNetwork | None:
         """A network whose features score samples of this dataset (images: its own classifier), or None."""
         return None
 

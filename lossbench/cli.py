@@ -1,4 +1,9 @@
-"""The ``lossbench`` command: a thin click layer over the library. Errors become one clear line and an exit code."""
+"""The ``lossbench`` command: a thin click layer over the library. Errors become one clear line and an exit code.
+
+Heavy libraries (torch, pandas, scipy, matplotlib) are imported inside the commands that use them, never at the
+top of this module: ``lossbench --help`` answers at once and ``lossbench show`` runs without torch
+(tests/test_imports.py holds the line; benchmarks/cli_latency.py measures it).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,27 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from lossbench import __version__
-from lossbench.api import describe
-from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
-from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, GridPlan, RunSpec, parse_seeds
-from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.plugin.kinds import KIND_NAMES, KINDS, kind_named
 from lossbench.data.root import DATA_ROOT_ENV
-from lossbench.records import RunResult
+from lossbench.errors import DeviceUnavailable, LossbenchError, UsageError
+from lossbench.plan.grid import DEFAULT_PRESET, MAX_RUNS, PRESETS, parse_seeds
+from lossbench.plugin.kinds import KIND_NAMES, KINDS, kind_named
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+    from lossbench.jobs.progress import RunLines
+    from lossbench.plan.grid import GridPlan, RunSpec
+    from lossbench.plugin.loader import Environment, PluginConfig
+    from lossbench.records import RunResult
 
 
 class LossbenchGroup(click.Group):
@@ -37,15 +48,23 @@ class LossbenchGroup(click.Group):
             raise error from None
 
 
-def plugin_options(command: Callable) -> Callable:
-    command = click.option("--strict-plugins", is_flag=True, help="Any plugin problem is fatal (non-zero exit).")(command)
-    command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False),
+def plugin_options(command: Callable, hidden: bool = False) -> Callable:
+    command = click.option("--strict-plugins", is_flag=True, hidden=hidden,
+                           help="Any plugin problem is fatal (non-zero exit).")(command)
+    command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False), hidden=hidden,
                            help="Folder of *.py plugins (default: ./plugins, or $LOSSBENCH_PLUGINS_DIR).")(command)
     return command
 
 
+def unused_plugin_options(command: Callable) -> Callable:
+    """--plugins-dir and --strict-plugins on a command that loads no plugins (``show`` reads every fact it needs,
+    directions included, from the store): accepted, so that a script passing them to every command keeps working,
+    and hidden from the help."""
+    return plugin_options(command, hidden=True)
+
+
 def comparison_options(command: Callable) -> Callable:
-    """--reference and --comparisons: which paired comparisons are tested (one Holm family per dataset x model x metric)."""
+    """--reference and --comparisons: the paired comparisons tested (a Holm family per dataset x model x metric)."""
     command = click.option("--comparisons", type=click.Choice(["reference", "all"]), default="reference",
                            show_default=True,
                            help="reference: every loss against the reference loss (k-1 tests); all: every pair "
@@ -64,8 +83,10 @@ def check_reference(reference: str | None, known: list[str]) -> None:
         raise UsageError(unknown_name_message("--reference loss", reference, known))
 
 
-def load(plugins_dir: Path | None, strict: bool):
+def load(plugins_dir: Path | None, strict: bool) -> tuple[PluginConfig, Environment]:
     """Load the plugins, print each problem as a warning, and stop if --strict-plugins."""
+    from lossbench.plugin.loader import PluginConfig, load_environment
+
     config = PluginConfig(plugins_dir=plugins_dir, strict=strict)
     env = load_environment(config)
     for problem in env.problems:
@@ -84,12 +105,12 @@ class ProgressDisplay:
     """A progress bar of runs done / total with an ETA, and the current run's step (GridListener for the CLI)."""
 
     def __init__(self, lines: bool | None = None) -> None:
-        self.bar = None
+        self.bar: ProgressBar[Any] | None = None
         self.current = ""
         self.running: dict[str, str] = {}  # run_id -> "label step s/S", for the runs in flight (workers, Ray)
         # stderr not a terminal (nohup, CI, a cluster job's log): one line per finished run instead of a bar
         self.lines = (not sys.stderr.isatty()) if lines is None else lines
-        self.lines_progress = None
+        self.lines_progress: RunLines | None = None
 
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
         for note in plan.notes:
@@ -189,8 +210,8 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
-    from lossbench.plugin import live
     from lossbench.jobs.driver import GridOptions, run_grid
+    from lossbench.plugin import live
 
     if not (whole_grid or losses or models or datasets):
         raise UsageError("say what to run: --grid for every combination, or filters -l/-m/-d")
@@ -277,7 +298,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         sys.exit(1)
 
 
-def _stopped(display: "ProgressDisplay", sigterm: "SigtermState") -> NoReturn:
+def _stopped(display: ProgressDisplay, sigterm: SigtermState) -> NoReturn:
     """Ctrl-C or SIGTERM: one line, and exit 130 or 143 (the runs committed so far stay in the store)."""
     display.close()
     how = "terminated (SIGTERM)" if sigterm.received else "interrupted"
@@ -340,6 +361,8 @@ def _check_executor(executor: str, device: str, ray_address: str | None) -> None
 
 
 def _rows(kind: str, env) -> list[dict[str, Any]]:
+    from lossbench.api import describe
+
     registry = env.catalog.registry(kind)
     facts = kind_named(kind).facts
     return [{"name": name, "plugin": entry.plugin, "description": describe(entry.obj), **facts(entry.obj)}
@@ -448,17 +471,20 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
 @click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
 @comparison_options
-@plugin_options
+@unused_plugin_options
 def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, fmt: str, statistic: str,
          datasets: tuple[str, ...], models: tuple[str, ...], reference: str | None,
          comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
-    """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds."""
+    """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds.
+
+    Reads the store alone: every fact it ranks by is stored with the runs, so no plugin is loaded, the answer
+    comes at once, and it is the same on a machine without the plugins that made the runs.
+    """
     from lossbench.plugin.registry import unknown_name_message
     from lossbench.report.builder import leaderboard_text
     from lossbench.results.store import Store
     from lossbench.results.tables import directions, summarise
 
-    _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store:
         wide = store.runs_wide()
         if per_run:
@@ -473,8 +499,7 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
             wide = wide[wide[column].isin(wanted)].reset_index(drop=True)
     if not wide.empty:
         check_reference(reference, sorted(wide["loss"].unique()))
-    registered = [env.catalog.metrics.get(name) for name in env.catalog.metrics.names()]
-    summary = summarise(wide, directions(wide, registered))
+    summary = summarise(wide, directions(wide))
     known = sorted(summary["metric"].unique())
     for metric in metrics:
         if metric not in known:
@@ -535,8 +560,8 @@ def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], de
     """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
     from lossbench.jobs.driver import export_all
     from lossbench.jobs.rescore import rescore as rescore_runs
-    from lossbench.scoring.chosen import parse_spaces
     from lossbench.results.store import Store, WriterLock
+    from lossbench.scoring.chosen import parse_spaces
 
     _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store, WriterLock(results).acquire():  # a writer, as `run` is

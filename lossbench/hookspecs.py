@@ -35,7 +35,8 @@ Hook implementations whose names are not listed here are reported as unknown hoo
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

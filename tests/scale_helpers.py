@@ -47,7 +47,7 @@ def register_losses(register):
     register(Crash())
 '''
 
-GATE_PLUGIN = '''"""A loss that holds its run at a gate until the test opens it: a grid cannot end before the test acts."""
+GATE_PLUGIN = '''"""A loss that holds its run at a gate until the test opens it: no grid ends before the test acts."""
 import os
 import time
 from pathlib import Path

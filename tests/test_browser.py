@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from faulty_plugins import faulty_losses
 from PIL import Image
 
-from faulty_plugins import faulty_losses
 from lossbench.cli import main
 from lossbench.results.store import Store
 
@@ -75,7 +75,7 @@ class DevTools:
         self._next_id = 0
         self._replies: dict[int, dict] = {}
         self._lock = threading.Condition()
-        self.events: "queue.Queue[dict]" = queue.Queue()
+        self.events: queue.Queue[dict] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
@@ -178,7 +178,8 @@ CHECKS = """(() => {
     images: images.map(i => ({src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth,
                               height: i.naturalHeight, alt: i.getAttribute('alt') || ''})),
     rows: rows.map(r => [r.dataset.dataset, r.dataset.model, r.dataset.loss]),
-    runs: Array.from(document.querySelectorAll('#runs-table tbody tr.run-row')).map(r => [r.dataset.runId, r.dataset.status]),
+    runs: Array.from(document.querySelectorAll('#runs-table tbody tr.run-row'))
+      .map(r => [r.dataset.runId, r.dataset.status]),
     articles: Array.from(document.querySelectorAll('article.run')).map(a => [a.dataset.runId, a.dataset.status]),
     filtered: (() => {  // the runs table's filter: only the rows of one loss stay visible
       const box = document.getElementById('run-filter');

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from lossbench.scoring import classifier as clf
 from lossbench.api import FeatureNetwork, Samples
 from lossbench.builtin import datasets as builtin
+from lossbench.scoring import classifier as clf
 
 SMALL_PLAN = clf.TrainingPlan(epochs=2, batch_size=64)
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import run_cli
+from test_report import parse
 
 from lossbench.cli import main
 from lossbench.results.tables import PAIRWISE_COLUMNS
-from conftest import run_cli
-from test_report import parse
 
 HIGHER_METRIC = '''
 from lossbench import Metric, hookimpl

@@ -356,4 +356,5 @@ def test_run_mnist_without_files_exits_with_one_line(cli, workdir: Path, monkeyp
     empty.mkdir()
     result = cli("run", "-d", "mnist", "--preset", "smoke", "--data-root", str(empty))
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert f"put train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz) from the MNIST distribution in {empty / 'MNIST' / 'raw'}/" in result.output
+    assert ("put train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz) from the MNIST distribution in "
+            f"{empty / 'MNIST' / 'raw'}/") in result.output

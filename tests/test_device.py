@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_lossbench
-from lossbench.plan import seeding
+
 from lossbench.errors import DeviceUnavailable
+from lossbench.plan import seeding
 from lossbench.training.train import resolve_device
 
 CUDA = torch.cuda.is_available()

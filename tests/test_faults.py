@@ -13,20 +13,20 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
-from torch import nn
-
 from conftest import make_spec, run_lossbench
 from scale_helpers import gate_plugin
+from torch import nn
+
 from lossbench.api import GAN
-from lossbench.plugin.contracts import ModelContractError, check_shapes
-from lossbench.results.files import MARKER, UnsafePath, atomic_path, inside
 from lossbench.plan.grid import MAX_SEED, expand, parse_seeds
+from lossbench.plugin.contracts import ModelContractError, check_shapes
 from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.results.files import MARKER, UnsafePath, atomic_path, inside
 from lossbench.results.store import SCHEMA
 from lossbench.training.train import run_safely
 

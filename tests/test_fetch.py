@@ -9,14 +9,13 @@ import io
 import struct
 import tarfile
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from lossbench.data import fetch as fetching
-from lossbench.data import ondisk
+from lossbench.data import fetch as fetching, ondisk
 
 
 class Files(BaseHTTPRequestHandler):

@@ -13,8 +13,8 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from lossbench.report import figures
-from lossbench.results import headlines
 from lossbench.report.builder import feature_space_for, loss_order, metric_labels
+from lossbench.results import headlines
 
 LOSSES = ["hinge", "nonsaturating", "wgan-gp"]
 

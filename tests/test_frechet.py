@@ -10,8 +10,13 @@ import pytest
 from pytorch_fid.fid_score import calculate_frechet_distance
 
 from lossbench.scoring.frechet import (
-    expected_modes_covered, frechet_distance, frechet_distance_features, gaussian_stats, kernel_inception_distance,
-    polynomial_mmd2_unbiased, prdc,
+    expected_modes_covered,
+    frechet_distance,
+    frechet_distance_features,
+    gaussian_stats,
+    kernel_inception_distance,
+    polynomial_mmd2_unbiased,
+    prdc,
 )
 
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
 from conftest import run_lossbench
 
 GRID = ["run", "-l", "nonsaturating", "-l", "wgan-gp", "-m", "mlp", "-d", "ring8", "--preset", "smoke"]

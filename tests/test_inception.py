@@ -15,17 +15,20 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from pytorch_fid import fid_score
-from pytorch_fid import inception as fid_inception
+from pytorch_fid import fid_score, inception as fid_inception
 
-from lossbench.api import DataSpec, Dataset, Samples
+from lossbench.api import Dataset, DataSpec, Samples
 from lossbench.builtin.metrics import FrechetDistance
 from lossbench.errors import DataUnavailable
+from lossbench.plan.grid import RunSpec
 from lossbench.scoring.evaluate import (
-    INCEPTION_FEATURES, INCEPTION_FILE, INCEPTION_WEIGHTS_ENV, EvaluationContext, resolve_feature_space,
+    INCEPTION_FEATURES,
+    INCEPTION_FILE,
+    INCEPTION_WEIGHTS_ENV,
+    EvaluationContext,
+    resolve_feature_space,
 )
 from lossbench.scoring.frechet import frechet_distance
-from lossbench.plan.grid import RunSpec
 
 N_IMAGES = 6  # per set
 
@@ -147,7 +150,7 @@ def test_fid_equals_pytorch_fid_on_the_same_images(planted, tmp_path, monkeypatc
     except TypeError as exc:  # SciPy >= 1.18 removed sqrtm's disp argument that pytorch-fid 0.3.0 passes
         reference = frechet_distance(*stats_real, *stats_fake)
         warnings.warn(f"pytorch-fid's calculate_frechet_distance does not run on this SciPy ({exc}); "
-                      "compared with lossbench's statistics form instead")
+                      "compared with lossbench's statistics form instead", stacklevel=1)
     assert values["fid"] == pytest.approx(reference, rel=1e-4)
 
 

@@ -9,14 +9,12 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from lossbench.plugin import live
 from lossbench.cli import main
-from lossbench.plan.grid import PRESETS
 from lossbench.jobs.progress import RunLines, clock_text
+from lossbench.plugin import live
 from lossbench.results.store import Store
 
 STEPS = 60  # smoke preset: a history row at step 1 and every 10 steps, a light evaluation at 20 and 40
@@ -56,7 +54,6 @@ def test_run_logged_gets_batches_on_the_schedule_in_the_training_process(tmp_pat
     batches = [json.loads(line) for line in record.read_text().splitlines()]
     with Store.open(tmp_path / "results", create=False) as store:
         history, metrics = store.history(), store.metrics()
-    eval_every = PRESETS["smoke"].eval_every
     assert {b["pid"] for b in batches}.isdisjoint({os.getpid()})  # workers, not the driver
     for run_id in history["run_id"].unique():
         mine = [b for b in batches if b["run_id"] == run_id]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lossbench.api import AdversarialLoss, DataSpec, Dataset, Recipe, Samples, VAELoss
+from lossbench.api import AdversarialLoss, Dataset, DataSpec, Recipe, Samples, VAELoss
 from lossbench.builtin import losses as L
 from lossbench.builtin.models import DCGAN, MLPGAN
 from lossbench.errors import LossbenchError

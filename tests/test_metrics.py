@@ -9,19 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_spec
 
-from lossbench.api import DataSpec, Dataset, Samples
+from lossbench.api import Dataset, DataSpec, Samples
 from lossbench.builtin.metrics import (
-    FrechetDistance, KernelInceptionDistance, ModeCoverage, PrecisionRecallDensityCoverage, TargetReached,
+    FrechetDistance,
+    KernelInceptionDistance,
+    ModeCoverage,
+    PrecisionRecallDensityCoverage,
+    TargetReached,
     mode_statistics,
 )
-from lossbench.scoring.evaluate import EvaluationContext, run_metrics
-from lossbench.scoring.frechet import frechet_distance_features, prdc
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import load_environment
 from lossbench.results.tables import better_direction
+from lossbench.scoring.evaluate import EvaluationContext, run_metrics
+from lossbench.scoring.frechet import frechet_distance_features, prdc
 from lossbench.training.train import run_safely
 
 RING_STD = 0.01  # PacGAN's 2D-ring

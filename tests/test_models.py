@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lossbench.api import GAN, VAE, DataSpec, Dataset, Samples
-from lossbench.builtin import losses as builtin_losses
-from lossbench.builtin import models as M
+from lossbench.api import GAN, VAE, Dataset, DataSpec, Samples
+from lossbench.builtin import losses as builtin_losses, models as M
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import Catalog
 from lossbench.training.train import train_run
@@ -191,7 +190,7 @@ def test_models_train_a_few_steps_through_the_engine(factories, one_thread, mode
     catalog.models.add(factories[model], "lossbench.builtin.models")
     registered: list = []
     builtin_losses.register_losses(registered.append)
-    catalog.losses.add(next(l for l in registered if l.name == loss), "lossbench.builtin.losses")
+    catalog.losses.add(next(made for made in registered if made.name == loss), "lossbench.builtin.losses")
     run = RunSpec(loss=loss, model=model, dataset=dataset.name, seed=0, steps=3, batch_size=8,
                   log_every=1, eval_every=100, eval_samples=16, final_samples=32)
     result = train_run(run, catalog)

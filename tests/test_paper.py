@@ -1,7 +1,7 @@
-"""Paper tables (``lossbench.results.paper``, ``lossbench show --format``): parsed back, and the LaTeX compiled where a TeX
-is installed. A hand-made store of 7 paired seeds gives known answers: hinge beats the reference by 5 FID on every
-seed (exact two-sided Wilcoxon p = 2/2^7, Holm x2 = 0.03125 < 0.05), lsgan differs by alternating signs (no test
-can call it)."""
+"""Paper tables (``lossbench.results.paper``, ``lossbench show --format``): parsed back, and the LaTeX compiled
+where a TeX is installed. A hand-made store of 7 paired seeds gives known answers: hinge beats the reference by
+5 FID on every seed (exact two-sided Wilcoxon p = 2/2^7, Holm x2 = 0.03125 < 0.05), lsgan differs by alternating
+signs (no test can call it)."""
 
 from __future__ import annotations
 

@@ -13,10 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossbench import GAN, AdversarialLoss, DataSpec, Dataset, Metric, ModelFactory, Samples, VAELoss
+from lossbench import GAN, AdversarialLoss, Dataset, DataSpec, Metric, ModelFactory, Samples, VAELoss
 from lossbench.plugin.loader import PluginConfig, load_environment
-from lossbench.testing import (ConformanceError, check_dataset, check_loss, check_metric, check_model, make_context,
-                               smoke_run)
+from lossbench.testing import (
+    ConformanceError,
+    check_dataset,
+    check_loss,
+    check_metric,
+    check_model,
+    make_context,
+    smoke_run,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -435,7 +442,8 @@ EVERY_HOOK_PLUGIN = textwrap.dedent('''
     import torch
     import torch.nn.functional as F
     from torch import nn
-    from lossbench import GAN, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment, ModelFactory, Samples, hookimpl
+    from lossbench import (GAN, AdversarialLoss, DataSpec, Dataset, Metric, ModeAssignment, ModelFactory, Samples,
+                           hookimpl)
 
     class KitLoss(AdversarialLoss):
         """Non-saturating loss under another name."""
@@ -467,7 +475,8 @@ EVERY_HOOK_PLUGIN = textwrap.dedent('''
             return Samples(x, y)
         def mode_of(self, x):
             mode = (x[:, 0] > 0).long()
-            return ModeAssignment(mode, (x - torch.stack([mode.float() * 2 - 1, torch.zeros(len(x))], 1)).norm(dim=1) < 0.15)
+            centre = torch.stack([mode.float() * 2 - 1, torch.zeros(len(x))], 1)
+            return ModeAssignment(mode, (x - centre).norm(dim=1) < 0.15)
 
     class KitCount(Metric):
         """How many real and fake samples the final evaluation scored."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import run_lossbench
+
 from lossbench.plugin.loader import PluginConfig, load_environment
 
 GOOD_LOSS = '''

@@ -1,4 +1,5 @@
-"""Results tied to the code that made them: provenance, stale runs retrained (old records kept), checkpoints, rescore."""
+"""Results tied to the code that made them: provenance, stale runs retrained (old records kept), checkpoints,
+rescore."""
 
 from __future__ import annotations
 

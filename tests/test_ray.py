@@ -13,10 +13,19 @@ import time
 from pathlib import Path
 
 import pytest
+from scale_helpers import (
+    BOOM_REASON,
+    OK_LOSSES,
+    SMOKE_ARGS,
+    assert_bitwise_equal,
+    environments,
+    gate_plugin,
+    serial_reference,
+    tables,
+)
 
 from lossbench.errors import DeviceUnavailable
 from lossbench.plan.grid import RunSpec
-from scale_helpers import BOOM_REASON, gate_plugin, OK_LOSSES, SMOKE_ARGS, assert_bitwise_equal, environments, serial_reference, tables
 
 RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash", "hold"]), []), *SMOKE_ARGS,
             "--executor", "ray", "--workers", "2"]

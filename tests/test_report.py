@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import run_cli
 from faulty_plugins import faulty_losses
+from PIL import Image
+
 from lossbench.cli import main
 from lossbench.results.files import MARKER
 from lossbench.results.store import Store
@@ -28,7 +28,7 @@ FAULTY_LOSSES = faulty_losses(nan_call=13)  # nan-later diverges at step 13
 
 # -- a small DOM from the standard library's parser ----------------------------------------------------------
 class Element:
-    def __init__(self, tag: str, attrs: dict[str, str], parent: "Element | None") -> None:
+    def __init__(self, tag: str, attrs: dict[str, str], parent: Element | None) -> None:
         self.tag, self.attrs, self.parent = tag, attrs, parent
         self.children: list[Element] = []
         self.parts: list[str] = []
@@ -46,7 +46,7 @@ class Element:
         for child in self.children:
             yield from child.iter()
 
-    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list["Element"]:
+    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Element]:
         return [e for e in self.iter() if (tag is None or e.tag == tag) and (cls is None or cls in e.classes)
                 and all(e.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]
 
@@ -304,8 +304,10 @@ def test_report_command_rebuilds_from_the_store_and_reuses_run_figures(smoke: di
     assert len(run_figures) == 8 and all(first[n] == second[n] for n in run_figures)  # not redrawn
     fresh = parse(reports / "index.html")
     original = parse(smoke["reports"] / "index.html")
-    numbers = lambda dom: sorted((td.attrs["data-column"], td.attrs["data-value"])  # noqa: E731
-                                 for td in dom.find_all("td") if "data-column" in td.attrs)
+    def numbers(dom):
+        return sorted((td.attrs["data-column"], td.attrs["data-value"])
+                      for td in dom.find_all("td") if "data-column" in td.attrs)
+
     assert numbers(fresh) == numbers(original)
 
 

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 
 from lossbench.authoring.scaffold import PLUGIN_KINDS, REGISTRY_KINDS, ScaffoldError, create_plugin, plugin_files
 from lossbench.authoring.scaffold_templates import DESCRIPTIONS, TEMPLATES

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from scale_helpers import (
+    BOOM_REASON,
+    OK_LOSSES,
+    SMOKE,
+    assert_bitwise_equal,
+    environments,
+    serial_reference,
+    tables,
+    write_failing_plugin,
+)
 
-from lossbench.plan import seeding
-from lossbench.jobs.driver import GridListener, GridOptions, run_grid
 from lossbench.executors.common import ThrottledProgress, portable_config
 from lossbench.executors.local import describe_exit, run_processes
+from lossbench.jobs.driver import GridListener, GridOptions, run_grid
+from lossbench.plan import seeding
 from lossbench.plan.grid import expand
 from lossbench.plugin.loader import PluginConfig, load_environment
-from scale_helpers import (
-    BOOM_REASON, OK_LOSSES, SMOKE, assert_bitwise_equal, environments, serial_reference, tables, write_failing_plugin,
-)
 
 
 class Recorder(GridListener):

@@ -269,13 +269,11 @@ def test_in_the_default_grid_a_dataset_a_space_cannot_take_is_a_note() -> None:
 
 
 def test_check_feature_space_passes_the_builtins_and_names_a_wrong_width() -> None:
-    import torch
 
     from lossbench.api import FeatureSpace
+    from lossbench.authoring.conformance import builtin
     from lossbench.scoring.spaces import builtin_spaces
     from lossbench.testing import ConformanceError, check_feature_space
-
-    from lossbench.authoring.conformance import builtin
 
     assert check_feature_space(builtin_spaces()["raw"]).shape == (64, 64)  # digits (taken first): 8x8 pixels
     assert check_feature_space(builtin_spaces()["raw"], builtin("datasets", "ring8")).shape == (64, 2)  # coordinates

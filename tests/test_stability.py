@@ -11,11 +11,11 @@ import torch.nn.functional as F
 
 from lossbench import AdversarialLoss, Recipe
 from lossbench.builtin.metrics import Stability, stability_statistics
-from lossbench.scoring.evaluate import EvaluationContext
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import load_environment
-from lossbench.training.train import run_safely
 from lossbench.records import HISTORY_COLUMNS
+from lossbench.scoring.evaluate import EvaluationContext
+from lossbench.training.train import run_safely
 
 STEPS = 100
 
@@ -104,10 +104,14 @@ def test_a_discriminator_on_logits_overpowers_by_accuracy_alone() -> None:
 
 def test_early_generator_gradient_and_oscillation() -> None:
     # steps 1 and 5 and 10 are within the first 10% of 100 steps: median of 0.1, 0.2, 0.9 is 0.2
-    grads = lambda index, steps: np.array([{1: 0.1, 5: 0.2, 10: 0.9}.get(s, 50.0) for s in steps])
+    def grads(index, steps):
+        return np.array([{1: 0.1, 5: 0.2, 10: 0.9}.get(s, 50.0) for s in steps])
+
     assert stats(history(grad_norm_g=grads))["stability_g_grad_early"] == pytest.approx(0.2)
     # last 5 g_loss values alternate 0, 2, 0, 2, 0: sample std sqrt(1.2)
-    wobble = lambda index, steps: np.where(index >= len(index) - 5, 2.0 * (index % 2 == 1), 0.7)
+    def wobble(index, steps):
+        return np.where(index >= len(index) - 5, 2.0 * (index % 2 == 1), 0.7)
+
     assert stats(history(g_loss=wobble))["stability_loss_oscillation"] == pytest.approx(math.sqrt(1.2))
 
 

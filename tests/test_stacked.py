@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import make_spec
+
 from lossbench import AdversarialLoss
 from lossbench.plugin.loader import load_environment
+from lossbench.records import HISTORY_COLUMNS
 from lossbench.training.stacked import plan_groups, run_groups, train_group
 from lossbench.training.train import run_safely
-from lossbench.records import HISTORY_COLUMNS
 
 # float tolerance: batched matmuls (vmap) sum in another order than one model's matmuls; after 20 Adam steps the
 # weights of these small MLPs differ by ~1e-6 (measured), so 1e-4 relative + 1e-5 absolute leaves headroom while

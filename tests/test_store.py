@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lossbench.errors import StoreError
 from lossbench.plan.grid import RunSpec
-from lossbench.results.store import Store
 from lossbench.records import RunResult
+from lossbench.results.store import Store
 
 SPEC = RunSpec("nonsaturating", "mlp", "ring8", 0, 10, 8, 5, 5, 10, 10)
 

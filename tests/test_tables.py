@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from lossbench.results.tables import (
-    PAIRWISE_COLUMNS, SUMMARY_COLUMNS, grad_ratio, holm, pairwise, summarise,
+    PAIRWISE_COLUMNS,
+    SUMMARY_COLUMNS,
+    grad_ratio,
+    holm,
+    pairwise,
+    summarise,
 )
 
 

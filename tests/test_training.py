@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import make_spec
+
 from lossbench import AdversarialLoss, Recipe
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import load_environment
-from lossbench.training.train import Batches, _Run, run_safely, train_run
 from lossbench.records import HISTORY_COLUMNS
+from lossbench.training.train import Batches, _Run, run_safely, train_run
 
 
 def spec(loss: str = "nonsaturating", seed: int = 0, steps: int = 30, **overrides) -> RunSpec:

@@ -4,12 +4,11 @@ on hand-made stores whose runs reached the target."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from lossbench.plan.grid import PRESETS
 from lossbench.report.builder import leaderboard_text
 from lossbench.results.tables import summarise

@@ -11,14 +11,27 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from lossbench.api import (DIRECTIONS, GAN, VAE, AdversarialLoss, DataSpec, Dataset, FeatureSpace, Metric,
-                           ModeAssignment, ModelFactory, Samples, VAELoss)
+from lossbench.api import (
+    DIRECTIONS,
+    GAN,
+    VAE,
+    AdversarialLoss,
+    Dataset,
+    DataSpec,
+    FeatureSpace,
+    Metric,
+    ModeAssignment,
+    ModelFactory,
+    Samples,
+    VAELoss,
+)
 from lossbench.errors import DataUnavailable
 from lossbench.plugin.kinds import KINDS, SINGULAR
 from lossbench.plugin.metric_values import MetricValueError, split_values
@@ -356,15 +369,15 @@ def builtin(kind: str, name: str) -> Any:
 
 
 def make_context(dataset: Dataset | None = None, *, fake: Samples | Tensor | None = None, n: int = 256,
-                 final: bool = True, seed: int = 0) -> "Any":
+                 final: bool = True, seed: int = 0) -> Any:
     """An ``EvaluationContext`` like the harness builds: ``n`` real samples, a disjoint reference set, and ``fake``.
 
     ``dataset`` defaults to the built-in ``ring8``; ``fake`` defaults to other real samples plus a little noise
     (a good but imperfect generator). The history is a short, plausible training log of a smoke run.
     """
-    from lossbench.scoring.evaluate import EvaluationContext
     from lossbench.plan.grid import RunSpec
     from lossbench.records import HISTORY_COLUMNS
+    from lossbench.scoring.evaluate import EvaluationContext
 
     dataset = dataset if dataset is not None else builtin("datasets", "ring8")
     data = dataset.load(None)

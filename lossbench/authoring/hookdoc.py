@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import re
 import importlib
 import inspect
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -148,7 +148,8 @@ def _method_signature(cls: type, name: str) -> str:
         return f"{name} (property)"
     sig = inspect.signature(function)
     params = [p for p in sig.parameters.values() if p.name != "self"]
-    return f"{name}({', '.join(p.name if p.default is inspect.Parameter.empty else f'{p.name}={p.default!r}' for p in params)})"
+    shown = (p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}" for p in params)
+    return f"{name}({', '.join(shown)})"
 
 
 def render_objects() -> str:

@@ -6,10 +6,10 @@ takes for lossbench to find it; its tests use ``lossbench.testing``. Nothing exi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Iterable
 
 from lossbench.authoring import scaffold_templates as templates
 from lossbench.errors import LossbenchError

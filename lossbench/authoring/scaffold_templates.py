@@ -214,7 +214,9 @@ class $class_name(ModelFactory):
     def build(self, data: DataSpec) -> GAN:
         (dim,) = data.shape
         w = self.width
-        generator = nn.Sequential(nn.Linear(self.latent_dim, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, dim))
+        generator = nn.Sequential(
+            nn.Linear(self.latent_dim, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, dim)
+        )
         discriminator = nn.Sequential(  # scores of shape [B]: flatten the final [B, 1]
             nn.Linear(dim, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(), nn.Linear(w, 1), nn.Flatten(0)
         )

@@ -1,25 +1,33 @@
 """One-call smoke run of a plugin in a tiny real grid: the plugin trained and scored by the real harness.
 
-Conformance checks (``lossbench.authoring.conformance``) test an object in isolation; a smoke run proves that the harness
-can find the plugin, pair it with models and datasets, train it for a few steps, score it and store the result.
+Conformance checks (``lossbench.authoring.conformance``) test an object in isolation; a smoke run proves that the
+harness can find the plugin, pair it with models and datasets, train it for a few steps, score it and store the result.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable, Sequence
 
 import pandas as pd
 
 from lossbench.api import PROJECT_NAME
 from lossbench.authoring.conformance import ConformanceError
 from lossbench.jobs.driver import GridOptions, GridOutcome, run_grid
-from lossbench.plugin.loader import (Environment, LoadedPlugins, PluginConfig, PluginInfo, PluginProblem, build_catalog,
-                               load_plugins, register_plugin)
+from lossbench.plugin.loader import (
+    Environment,
+    LoadedPlugins,
+    PluginConfig,
+    PluginInfo,
+    PluginProblem,
+    build_catalog,
+    load_plugins,
+    register_plugin,
+)
 from lossbench.records import RunResult
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ def check_stacked(loss: AdversarialLoss, *, model: str = "mlp", dataset: str = "
             raise ConformanceError(f"{where}: history differs stacked vs alone at step {int(b[row, 0]) if len(b) > row else '?'}, "
                                    f"{columns[column]}: {a[row, column]!r} vs {b[row, column]!r}")
         if together.checkpoint and alone.checkpoint:
-            wa, wb = (torch.load(io.BytesIO(r.checkpoint)) for r in (together, alone))
+            wa, wb = (torch.load(io.BytesIO(blob)) for blob in (together.checkpoint, alone.checkpoint))
             for key in wb:
                 if not torch.allclose(wa[key], wb[key], rtol=rtol, atol=atol, equal_nan=True):
                     raise ConformanceError(f"{where}: final generator weights {key!r} differ stacked vs alone")

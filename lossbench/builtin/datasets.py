@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lossbench.scoring import classifier as clf
+from lossbench.api import Dataset, DataSpec, ModeAssignment, Samples, Threshold, TrainingTarget, hookimpl
 from lossbench.data import ondisk
-from lossbench.api import DataSpec, Dataset, ModeAssignment, Samples, Threshold, TrainingTarget, hookimpl
+from lossbench.scoring import classifier as clf
 
 PACGAN = "PacGAN (Lin et al. 2018), Table 1"
 
@@ -40,6 +40,7 @@ class GaussianMixture(Dataset):
     """Isotropic 2-d Gaussian mixture with equal weights; modes are exact (nearest centre, 3 std)."""
 
     n_samples = 20_000
+    centres: Tensor  # always known for a mixture (``Dataset.centres`` may be None)
 
     def __init__(self, name: str, centres: Tensor, std: float, seed: int, description: str,
                  protocol: MixtureProtocol | None = None, target: TrainingTarget | None = None) -> None:

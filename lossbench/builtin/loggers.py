@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lossbench.plugin import live
 from lossbench.api import hookimpl
+from lossbench.plugin import live
 
 _WRITERS: dict[str, Any] = {}  # run_id -> its open SummaryWriter, in the process that trains the run
 

@@ -11,13 +11,13 @@ losses, LSGAN, hinge) the docstring says so and why. docs/recipes.md tabulates t
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lossbench.api import AdversarialLoss, DataSpec, Dataset, Recipe, VAELoss, hookimpl
+from lossbench.api import AdversarialLoss, Dataset, DataSpec, Recipe, VAELoss, hookimpl
 from lossbench.errors import LossbenchError
 from lossbench.plan.seeding import derive_seed
 
@@ -277,16 +277,16 @@ class RandomConvFeatures(nn.Module):
     def __init__(self, shape: tuple[int, ...], seed: int) -> None:
         super().__init__()
         channels = (shape[0], *PERCEPTUAL_CHANNELS)
-        self.stages = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
-            for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
-        )
+        convs = [nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
+                 for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))]
+        self.stages = nn.ModuleList(convs)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            for conv in self.stages:
+            for conv in convs:
                 fan_in = conv.in_channels * 9
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
-                conv.bias.zero_()
+                if conv.bias is not None:  # always, with Conv2d's default bias=True
+                    conv.bias.zero_()
         self.requires_grad_(False)
         self.name = f"random-conv-{'x'.join(map(str, shape))}-seed{seed}"
 
@@ -332,7 +332,7 @@ class PerceptualVAE(StandardVAE):
         """The feature network's seed: fixed per image shape, so every run of the grid uses the same loss."""
         return derive_seed("vae-perceptual-features", *shape) % 2**31
 
-    def bind(self, dataset: Dataset, device: torch.device) -> "PerceptualVAE":
+    def bind(self, dataset: Dataset, device: torch.device) -> PerceptualVAE:
         shape = tuple(dataset.spec.shape)
         if dataset.spec.kind != "image" or len(shape) != 3:
             raise LossbenchError(f"loss {self.name!r} needs images (C, H, W); dataset {dataset.name!r} has "

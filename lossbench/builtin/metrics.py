@@ -15,10 +15,13 @@ import pandas as pd
 import torch
 
 from lossbench.api import Metric, hookimpl
-from lossbench.scoring.frechet import (
-    expected_modes_covered, frechet_distance_features, kernel_inception_distance, prdc,
-)
 from lossbench.plan.seeding import derive_seed
+from lossbench.scoring.frechet import (
+    expected_modes_covered,
+    frechet_distance_features,
+    kernel_inception_distance,
+    prdc,
+)
 
 LAST_WINDOW = 0.2  # "last window": the last 20% of logged history rows ...
 LAST_WINDOW_MIN_ROWS = 2  # ... but at least two, so that a short run still has a spread
@@ -71,7 +74,8 @@ class KernelInceptionDistance(Metric):
     """KID: unbiased MMD² with the cubic polynomial kernel (Bińkowski et al. 2018), in FID's feature space.
 
     Unbiased, so about 0 for a perfect generator at any sample size. Averaged over seeded random subsets of at
-    most 1,000 samples (``kid_std`` is their spread, given only when subsets were drawn); ``kid_floor`` is real vs a disjoint real set.
+    most 1,000 samples (``kid_std`` is their spread, given only when subsets were drawn); ``kid_floor`` is real vs
+    a disjoint real set.
     """
 
     name = "kid"

@@ -7,7 +7,7 @@ default grid trains every one of them many times on a CPU.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor, nn
 

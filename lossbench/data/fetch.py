@@ -15,9 +15,10 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from lossbench.errors import LossbenchError, UsageError
 
@@ -62,7 +63,7 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def _idx_source(name: str, dataset_class: type, folder: str, what: str) -> Source:
+def _idx_source(name: str, dataset_class: type[Any], folder: str, what: str) -> Source:
     """The training files of an MNIST-like torchvision dataset (the test split is never read)."""
     files = tuple(
         Remote(tuple(mirror + filename for mirror in dataset_class.mirrors), filename, "md5", md5)

@@ -67,11 +67,12 @@ def idx_availability(layout: IdxLayout, root: Path | str | None) -> str | None:
     if root is None:
         return f"no data folder: {ROOT_HINT}, and {layout.what_to_put('DIR/' + layout.folder + '/raw/')}"
     paths = {name: layout.find(root, name) for name in (layout.images, layout.labels)}
-    missing = [name for name, path in paths.items() if path is None]
+    found = {name: path for name, path in paths.items() if path is not None}
+    missing = [name for name in paths if name not in found]
     if missing:
         return (f"{_join(missing)} not found: {layout.what_to_put(str(layout.raw(root)) + '/')} "
                 f"(data folder from --data-root / LOSSBENCH_DATA)")
-    for name, path in paths.items():
+    for name, path in found.items():
         problem = _idx_header_problem(path, IDX_IMAGE_MAGIC if name == layout.images else IDX_LABEL_MAGIC)
         if problem:
             return f"{path} is corrupt ({problem}): {layout.what_to_put(str(layout.raw(root)) + '/')}"

@@ -1,4 +1,5 @@
 import torch.nn.functional as F
+
 from lossbench import AdversarialLoss, Recipe, hookimpl
 
 

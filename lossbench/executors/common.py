@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import PluginConfig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from lossbench.executors.local import run_processes, run_serial
 from lossbench.plan.grid import RunSpec
@@ -11,6 +11,7 @@ from lossbench.plugin.loader import Environment, PluginConfig
 from lossbench.records import RunResult
 from lossbench.training import stacked
 from lossbench.training.train import ProgressCallback
+
 
 def execute(
     specs: Sequence[RunSpec],

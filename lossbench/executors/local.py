@@ -22,22 +22,27 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generator, Iterator, Sequence
 
 import torch
 
+from lossbench.executors.common import (
+    POLL_SECONDS,
+    ThrottledProgress,
+    failed,
+    forwarded_environment,
+    portable_config,
+    warm_up,
+)
 from lossbench.plan import seeding
-from lossbench.training import stacked
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import Environment, PluginConfig, load_environment
-from lossbench.executors.common import (
-    POLL_SECONDS, ThrottledProgress, failed, forwarded_environment, portable_config, warm_up,
-)
-from lossbench.training.train import ProgressCallback, run_safely
 from lossbench.records import RunResult
+from lossbench.training import stacked
+from lossbench.training.train import ProgressCallback, run_safely
 
 # -- serial -------------------------------------------------------------------------------------------------------
 

@@ -16,17 +16,23 @@ import os
 import signal
 import socket
 import threading
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from lossbench.plan import seeding
 from lossbench.errors import DeviceUnavailable, LossbenchError
 from lossbench.executors.common import (
-    POLL_SECONDS, ThrottledProgress, failed, forwarded_environment, portable_config, warm_up,
+    POLL_SECONDS,
+    ThrottledProgress,
+    failed,
+    forwarded_environment,
+    portable_config,
+    warm_up,
 )
+from lossbench.plan import seeding
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import Environment, PluginConfig, load_environment
-from lossbench.training.train import ProgressCallback, resolve_device, run_safely
 from lossbench.records import RunResult
+from lossbench.training.train import ProgressCallback, resolve_device, run_safely
 
 INSTALL_HINT = 'the ray executor needs Ray, which is not installed here: pip install "lossbench[ray]"'
 PROGRESS_SECONDS = 0.5  # a task reports its step at most this often (each report is a message to an actor)

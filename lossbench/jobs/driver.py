@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Protocol
 
-from lossbench.plan import seeding
-from lossbench.plugin import provenance
-from lossbench.executors.dispatch import execute
-from lossbench.plan.grid import GridPlan, RunSpec, expand
-from lossbench.plugin.loader import Environment, PluginConfig, notify_run_finished
 from lossbench.errors import StoreError
-from lossbench.plan.grid import MAX_RUNS
+from lossbench.executors.dispatch import execute
+from lossbench.jobs.rescore import missing_space_notes
+from lossbench.plan import seeding
+from lossbench.plan.grid import MAX_RUNS, GridPlan, RunSpec, expand
+from lossbench.plugin import provenance
+from lossbench.plugin.loader import Environment, PluginConfig, notify_run_finished
 from lossbench.plugin.provenance import ProvenanceIndex
+from lossbench.records import RunResult
 from lossbench.results.store import Store, StoreLost, WriterLock, export
 from lossbench.results.tables import directions, pairwise_table, summarise
-from lossbench.jobs.rescore import missing_space_notes
 from lossbench.scoring.chosen import check_spaces, chosen_spaces
 from lossbench.scoring.spaces import catalog_spaces
 from lossbench.training.train import ProgressCallback, resolve_device
-from lossbench.records import RunResult
 
 
 @dataclass
@@ -66,13 +66,25 @@ class GridOutcome:
         return Counter(result.status for result in self.trained)
 
 
-class GridListener:
-    """Callbacks the CLI uses to show progress; the defaults do nothing (library use, tests)."""
+class GridListener(Protocol):
+    """Callbacks the CLI uses to show progress. A protocol: the CLI's display implements it without importing this
+    module (lossbench.cli imports nothing heavy); a subclass inherits do-nothing defaults for what it leaves out."""
 
-    def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None: ...
-    def step(self, spec: RunSpec, step: int) -> None: ...
-    def finished(self, result: RunResult) -> None: ...
-    def waiting(self, holder: str) -> None: ...
+    def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
+        return None  # not ``...``: a subclass that leaves it out does nothing, and mypy sees no abstract method
+
+    def step(self, spec: RunSpec, step: int) -> None:
+        return None
+
+    def finished(self, result: RunResult) -> None:
+        return None
+
+    def waiting(self, holder: str) -> None:
+        return None
+
+
+class SilentListener(GridListener):
+    """Shows nothing (library use, tests)."""
 
 
 def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
@@ -106,7 +118,7 @@ def export_all(store: Store, results: Path, metrics: Sequence[object] = (), comp
 def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
              listener: GridListener | None = None) -> GridOutcome:
     """Train every planned run not yet stored, committing each as it finishes; then export the tables."""
-    listener = listener or GridListener()
+    listener = listener or SilentListener()
     seeding.prepare_process()  # before anything in this process may touch CUDA
     seeding.run_threads()  # a bad $LOSSBENCH_RUN_THREADS is one usage error here, not a failure of every run
     plan = plan_grid(env, options)

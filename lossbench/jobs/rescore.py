@@ -10,25 +10,24 @@ recovered (they need the weights at every evaluation step): only its final value
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 
+from lossbench.errors import LossbenchError, UsageError
 from lossbench.plan import seeding
 from lossbench.plugin import provenance
-from lossbench.errors import LossbenchError, UsageError
 from lossbench.plugin.loader import Environment
 from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.plugin.registry import unknown_name_message
+from lossbench.records import HISTORY_COLUMNS, space_key, space_of
 from lossbench.results.store import Store
-from lossbench.scoring.evaluate import run_metrics, score_in_spaces
-from lossbench.records import space_key, space_of
 from lossbench.scoring.chosen import check_spaces
+from lossbench.scoring.evaluate import run_metrics, score_in_spaces
 from lossbench.scoring.spaces import catalog_spaces
 from lossbench.training.train import evaluation_context, evaluation_sets, load_data, resolve_device, sampling_network
-from lossbench.records import HISTORY_COLUMNS
 
 
 @dataclass

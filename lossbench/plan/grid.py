@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from lossbench.errors import DataUnavailable, UsageError
-from lossbench.plugin.registry import Catalog
+
+if TYPE_CHECKING:  # the presets and RunSpec are read by `lossbench show` and --help, which load no plugins
+    from lossbench.plugin.registry import Catalog
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class RunSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunSpec":
+    def from_dict(cls, data: dict) -> RunSpec:
         """The RunSpec of a stored dict; keys that are not fields are ignored."""
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in fields})
@@ -153,8 +156,8 @@ def parse_seeds(text: str, max_seeds: int | None = MAX_RUNS) -> list[int]:
         part = part.strip()
         try:
             if "-" in part[1:]:
-                low, high = part.split("-", 1)
-                ranges.append((int(low), int(high)))
+                first, last = part.split("-", 1)
+                ranges.append((int(first), int(last)))
             else:
                 ranges.append((int(part), int(part)))
         except ValueError:

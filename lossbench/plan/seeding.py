@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: derive_seed serves torch-free tables too
+    import torch
 
 CUBLAS_WORKSPACE = ":4096:8"
 RUN_THREADS_ENV = "LOSSBENCH_RUN_THREADS"
@@ -49,6 +51,8 @@ def loss_seed(seed: int, loss: str, model: str, dataset: str) -> int:
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
     """A torch generator on ``device`` seeded with ``seed``."""
+    import torch
+
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
@@ -83,6 +87,7 @@ def run_threads() -> int:
 def pinned_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` intra-op threads in torch and in the BLAS libraries numpy/scipy use (metrics),
     restoring the previous counts afterwards."""
+    import torch
     from threadpoolctl import threadpool_limits
 
     previous = torch.get_num_threads()
@@ -100,6 +105,8 @@ def enable_determinism(device: torch.device) -> dict[str, Any]:
     ``set_deterministic_debug_mode("error")`` is ``use_deterministic_algorithms(True)`` without the latter's import
     of torch._inductor (seconds per process, paid by every worker); inductor's own flag is set when it is loaded.
     """
+    import torch
+
     cuda = device.type == "cuda"
     if cuda:
         late = torch.cuda.is_initialized() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ

@@ -14,19 +14,20 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
 from lossbench import hookspecs
 from lossbench.api import PROJECT_NAME
 from lossbench.errors import PluginError
-from lossbench.plugin.live import hook_caller
 from lossbench.plugin.kinds import KINDS
+from lossbench.plugin.live import hook_caller
 from lossbench.plugin.registry import Catalog, RegistrationError
 
 BUILTIN_MODULES = (

@@ -18,10 +18,11 @@ import math
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,10 +30,10 @@ from jinja2 import Environment as Jinja, PackageLoader, StrictUndefined, select_
 from matplotlib.colors import to_hex
 
 from lossbench import __version__
+from lossbench.errors import LossbenchError, StoreError
 from lossbench.plugin import provenance
 from lossbench.report import figures, runsvg
 from lossbench.results import headlines, tables, verdicts
-from lossbench.errors import LossbenchError, StoreError
 from lossbench.results.files import OwnedFolder, write_text
 from lossbench.results.store import Store, history_with_keys
 
@@ -59,7 +60,7 @@ class ReportData:
     directions: dict[str, str] = field(default_factory=dict)  # metric key -> "lower" | "higher" | "none"
 
     @classmethod
-    def load(cls, store: Store, metrics: Any = ()) -> "ReportData":
+    def load(cls, store: Store, metrics: Any = ()) -> ReportData:
         """Read the store; ``metrics`` (registered metric objects) declare directions beside the stored ones."""
         runs = store.runs()
         wide = store.runs_wide()
@@ -494,8 +495,8 @@ class ReportBuilder:
                 f"{base}--leaderboard", f"Leaderboard, {tag}",
                 f"Mean over successful seeds with its bootstrap 95% confidence interval (bars), and each seed "
                 f"(dots), per loss, for {', '.join(labels.get(m, m) for m in plot_metrics)}. Losses are ordered by "
-                f"{label} over every seed (failed and diverged seeds at the worst value). Dashed lines: the real-vs-real "
-                f"floor where stored.",
+                f"{label} over every seed (failed and diverged seeds at the worst value). Dashed lines: the "
+                f"real-vs-real floor where stored.",
                 f"Point plot of {', '.join(plot_metrics)} per loss on {tag}, with 95% confidence intervals.",
                 lambda _path: figures.leaderboard_figure(summary, wide, plot_metrics, order, self.palette, labels)))
             refs.append(self.figure(
@@ -540,8 +541,8 @@ class ReportBuilder:
                 f"{base}--samples", f"Generated samples, {tag}",
                 "Generated points of one seed per loss (the lowest successful seed) in the loss's colour; black "
                 "crosses: the true mode centres." if centres is not None else
-                "Generated points of one seed per loss (the lowest successful seed); the dataset's mode centres "
-                "are unknown here (its plugin is not loaded).",
+                "Generated points of one seed per loss (the lowest successful seed); the dataset's mode "
+                "centres are unknown here (its plugin is not loaded).",
                 f"Scatter plots of generated 2-d points per loss on {tag}.",
                 lambda _path: figures.points_figure(samples, centres, self.palette, titles)))
         elif info.get("kind") == "image":
@@ -628,7 +629,8 @@ class ReportBuilder:
                          or [None])[0]
             failed_step = run["failed_step"] if pd.notna(run["failed_step"]) else None
             # what a run's own figures depend on: the stored run, its colour, and how figures are drawn
-            fingerprint = f"{run_id}|{run.get('finished_at')}|{to_hex(colour)}|{__version__}|{figures.REVISION}"
+            hue = to_hex(colour)
+            fingerprint = f"{run_id}|{run.get('finished_at')}|{hue}|{__version__}|{figures.REVISION}"
             refs = []
             if len(run_history) or len(run_curves):
                 refs.append(self.figure(
@@ -638,8 +640,8 @@ class ReportBuilder:
                     + (f"; the dash-dotted line marks step {int(failed_step)} where the run stopped."
                        if failed_step is not None else "."),
                     f"Training curves of run {run_id} ({run['loss']} on {run['dataset']}, seed {run['seed']}).",
-                    lambda path, h=run_history, c=run_curves, k=curve_key, s=failed_step: runsvg.write(
-                        runsvg.curves_svg(h, c, to_hex(colour), k, s, labels.get(k) if k else None), path),
+                    lambda path, h=run_history, c=run_curves, k=curve_key, s=failed_step, hue=hue, names=labels: (
+                        runsvg.write(runsvg.curves_svg(h, c, hue, k, s, names.get(k) if k else None), path)),
                     fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}",
                     suffix=".svg"))
             samples = data.store.samples(run_id)
@@ -657,7 +659,7 @@ class ReportBuilder:
                         f"{min(len(samples), runsvg.MAX_POINTS)} generated points"
                         + (" over the true mode centres (black crosses)." if centres is not None else "."),
                         f"Scatter plot of the generated points of run {run_id}.",
-                        lambda path, a=samples, c=centres: runsvg.write(runsvg.points_svg(a, c, to_hex(colour)), path),
+                        lambda path, a=samples, c=centres, hue=hue: runsvg.write(runsvg.points_svg(a, c, hue), path),
                         fingerprint=f"{fingerprint}|centres={centres is not None}", suffix=".svg"))
             status = run["status"]
             badge = {"ok": "ok", "failed": "FAILED", "diverged": "DIVERGED"}[status]

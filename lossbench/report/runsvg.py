@@ -8,9 +8,9 @@ and the generated points over the mode centres. Aggregate figures stay with matp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,8 +72,9 @@ def _panel(x0: float, title: str, series: list[tuple[str, np.ndarray, np.ndarray
 def curves_svg(history: pd.DataFrame, curves: pd.DataFrame, colour: str, curve_key: str | None,
                failed_step: float | None = None, label: str | None = None) -> str:
     """Three panels over steps: losses, mean sigmoid(D) on real and fake, and ``curve_key``'s evaluations."""
-    column = lambda frame, name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float) if (  # noqa: E731
-        name in frame) else np.array([])
+    def column(frame: pd.DataFrame, name: str) -> np.ndarray:
+        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float) if name in frame else np.array([])
+
     steps_h = column(history, "step")
     curve = curves[curves["key"] == curve_key] if curve_key and len(curves) else curves.iloc[0:0]
     steps_c = column(curve, "step")

@@ -5,7 +5,7 @@ The figures, the report, `show` and the progress lines all ask these; the orders
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["COMPACT_ORDER", "HEADLINE_ORDER", "MODE_KEYS", "PRIMARY_ORDER", "RAW_SPACES", "headline_metrics",
            "leading_metrics", "primary_metric"]

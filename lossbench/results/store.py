@@ -19,17 +19,18 @@ import platform
 import re
 import sqlite3
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from lossbench.errors import StoreError
-from lossbench.results.files import atomic_path
 from lossbench.plan.grid import RunSpec
 from lossbench.records import HISTORY_COLUMNS, RunResult
+from lossbench.results.files import atomic_path
 
 DB_NAME = "lossbench.db"
 APP_ID = "lossbench"
@@ -83,7 +84,7 @@ class WriterLock:
 
     def __init__(self, results_dir: Path) -> None:
         self.path = Path(results_dir) / LOCK_NAME
-        self.handle = None
+        self.handle: IO[str] | None = None
 
     def holder(self) -> str:
         try:
@@ -92,7 +93,7 @@ class WriterLock:
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 
-    def acquire(self, wait: bool = False, on_wait=None) -> "WriterLock":
+    def acquire(self, wait: bool = False, on_wait=None) -> WriterLock:
         """Take the lock, or raise ``StoreError`` naming its holder; with ``wait``, block until it is free
         (``on_wait(holder)`` is called once first)."""
         try:
@@ -124,7 +125,7 @@ class WriterLock:
             self.handle.close()  # closing the file releases the flock
             self.handle = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -143,7 +144,8 @@ EXTENSION_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS superseded_runs (generation INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, "
     "superseded_at TEXT NOT NULL, reason TEXT NOT NULL, run_json TEXT NOT NULL, provenance_json TEXT, checkpoint TEXT)",
     "CREATE INDEX IF NOT EXISTS superseded_run ON superseded_runs(run_id)",
-    "CREATE TABLE IF NOT EXISTS superseded_metrics (generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL, text TEXT)",
+    "CREATE TABLE IF NOT EXISTS superseded_metrics "
+    "(generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL, text TEXT)",
     f"CREATE TABLE IF NOT EXISTS superseded_history (generation INTEGER NOT NULL, "
     f"{', '.join(f'{c} REAL' for c in HISTORY_COLUMNS)})",
     "CREATE TABLE IF NOT EXISTS superseded_curves (generation INTEGER NOT NULL, step INTEGER, key TEXT, value REAL)",
@@ -158,6 +160,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 # -- end of issue-14 schema -----------------------------------------------------------------------------------------
+
+
+MetricRow = tuple[str, str, float | None, str | None]
+"""A row of the metrics table: run id, key, value (NULL for a text fact or NaN), text."""
 
 
 def _nan_to_none(value: float | None) -> float | None:
@@ -181,7 +187,7 @@ class Store:
 
     # -- opening ------------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, results_dir: Path, create: bool = True) -> "Store":
+    def open(cls, results_dir: Path, create: bool = True) -> Store:
         """Open (or, with ``create``, start) the store in ``results_dir``; refuse corrupt or foreign files."""
         path = Path(results_dir) / DB_NAME
         if path.exists():
@@ -318,7 +324,7 @@ class Store:
     def close(self) -> None:
         self.connection.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -361,7 +367,7 @@ class Store:
                 "INSERT INTO curves VALUES (?, ?, ?, ?)",
                 [(run_id, int(step), key, _nan_to_none(value)) for step, key, value in result.curves.itertuples(index=False)],
             )
-            rows = [(run_id, key, _nan_to_none(value), None) for key, value in result.metrics.items()]
+            rows: list[MetricRow] = [(run_id, key, _nan_to_none(value), None) for key, value in result.metrics.items()]
             rows += [(run_id, key, None, text) for key, text in result.texts.items() if key not in result.metrics]
             self.connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
             if result.samples is not None:
@@ -413,7 +419,7 @@ class Store:
             for name in names:
                 self.connection.execute("DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!')",
                                         (run_id, name, _like_prefix(name + "_")))  # its values and <name>_error
-            rows = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
+            rows: list[MetricRow] = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
             rows += [(run_id, key, None, text) for key, text in texts.items() if key not in values]
             self.connection.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
             if provenance is not None:

@@ -9,8 +9,8 @@ gives the same tables. Two kinds of numbers, kept apart on purpose:
   finished seeds" wherever shown.
 - The ranking and the paired tests keep EVERY seed: a seed that failed or diverged (or a diverged seed's missing
   stability value, or a finished seed whose metric could not score its samples) takes the metric's worst value,
-  so a loss that finishes 1 seed of 3 cannot rank first on that seed. ``mean_rank`` is the loss's mean rank among all seeds of all losses on that dataset x model (failures tied
-  last); ``rank`` orders the losses by it.
+  so a loss that finishes 1 seed of 3 cannot rank first on that seed. ``mean_rank`` is the loss's mean rank
+  among all seeds of all losses on that dataset x model (failures tied last); ``rank`` orders the losses by it.
 
 Directions come from the metrics themselves (``Metric.better``: "lower" by default, "higher", or "none" for keys
 that are facts rather than scores, which get no rank and no test). The harness stores each metric's
@@ -24,8 +24,9 @@ import functools
 import json
 import math
 import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from itertools import combinations
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -67,8 +68,9 @@ def _builtin_directions() -> dict[str, str]:
 
     directions: dict[str, str] = {}
     for value in vars(metrics).values():
-        if isinstance(value, type) and isinstance(getattr(value, "better", None), dict):
-            directions.update(value.better)
+        better = getattr(value, "better", None)
+        if isinstance(value, type) and isinstance(better, dict):
+            directions.update(better)
     return directions
 
 
@@ -99,11 +101,15 @@ def stored_directions(runs_wide: pd.DataFrame) -> dict[str, str]:
 
 
 def directions(runs_wide: pd.DataFrame | None = None, metrics: Iterable[object] = ()) -> dict[str, str]:
-    """Every known key's direction: built-in metrics', then those stored with the runs, then registered ones."""
-    result = dict(_builtin_directions())
-    if runs_wide is not None:
-        result.update(stored_directions(runs_wide))
+    """Every known key's direction: built-in metrics', then those stored with the runs, then registered ones.
+
+    The built-ins (which import torch) are read only when a key of the runs has no stored or declared direction,
+    so that ``lossbench show`` ranks a store without torch; ``better_direction`` falls back to them for other keys.
+    """
+    result = stored_directions(runs_wide) if runs_wide is not None else {}
     result.update(declared_directions(metrics))
+    if runs_wide is None or any(key not in result for key in metric_keys(runs_wide)):
+        result = {**_builtin_directions(), **result}
     if runs_wide is not None:  # a value in another feature space (fid@s) goes the way of its base key (fid)
         result.update({key: result[base_key(key)] for key in runs_wide.columns
                        if isinstance(key, str) and base_key(key) != key and base_key(key) in result})
@@ -221,22 +227,23 @@ def scored_values(group: pd.DataFrame, key: str, direction: str) -> pd.Series:
     diverged without a value, or whose metric raised (no scorable sample); NaN for a finished run where the
     metric is undefined (it is left out).
     """
-    values = pd.to_numeric(group[key], errors="coerce") if key in group.columns else pd.Series(
-        math.nan, index=group.index)
-    counting = counts_for(key, group["status"]) & np.isfinite(values)
+    # numpy inside: `lossbench show` calls this per dataset x model x key, and pandas indexing is what costs
+    values = (pd.to_numeric(group[key], errors="coerce").to_numpy(dtype=float, na_value=math.nan)
+              if key in group.columns else np.full(len(group), math.nan))
+    counting = counts_for(key, group["status"]).to_numpy() & np.isfinite(values)
     oriented = values if direction == "lower" else -values
-    result = pd.Series(math.nan, index=group.index, dtype=float)
+    result = np.full(len(group), math.nan)
     result[counting] = oriented[counting]
-    result[~counting & (group["status"].isin(FAILED) | metric_errored(group, key))] = math.inf
-    return result
+    result[~counting & (group["status"].isin(FAILED) | metric_errored(group, key)).to_numpy()] = math.inf
+    return pd.Series(result, index=group.index)
 
 
 def eligible_losses(group: pd.DataFrame, scored: pd.Series) -> set[str]:
     """Losses that take part in a ranking: those with a value on some seed, or whose every seed is at the worst
     (all failed); not those where the metric is undefined (e.g. sigmoid(D) of a critic)."""
-    by_loss = pd.DataFrame({"loss": group["loss"], "finite": np.isfinite(scored), "worst": scored == math.inf})
-    flags = by_loss.groupby("loss").agg(finite=("finite", "any"), worst=("worst", "all"))
-    return set(flags.index[flags["finite"] | flags["worst"]])
+    losses, values = group["loss"].to_numpy(), scored.to_numpy(dtype=float)
+    finite, worst = np.isfinite(values), values == math.inf
+    return {name for name in set(losses) if finite[losses == name].any() or worst[losses == name].all()}
 
 
 def pooled_ranks(group: pd.DataFrame, key: str, direction: str) -> pd.DataFrame:
@@ -245,9 +252,11 @@ def pooled_ranks(group: pd.DataFrame, key: str, direction: str) -> pd.DataFrame:
     keep = group["loss"].isin(eligible_losses(group, scored)) & scored.notna()
     if not keep.any():
         return pd.DataFrame(columns=["n_ranked", "mean_rank"])
-    ranks = pd.Series(stats.rankdata(scored[keep].to_numpy(), method="average"), index=scored[keep].index)
-    frame = pd.DataFrame({"loss": group.loc[keep, "loss"], "rank": ranks})
-    return frame.groupby("loss")["rank"].agg(n_ranked="size", mean_rank="mean")
+    ranks = stats.rankdata(scored[keep].to_numpy(), method="average")
+    names, of_loss, sizes = np.unique(group["loss"].to_numpy()[keep.to_numpy()], return_inverse=True,
+                                      return_counts=True)
+    mean_rank = np.bincount(of_loss, weights=ranks) / sizes  # ranks are halves: these sums are exact
+    return pd.DataFrame({"n_ranked": sizes, "mean_rank": mean_rank}, index=pd.Index(names, name="loss"))
 
 
 def summarise(runs_wide: pd.DataFrame, known: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -265,23 +274,29 @@ def summarise(runs_wide: pd.DataFrame, known: Mapping[str, str] | None = None) -
     runs_wide = with_derived(runs_wide)
     known = directions(runs_wide) if known is None else known
     keys = metric_keys(runs_wide)
-    success = succeeded(runs_wide)
-    is_collapsed = collapsed(runs_wide) & (runs_wide["status"] == "ok")
+    # numpy arrays sliced by each group's positions: `lossbench show` summarises the whole store on every call
+    success = succeeded(runs_wide).to_numpy()
+    is_collapsed = (collapsed(runs_wide) & (runs_wide["status"] == "ok")).to_numpy()
+    status = runs_wide["status"].to_numpy()
+    column = {key: runs_wide[key].to_numpy(dtype=float, na_value=math.nan) for key in keys}
+    counting = {key: counts_for(key, runs_wide["status"]).to_numpy() for key in keys}
+    better = {key: better_direction(key, known=known) for key in keys}
     rows = []
-    for (dataset, model, loss), group in runs_wide.groupby(GROUP, sort=True):
-        counts = group["status"].value_counts()
-        n_seeds = len(group)
+    for (dataset, model, loss), positions in sorted(runs_wide.groupby(GROUP).indices.items()):
+        counts = Counter(status[positions])
+        n_seeds = len(positions)
+        n_collapsed, n_succeeded = int(is_collapsed[positions].sum()), int(success[positions].sum())
         for key in keys:
-            values = group.loc[counts_for(key, group["status"]), key].dropna().to_numpy(dtype=float)
+            values = column[key][positions]
+            values = values[counting[key][positions] & ~np.isnan(values)]
             mean = float(values.mean()) if len(values) else math.nan
             std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             low, high = bootstrap_ci(values, derive_seed("bootstrap", dataset, model, loss, key))
             rows.append({
-                "dataset": dataset, "model": model, "loss": loss, "metric": key,
-                "better": better_direction(key, known=known),
-                "n_seeds": n_seeds, "n_ok": int(counts.get("ok", 0)), "n_diverged": int(counts.get("diverged", 0)),
-                "n_failed": int(counts.get("failed", 0)), "n_collapsed": int(is_collapsed[group.index].sum()),
-                "success_share": float(success[group.index].sum()) / n_seeds,
+                "dataset": dataset, "model": model, "loss": loss, "metric": key, "better": better[key],
+                "n_seeds": n_seeds, "n_ok": counts["ok"], "n_diverged": counts["diverged"],
+                "n_failed": counts["failed"], "n_collapsed": n_collapsed,
+                "success_share": float(n_succeeded) / n_seeds,
                 "n_values": len(values), "mean": mean, "std": std,
                 "cv": std / abs(mean) if len(values) > 1 and mean != 0 else math.nan,
                 "ci_low": low, "ci_high": high,

@@ -9,16 +9,23 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 
 from lossbench.api import Dataset, FeatureSpace, Metric, Samples
 from lossbench.plugin.metric_values import MetricValueError, split_values
 from lossbench.records import space_key
 from lossbench.scoring.inception import (  # noqa: F401  (re-exported: where callers have always found them)
-    INCEPTION_FEATURES, INCEPTION_FILE, INCEPTION_WEIGHTS_ENV, hub_inception_path, inception_weights,
+    INCEPTION_FEATURES,
+    INCEPTION_FILE,
+    INCEPTION_WEIGHTS_ENV,
+    hub_inception_path,
+    inception_weights,
 )
 from lossbench.scoring.spaces import (
-    DEFAULT, BuiltSpace, builtin_spaces, resolve_default, resolve_feature_space,
+    DEFAULT,
+    BuiltSpace,
+    builtin_spaces,
+    resolve_default,
+    resolve_feature_space,
 )
 
 

@@ -25,21 +25,34 @@ import copy
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from lossbench.plan import seeding
 from lossbench.api import GAN, AdversarialLoss
-from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
+from lossbench.plan import seeding
 from lossbench.plan.grid import RunSpec
+from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.plugin.registry import Catalog
-from lossbench.training.train import Batches, Diverged, ProgressCallback, _check_scalar, _Run, environment_facts, finish_run, make_optimizer, plugin_objects, resolve_device, run_facts, run_safely
 from lossbench.records import RunResult
+from lossbench.training.train import (
+    Batches,
+    Diverged,
+    ProgressCallback,
+    _check_scalar,
+    _Run,
+    environment_facts,
+    finish_run,
+    make_optimizer,
+    plugin_objects,
+    resolve_device,
+    run_facts,
+    run_safely,
+)
 
 DEFAULT_GROUP_SIZE = {"cpu": 32, "cuda": 256}
 """Members per group when ``--group-size`` is not given: CPU gains flatten past a few dozen members; a GPU needs
@@ -122,7 +135,7 @@ def _alias_module(base: nn.Module, params: dict[str, Tensor], index: int) -> nn.
 class _Critic(nn.Module):
     """Member ``index``'s discriminator as the callable a penalty receives (gradients reach the stacked tensors)."""
 
-    def __init__(self, stack: "_Stack", index: int) -> None:
+    def __init__(self, stack: _Stack, index: int) -> None:
         super().__init__()
         self._call = (stack.base, stack.params, stack.buffers, index)
         self._fast = stack.fast
@@ -398,7 +411,7 @@ class _Group:
                     if not self.active:
                         return
                 self.D.optimizer.step()
-                for i, m in enumerate(self.active):
+                for m in self.active:
                     if m.alias is not None:
                         m.call(m.loss.after_discriminator_step, m.alias)
             if needs_real:

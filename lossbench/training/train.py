@@ -13,25 +13,26 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from lossbench.plan import seeding
 from lossbench.api import GAN, VAE, AdversarialLoss, Dataset, Recipe, Samples, VAELoss
-from lossbench.plugin.contracts import check_shapes, failure_reason
-from lossbench.errors import LossbenchError
-from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
-from lossbench.scoring.chosen import chosen_spaces
-from lossbench.scoring.spaces import catalog_spaces
-from lossbench.plan.grid import RunSpec
-from lossbench.plugin.registry import SINGULAR, Catalog
 from lossbench.data.root import data_root
-from lossbench.records import HISTORY_COLUMNS, DIRECTIONS_SUFFIX, RunResult
+from lossbench.errors import LossbenchError
+from lossbench.plan import seeding
+from lossbench.plan.grid import RunSpec
+from lossbench.plugin.contracts import check_shapes, failure_reason
+from lossbench.plugin.registry import SINGULAR, Catalog
+from lossbench.records import DIRECTIONS_SUFFIX, HISTORY_COLUMNS, RunResult
+from lossbench.scoring.chosen import chosen_spaces
+from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
+from lossbench.scoring.spaces import catalog_spaces
 
 SAMPLES_KEPT = {"points": 2500, "image": 64}
 GENERATE_BATCH = 1024
@@ -269,7 +270,7 @@ class _Run:
         self.curve_rows.extend((self.step, key, value) for key, value in values.items())
         self.send_live(final=False)
 
-    def send_live(self, final: bool, **outcome: object) -> None:
+    def send_live(self, final: bool, **outcome: Any) -> None:
         """Hand what was logged since the last call to the ``run_logged`` hook (at light evaluations and at the
         end, never per step); its time counts as evaluation time."""
         if self.catalog.live is None:
@@ -346,7 +347,7 @@ class _Run:
             if logging_now:
                 self.log_gan(step, d_loss, penalty, g_value, real_scores, fake_scores, _grad_norm(G), grad_norm_d)
             opt_g.step()
-            if self.average is not None:
+            if self.average is not None and recipe.ema_decay is not None:
                 update_average(self.average, G, recipe.ema_decay)
             if step % spec.eval_every == 0 and step < spec.steps:
                 self.light_evaluation(model)
@@ -407,11 +408,11 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
     """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied (BatchNorm stats)."""
     for mean, current in zip(average.parameters(), model.parameters()):
         mean.lerp_(current, 1.0 - decay)
-    for mean, current in zip(average.buffers(), model.buffers()):
-        mean.copy_(current)
+    for kept, buffer in zip(average.buffers(), model.buffers()):
+        kept.copy_(buffer)
 
 
-def run_facts(run: "_Run") -> dict[str, str]:
+def run_facts(run: _Run) -> dict[str, str]:
     """Text facts stored with every run: each metric's declared directions (so that tables rebuilt without the
     plugin rank right) and the feature space a loss trains in, when it has one."""
 
@@ -468,9 +469,9 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
                       environment_facts(device, determinism))
 
 
-def finish_run(run: "_Run", model: GAN | VAE, status: str, reason: str, failed_step: int | None,
+def finish_run(run: _Run, model: GAN | VAE, status: str, reason: str, failed_step: int | None,
                train_seconds: float, facts: dict[str, str], environment: dict) -> RunResult:
-    """A trained run's final scoring and result: shared by this engine and the stacked one (lossbench.training.stacked)."""
+    """A trained run's final scoring and result, shared by this engine and the stacked one (training.stacked)."""
     samples = None
     if status == "ok":
         values, texts, errors, fake = run.evaluate(model, final=True)
