@@ -381,7 +381,7 @@ class FeatureSpace:
             return f"its weights file {Path(self.weights).expanduser()} does not exist"
         return None
 
-    def build(self, dataset: "Dataset", device: torch.device) -> "FeatureNetwork | None":
+    def build(self, dataset: Dataset, device: torch.device) -> FeatureNetwork | None:
         """The extractor for ``dataset`` on ``device``: a ``FeatureNetwork`` whose ``name`` is stored beside every
         value computed with it. Called when an evaluation's metrics first need the space (keep a costly network in
         the plugin to build it once per process); None when the space has no network for this dataset (the
@@ -444,7 +444,7 @@ class FeatureMap(Protocol):
     name: str
     """Recorded beside every value computed in this space, e.g. "coordinates", "inception-v3-pool3"."""
 
-    def __call__(self, x: Tensor) -> "np.ndarray": ...
+    def __call__(self, x: Tensor) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -463,7 +463,7 @@ class MetricContext(Protocol):
     """The dataset object (its ``spec``, ``mode_of``, ``centres``, ``feature_network``)."""
     spec: Any
     """The run's ``lossbench.RunSpec``: loss, model, dataset, seed, steps, sample sizes."""
-    history: "pd.DataFrame"
+    history: pd.DataFrame
     """The training log so far: one row per logged step, the columns of ``history.csv``."""
     reference: Samples | None
     """A second real set, disjoint from ``real`` and of its size, for real-vs-real floors."""
@@ -471,7 +471,7 @@ class MetricContext(Protocol):
     """Where the run's networks are."""
     final: bool
     """False for the light evaluations during training (curve metrics, fewer samples)."""
-    curves: "pd.DataFrame | None"
+    curves: pd.DataFrame | None
     """The light evaluations so far: columns step, key, value."""
     diverged_at: int | None
     """The step at which the run diverged, if it did (then only ``needs_samples = False`` metrics run)."""
@@ -485,11 +485,11 @@ class MetricContext(Protocol):
         values computed in it."""
         ...
 
-    def features(self, which: str = "default") -> "tuple[np.ndarray, np.ndarray]":
+    def features(self, which: str = "default") -> tuple[np.ndarray, np.ndarray]:
         """(real, fake) features as float64 arrays of shape (N, d), extracted once per space."""
         ...
 
-    def reference_features(self, which: str = "default") -> "np.ndarray":
+    def reference_features(self, which: str = "default") -> np.ndarray:
         """Features of the reference real set (disjoint from ``real``)."""
         ...
 

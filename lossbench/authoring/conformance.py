@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import torch
@@ -46,7 +46,7 @@ class ConformanceError(AssertionError):
     """A plugin object breaks the plugin contract; the message names the object and what is wrong."""
 
 
-def _fail(kind: str, obj: object, problem: str) -> None:
+def _fail(kind: str, obj: object, problem: str) -> NoReturn:
     raise ConformanceError(f"{SINGULAR[kind]} {getattr(obj, 'name', type(obj).__name__)!r}: {problem}")
 
 

@@ -28,6 +28,8 @@ class ResNet18Features(torch.nn.Module):
     """The 512-d global-average-pooled features of resnet18 (its ``fc`` replaced by the identity)."""
 
     name = "resnet18-avgpool"  # stored beside every value: fid@resnet18_features = "resnet18-avgpool"
+    mean: Tensor  # ImageNet normalisation, registered as buffers below
+    std: Tensor
 
     def __init__(self, weights: Path, device: torch.device) -> None:
         from torchvision.models import resnet18
@@ -58,7 +60,7 @@ class ResNet18Space(FeatureSpace):
     width = 512
 
     @property  # read when asked, so that the variable may be set after the plugin is imported
-    def weights(self) -> Path:
+    def weights(self) -> Path:  # type: ignore[override]
         return Path(os.environ.get(WEIGHTS_ENV, "resnet18.pt")).expanduser()
 
     def build(self, dataset: Dataset, device: torch.device) -> ResNet18Features:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,7 @@ class EvaluationContext:
             self._names[DEFAULT] = name
         return self._names[DEFAULT]
 
-    def _in_space(self, space: str) -> "EvaluationContext":
+    def _in_space(self, space: str) -> EvaluationContext:
         """This context with ``space`` as its "default" (sharing the cache of built spaces and features)."""
         return dataclasses.replace(self, _default_space=space, _spaces=self._spaces, _names=self._names,
                                    _features=self._features)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -88,8 +89,8 @@ class InceptionSpace(FeatureSpace):
     sizes = (inception.INCEPTION_MIN_SIDE, None)  # 8x8 images would be a few blurred pixels to Inception
     width = inception.INCEPTION_WIDTH
 
-    @property  # type: ignore[override]
-    def weights(self):
+    @property
+    def weights(self) -> Path | None:  # type: ignore[override]  # read when asked: --inception-weights may change
         return inception.inception_weights()
 
     def unavailable(self) -> str | None:

@@ -353,11 +353,13 @@ class _Run:
                 self.light_evaluation(model)
 
     def log_gan(self, step, d_loss, penalty, g_value, real_scores, fake_scores, grad_norm_g, grad_norm_d) -> None:
+        loss = self.loss
+        assert isinstance(loss, AdversarialLoss)  # a GAN's run: the registry paired it with an adversarial loss
         with torch.no_grad():
             real_scores, fake_scores = real_scores.detach().float(), fake_scores.detach().float()
             score_real, score_fake = real_scores.mean().item(), fake_scores.mean().item()
-            if self.loss.scores_are_logits:  # the loss's own probabilities (relativistic ones differ)
-                p_real, p_fake = self.loss.discriminator_probabilities(real_scores, fake_scores)
+            if loss.scores_are_logits:  # the loss's own probabilities (relativistic ones differ)
+                p_real, p_fake = loss.discriminator_probabilities(real_scores, fake_scores)
                 d_real, d_fake = p_real.mean().item(), p_fake.mean().item()
                 accuracy = 0.5 * ((p_real > 0.5).float().mean() + (p_fake < 0.5).float().mean()).item()
             else:  # critic values: no probabilities; accuracy against the midpoint of the two means
