@@ -34,7 +34,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 # Edges still to remove (issue 13): each helper deletes its entry when its fix lands. Must end empty.
 KNOWN_EXCEPTIONS = {
     ("lossbench.api", "lossbench.scoring.evaluate"),  # Metric.compute's type hint
-    ("lossbench.results.paper", "lossbench.report.builder"),  # the leaderboard text shared with show
 }
 PACKAGE_REEXPORTS = {"lossbench.api", "lossbench.scoring.evaluate", "lossbench.plan.grid"}
 

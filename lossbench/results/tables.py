@@ -14,14 +14,12 @@ gives the same tables. Two kinds of numbers, kept apart on purpose:
 
 Directions come from the metrics themselves (``Metric.better``: "lower" by default, "higher", or "none" for keys
 that are facts rather than scores, which get no rank and no test). The harness stores each metric's
-declaration with every run (a ``<metric>_directions`` text), so a table rebuilt without the plugin still ranks
-right; registered metrics passed in take precedence.
+declaration with every run (a ``<metric>_facts`` text, ``lossbench.results.facts``), so a table rebuilt without
+the plugin still ranks right; registered metrics passed in take precedence.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import warnings
 from itertools import combinations
@@ -32,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from lossbench.plan.seeding import derive_seed
-from lossbench.records import DIRECTIONS_SUFFIX
+from lossbench.results.facts import declared_facts, known_facts, stored_facts
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -61,64 +59,33 @@ ERROR_SUFFIX = "_error"  # text stored when a metric raised on a run (``train.tr
 TEST_NAME = "wilcoxon signed-rank (paired by seed; failed seeds worst)"
 
 
-@functools.lru_cache(maxsize=1)
-def _builtin_directions() -> dict[str, str]:
-    from lossbench.builtin import metrics
-
-    directions: dict[str, str] = {}
-    for value in vars(metrics).values():
-        if isinstance(value, type) and isinstance(getattr(value, "better", None), dict):
-            directions.update(value.better)
-    return directions
-
-
 def declared_directions(metrics: Iterable[object]) -> dict[str, str]:
     """``{key: direction}`` declared by metric objects (their ``better``)."""
-    found: dict[str, str] = {}
-    for metric in metrics:
-        declared = getattr(metric, "better", None)
-        if isinstance(declared, dict):
-            found.update({str(k): str(v) for k, v in declared.items()})
-    return found
+    return {key: fact.better for key, fact in declared_facts(metrics).items()}
 
 
 def stored_directions(runs_wide: pd.DataFrame) -> dict[str, str]:
-    """Directions recorded with the runs (``<metric>_directions`` texts), so that no plugin is needed to read them."""
-    found: dict[str, str] = {}
-    for column in runs_wide.columns:
-        if not str(column).endswith(DIRECTIONS_SUFFIX):
-            continue
-        for text in runs_wide[column].dropna().unique():
-            try:
-                declared = json.loads(text)
-            except (TypeError, ValueError):
-                continue
-            if isinstance(declared, dict):
-                found.update({str(k): str(v) for k, v in declared.items()})
-    return found
+    """Directions recorded with the runs (their metrics' facts), so that no plugin is needed to read them."""
+    return {key: fact.better for key, fact in stored_facts(runs_wide).items()}
 
 
 def directions(runs_wide: pd.DataFrame | None = None, metrics: Iterable[object] = ()) -> dict[str, str]:
-    """Every known key's direction: built-in metrics', then those stored with the runs, then registered ones."""
-    result = dict(_builtin_directions())
-    if runs_wide is not None:
-        result.update(stored_directions(runs_wide))
-    result.update(declared_directions(metrics))
-    return result
+    """Every known key's direction: those stored with the runs, then registered ``metrics``' over them."""
+    return {key: fact.better for key, fact in known_facts(runs_wide, metrics).items()}
 
 
 def better_direction(key: str, metrics: Iterable[object] = (), known: Mapping[str, str] | None = None) -> str:
     """'higher', 'lower' or 'none': which way a metric key improves ("none": shown, never ranked or tested).
 
-    ``metrics`` (registered metric objects) come first, then ``known`` (e.g. ``directions(runs_wide)``), then the
-    built-in metrics; a key nobody declares is lower-is-better, the ``Metric.better`` default.
+    ``metrics`` (metric objects) come first, then ``known`` (e.g. ``directions(runs_wide)``); a key nobody
+    declares is lower-is-better, the ``Metric.better`` default.
     """
     declared = declared_directions(metrics)
     if key in declared:
         return declared[key]
     if known is not None and key in known:
         return known[key]
-    return _builtin_directions().get(key, "lower")
+    return "lower"
 
 
 def ranked(direction: str) -> bool:
