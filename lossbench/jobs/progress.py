@@ -7,7 +7,7 @@ import math
 import time
 from typing import Any, Callable
 
-from lossbench.records import facts_from_texts
+from lossbench.records import facts_from_texts, is_facts_column
 from lossbench.results.facts import FEATURE_SUFFIX, key_spaces
 from lossbench.results.headlines import leading_metrics
 
@@ -28,7 +28,8 @@ def headline(result: Any) -> str:
     finite = [k for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)]
     spaces = {column.removesuffix(FEATURE_SUFFIX): [text] for column, text in result.texts.items()
               if column.endswith(FEATURE_SUFFIX)}
-    key = leading_metrics(finite, facts_from_texts(result.texts), key_spaces(finite, spaces))[0]
+    names = [column.rsplit("_", 1)[0] for column in result.texts if is_facts_column(column)]
+    key = leading_metrics(finite, facts_from_texts(result.texts), key_spaces(finite, spaces), names)[0]
     return f"{result.status}, {key} {result.metrics[key]:.4g}" if key else result.status
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from lossbench.results.facts import RAW_SPACES, Facts, facts_of
+from lossbench.results.facts import RAW_SPACES, Facts, facts_of, family_of
 
 __all__ = ["COMPACT", "headline_metrics", "leading_metrics", "primary_metric", "space_free"]
 
@@ -38,29 +38,34 @@ def primary_metric(keys: Iterable[str], facts: Facts | None) -> str | None:
     return ranked[0] if ranked else (sorted(keys)[0] if keys else None)
 
 
-def space_free(headline: Iterable[str], spaces: Mapping[str, Iterable[str]]) -> list[str]:
+def space_free(headline: Iterable[str], spaces: Mapping[str, Iterable[str]], names: Iterable[str] = ()) -> list[str]:
     """The headline keys that lead where the first headline key was measured in a raw space (coordinates,
-    pixels: a Fréchet distance there sees only a mean and a covariance): those measured in no feature space at
-    all, such as a mixture protocol's mode measures. Empty where the first key's space is a learned one."""
+    pixels: a Fréchet distance there sees only a mean and a covariance): those of the first metric measured in no
+    feature space at all, such as a mixture protocol's mode measures (``names``: the metrics, to group keys by).
+    Empty where the first key's space is a learned one."""
     headline = list(headline)
     lead_spaces = set(spaces.get(headline[0], ())) if headline else set()
     if not lead_spaces or not lead_spaces <= set(RAW_SPACES):
         return []
-    return [k for k in headline if not list(spaces.get(k, ()))]
+    free = [k for k in headline if not list(spaces.get(k, ()))]
+    if not free:
+        return []
+    family = family_of(free[0], names)
+    return [k for k in free if family_of(k, names) == family]
 
 
-def leading_metrics(present: Iterable[str], facts: Facts | None,
-                    spaces: Mapping[str, Iterable[str]] | None = None) -> tuple[str | None, list[str], list[str]]:
+def leading_metrics(present: Iterable[str], facts: Facts | None, spaces: Mapping[str, Iterable[str]] | None = None,
+                    names: Iterable[str] = ()) -> tuple[str | None, list[str], list[str]]:
     """(primary, headline, compact) metrics of one dataset x model; ``spaces`` maps keys to the feature spaces
-    their values were measured in (``facts.key_spaces``).
+    their values were measured in (``facts.key_spaces``), ``names`` are the metrics (``facts.metric_names``).
 
-    Where the first headline key was measured on raw coordinates or pixels and headline keys that need no feature
-    space exist (the mixtures' mode measures), those lead: the first ranks, the coordinate Fréchet distance stays
-    in the tables after them (one Gaussian blob scores near the floor on it).
+    Where the first headline key was measured on raw coordinates or pixels and a metric's headline keys need no
+    feature space (the mixtures' mode measures), that metric's keys lead: the first ranks, the coordinate Fréchet
+    distance stays in the tables after them (one Gaussian blob scores near the floor on it).
     """
     present = list(present)
     headline = headline_metrics(present, facts)
-    free = space_free(headline, spaces or {})
+    free = space_free(headline, spaces or {}, names)
     if free:
         headline = free + [k for k in headline if k not in free]
         return free[0], headline, headline[:COMPACT]

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from lossbench.results import headlines, tables, verdicts
-from lossbench.results.facts import Facts, feature_columns, key_spaces, labels as metric_labels, stored_facts
+from lossbench.results.facts import (
+    Facts, feature_columns, key_spaces, labels as metric_labels, metric_names, stored_facts,
+)
 
 __all__ = ["fmt", "leaderboard_text", "leading_metrics", "left_out_notes", "loss_order", "metric_labels",
            "paired_effects_text", "paired_seeds", "power_line"]
@@ -68,7 +70,7 @@ def leading_metrics(wide: pd.DataFrame, present: list[str],
     feature spaces its runs stored; ``facts`` default to those stored with the runs."""
     texts = {prefix: column.dropna().unique() for prefix, column in feature_columns(wide).items()}
     facts = stored_facts(wide) if facts is None else facts
-    return headlines.leading_metrics(present, facts, key_spaces(present, texts))
+    return headlines.leading_metrics(present, facts, key_spaces(present, texts), metric_names(wide))
 
 
 def left_out_notes(wide: pd.DataFrame) -> list[str]:
