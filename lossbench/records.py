@@ -87,11 +87,12 @@ def is_facts_column(column: object) -> bool:
     return str(column).endswith((FACTS_SUFFIX, DIRECTIONS_SUFFIX))
 
 
-def facts_from_texts(texts: Mapping[str, object]) -> dict[str, KeyFacts]:
-    """Every key's facts in ``{column: text}`` (e.g. a ``RunResult.texts``)."""
+def facts_from_texts(texts: Mapping[str, object] | Iterable[tuple[str, object]]) -> dict[str, KeyFacts]:
+    """Every key's facts in ``{column: text}`` (e.g. a ``RunResult.texts``) or ``(column, text)`` pairs; a later
+    declaration of a key wins, and full facts win over an older store's directions."""
+    pairs = list(texts.items()) if isinstance(texts, Mapping) else list(texts)
     found: dict[str, KeyFacts] = {}
-    legacy_first = sorted(texts.items(), key=lambda item: not str(item[0]).endswith(DIRECTIONS_SUFFIX))
-    for column, text in legacy_first:  # a newer run's full facts win over an older run's directions
+    for column, text in sorted(pairs, key=lambda pair: not str(pair[0]).endswith(DIRECTIONS_SUFFIX)):
         if is_facts_column(column):
             found.update(parse_facts(str(column), text))
     return found

@@ -24,12 +24,9 @@ def stored_facts(runs_wide: pd.DataFrame | None) -> dict[str, KeyFacts]:
     """Facts recorded with the runs of a ``Store.runs_wide`` table (its ``<metric>_facts`` text columns)."""
     if runs_wide is None:
         return {}
-    texts = {}
-    for column in runs_wide.columns:
-        if is_facts_column(column):
-            for text in runs_wide[column].dropna().unique():
-                texts.setdefault(column, text)  # one metric's declaration; the same text on every run
-    return facts_from_texts(texts)
+    pairs = [(str(column), text) for column in runs_wide.columns if is_facts_column(column)
+             for text in runs_wide[column].dropna().unique()]  # one per metric, unless its declaration changed
+    return facts_from_texts(pairs)
 
 
 def declared_facts(metrics: Iterable[object]) -> dict[str, KeyFacts]:
