@@ -5,7 +5,6 @@ curve is plotted over steps; and all of it still holds when the report is rebuil
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
