@@ -48,10 +48,13 @@ class KeyFacts:
 def metric_facts(metric: object) -> dict[str, KeyFacts]:
     """``{key: KeyFacts}`` a metric object declares (read by attribute, so any object with them works)."""
     declared = {name: dict(getattr(metric, name, None) or {}) for name in ("better", "labels", "units", "headline")}
+    for key, rank in declared["headline"].items():
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
+            raise ValueError(f"metric {getattr(metric, 'name', metric)!r}: headline[{key!r}] is {rank!r}; "
+                             "expected an int rank (1 leads)")
     keys = sorted(set().union(*declared.values()))
     return {str(key): KeyFacts(str(declared["better"].get(key, "lower")), str(declared["labels"].get(key, "")),
-                               str(declared["units"].get(key, "")),
-                               None if declared["headline"].get(key) is None else int(declared["headline"][key]))
+                               str(declared["units"].get(key, "")), declared["headline"].get(key))
             for key in keys}
 
 

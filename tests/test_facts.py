@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from lossbench.records import KeyFacts, facts_from_texts, facts_texts, metric_facts
 from lossbench.results import headlines
@@ -27,6 +28,12 @@ def test_a_metrics_declarations_become_key_facts_with_defaults() -> None:
     assert facts == {"mine": KeyFacts("higher", "my score", "%", 2), "mine_floor": KeyFacts(better="none")}
     assert facts["mine_floor"].name("mine_floor") == "mine floor"  # unlabelled: the key with spaces
     assert metric_facts(object()) == {}  # a metric that declares nothing stores nothing
+
+    class Misranked(Declared):
+        headline = {"mine": "first"}
+
+    with pytest.raises(ValueError, match=r"metric 'mine': headline\['mine'\] is 'first'; expected an int rank"):
+        metric_facts(Misranked())
 
 
 def test_stored_texts_round_trip_and_override_an_older_stores_directions() -> None:
