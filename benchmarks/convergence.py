@@ -77,7 +77,7 @@ def estimate(preset_name: str, probe_steps: int, cores: int) -> None:
 
     from lossbench.jobs.driver import GridOptions, run_grid
     from lossbench.plan.grid import expand
-    from lossbench.report.builder import build_report
+    from lossbench.report import build_report
     from lossbench.results.store import Store
 
     env = load_environment(PluginConfig())

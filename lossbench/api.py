@@ -516,6 +516,14 @@ class Metric:
     better: ClassVar[dict[str, str]] = {}
     """Key -> "higher", "lower" or "none" (not ranked), for ranks and comparisons; unlisted keys: lower. "none"
     marks a fact with no better direction (a floor, a spread, a scale that differs between losses)."""
+    labels: ClassVar[dict[str, str]] = {}
+    """Key -> a reader's name for tables and axes (e.g. ``{"fid": "FID"}``); unlisted keys: the key with spaces."""
+    units: ClassVar[dict[str, str]] = {}
+    """Key -> its unit (e.g. ``"nats"``, ``"%"``), shown after the label; unlisted keys: no unit."""
+    headline: ClassVar[dict[str, int]] = {}
+    """Key -> its rank among the keys that lead a leaderboard (1 first; ties by name): headline keys get a column
+    and a figure in the report and ``show``, and the first present ranks the leaderboard. Unlisted: not a headline.
+    All four declarations are stored with every run, so a report rebuilt without the plugin still uses them."""
 
     def compute(self, ctx: MetricContext) -> dict[str, Any]:
         """``{key: float | str}`` for one evaluation described by ``ctx`` (the harness's ``EvaluationContext``)."""

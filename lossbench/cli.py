@@ -250,7 +250,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         click.echo(f"warning: --workers {worker_count} is more than the {cores} CPU cores here: the extra processes "
                    "only wait for a core, each holding its own copy of torch in memory", err=True)
     if not no_report:
-        from lossbench.report.builder import prepare_reports
+        from lossbench.report import prepare_reports
 
         prepare_reports(reports)  # an unwritable --reports is one line now, not a traceback after training
     config, env = load(plugins_dir, strict_plugins)
@@ -291,7 +291,7 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         click.echo(f"live logs ({', '.join(loggers)}): {live.log_dir()}/, one folder per run "
                    f"(tensorboard --logdir {live.log_dir()})")
     if not no_report:
-        from lossbench.report.builder import build_report
+        from lossbench.report import build_report
 
         click.echo(f"report: {build_report(results, reports, env.catalog, comparisons, reference).resolve()}")
     if counts.get("failed", 0):
@@ -481,9 +481,10 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
     comes at once, and it is the same on a machine without the plugins that made the runs.
     """
     from lossbench.plugin.registry import unknown_name_message
-    from lossbench.report.builder import leaderboard_text
+    from lossbench.results.facts import known_facts
+    from lossbench.results.leaderboard import leaderboard_text
     from lossbench.results.store import Store
-    from lossbench.results.tables import directions, summarise
+    from lossbench.results.tables import summarise
 
     with Store.open(results, create=False) as store:
         wide = store.runs_wide()
@@ -499,7 +500,8 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
             wide = wide[wide[column].isin(wanted)].reset_index(drop=True)
     if not wide.empty:
         check_reference(reference, sorted(wide["loss"].unique()))
-    summary = summarise(wide, directions(wide))
+    facts = known_facts(wide)  # the facts stored with the runs: no plugin is loaded
+    summary = summarise(wide, {key: fact.better for key, fact in facts.items()})
     known = sorted(summary["metric"].unique())
     for metric in metrics:
         if metric not in known:
@@ -513,11 +515,11 @@ def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, 
         click.echo("no results stored yet")
         return
     if fmt == "table" and statistic == "mean-ci":
-        click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference))
+        click.echo(leaderboard_text(wide, summary, list(metrics) or None, comparisons, reference, facts))
         return
     from lossbench.results import paper
 
-    text = paper.render(paper.build_grids(wide, summary, metrics, statistic, reference), fmt)
+    text = paper.render(paper.build_grids(wide, summary, metrics, statistic, reference, facts), fmt)
     click.echo(text, nl=not text.endswith("\n"))
 
 
@@ -575,7 +577,7 @@ def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], de
         click.echo(f"metric failed: {where}: {message}", err=True)
     click.echo(f"rescored {len(outcome.scored)} run(s), {len(outcome.skipped)} skipped; results in {results}/")
     if outcome.scored and not no_report:
-        from lossbench.report.builder import build_report
+        from lossbench.report import build_report
 
         click.echo(f"report: {build_report(results, reports, env.catalog).resolve()}")
     if outcome.errors:
@@ -592,7 +594,7 @@ def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], de
 def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,
            strict_plugins: bool) -> None:
     """(Re)build reports/index.html and its figures from the store (plugins supply the datasets' mode centres)."""
-    from lossbench.report.builder import build_report
+    from lossbench.report import build_report
     from lossbench.results.store import Store
 
     _config, env = load(plugins_dir, strict_plugins)

@@ -6,8 +6,10 @@ commits it. Defining it here keeps the store, tables and ``show`` free of torch.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,8 +47,85 @@ def space_of(key: str) -> str | None:
     return found.group()[1:] if found else None
 
 
+FACTS_SUFFIX = "_facts"
+"""Text stored per run and metric: JSON ``{key: KeyFacts}``, so tables and reports need no plugin installed."""
+
+
 DIRECTIONS_SUFFIX = "_directions"
-"""Text fact stored per run and metric: JSON ``{key: direction}``, so tables rank without the plugin installed."""
+"""What stores written before metric facts hold instead: JSON ``{key: direction}`` (read, no longer written)."""
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What a metric declares about one of its keys (``Metric.better``, ``labels``, ``units``, ``headline``).
+
+    Declared once by the metric, stored with every run, read back by tables, figures, the report and ``show``.
+    """
+
+    better: str = "lower"  # "higher", "lower" or "none" (shown, never ranked or tested)
+    label: str = ""  # a reader's name, e.g. "FID"; "" means the key with spaces
+    unit: str = ""  # e.g. "nats", "%"; "" when the value has none
+    headline: int | None = None  # rank among the keys that lead a leaderboard (1 first); None: not a headline
+
+    def name(self, key: str) -> str:
+        """The label, or the key with spaces when the metric declares none."""
+        return self.label or key.replace("_", " ")
+
+
+def metric_facts(metric: object) -> dict[str, KeyFacts]:
+    """``{key: KeyFacts}`` a metric object declares (read by attribute, so any object with them works)."""
+    declared = {name: dict(getattr(metric, name, None) or {}) for name in ("better", "labels", "units", "headline")}
+    for key, rank in declared["headline"].items():
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
+            raise ValueError(f"metric {getattr(metric, 'name', metric)!r}: headline[{key!r}] is {rank!r}; "
+                             "expected an int rank (1 leads)")
+    keys = sorted(set().union(*declared.values()))
+    return {str(key): KeyFacts(str(declared["better"].get(key, "lower")), str(declared["labels"].get(key, "")),
+                               str(declared["units"].get(key, "")), declared["headline"].get(key))
+            for key in keys}
+
+
+def facts_texts(metrics: Iterable[object]) -> dict[str, str]:
+    """The ``<metric>_facts`` texts a run stores for ``metrics`` (those that declare anything)."""
+    texts = {}
+    for metric in metrics:
+        facts = metric_facts(metric)
+        if facts:
+            texts[f"{metric.name}{FACTS_SUFFIX}"] = json.dumps(  # type: ignore[attr-defined]
+                {key: asdict(fact) for key, fact in facts.items()}, sort_keys=True)
+    return texts
+
+
+def parse_facts(column: str, text: object) -> dict[str, KeyFacts]:
+    """The facts in one stored text (``<metric>_facts``, or an older store's ``<metric>_directions``); {} if
+    the text is not one."""
+    try:
+        declared = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    if not isinstance(declared, dict):
+        return {}
+    if column.endswith(DIRECTIONS_SUFFIX):
+        return {str(key): KeyFacts(better=str(value)) for key, value in declared.items()}
+    fields = set(KeyFacts.__dataclass_fields__)
+    return {str(key): KeyFacts(**{k: v for k, v in value.items() if k in fields})
+            for key, value in declared.items() if isinstance(value, dict)}
+
+
+def is_facts_column(column: object) -> bool:
+    """Whether a stored text is a metric's facts (kept for tables and reports, not a result to show)."""
+    return str(column).endswith((FACTS_SUFFIX, DIRECTIONS_SUFFIX))
+
+
+def facts_from_texts(texts: Mapping[str, object] | Iterable[tuple[str, object]]) -> dict[str, KeyFacts]:
+    """Every key's facts in ``{column: text}`` (e.g. a ``RunResult.texts``) or ``(column, text)`` pairs; a later
+    declaration of a key wins, and full facts win over an older store's directions."""
+    pairs = list(texts.items()) if isinstance(texts, Mapping) else list(texts)
+    found: dict[str, KeyFacts] = {}
+    for column, text in sorted(pairs, key=lambda pair: not str(pair[0]).endswith(DIRECTIONS_SUFFIX)):
+        if is_facts_column(column):
+            found.update(parse_facts(str(column), text))
+    return found
 
 
 @dataclass

@@ -12,9 +12,14 @@ import seaborn as sns
 from matplotlib.colors import to_hex
 from PIL import Image
 
+from lossbench.builtin.metrics import FrechetDistance, KernelInceptionDistance, ModeCoverage, Stability
+from lossbench.records import facts_texts
 from lossbench.report import figures
-from lossbench.report.builder import feature_space_for, loss_order, metric_labels
 from lossbench.results import headlines
+from lossbench.results.facts import declared_facts, feature_space_for, labels as metric_labels
+from lossbench.results.leaderboard import loss_order
+
+BUILTIN = [FrechetDistance(), ModeCoverage(), Stability()]  # the metrics whose facts the hand-made runs store
 
 LOSSES = ["hinge", "nonsaturating", "wgan-gp"]
 
@@ -45,7 +50,8 @@ def wide_table() -> pd.DataFrame:
                          "status": status, "fid": fid[loss][seed], "modes_covered": float(seed + 5),
                          "stability_d_overpowering": 1.0 if loss == "nonsaturating" and seed < 2 else 0.0,
                          "stability_diverged": 1.0 if status == "diverged" else 0.0,
-                         "stability_equilibrium_gap": 0.1 * seed, "fid_features": "coordinates"})
+                         "stability_equilibrium_gap": 0.1 * seed, "fid_features": "coordinates",
+                         **facts_texts(BUILTIN)})
     return pd.DataFrame(rows)
 
 
@@ -214,9 +220,12 @@ def test_stability_counts_flags_and_statuses() -> None:
 
 
 def test_metric_labels_name_the_feature_space() -> None:
-    assert figures.metric_label("fid", "coordinates") == "FID [coordinates]"
-    assert figures.metric_label("fid", "digits-classifier") == "FID [digits-classifier]"
-    assert figures.metric_label("fid", "inception-v3-pool3") == "FID [Inception-v3]"
+    facts = declared_facts(BUILTIN)
+    assert figures.metric_label("fid", "coordinates", facts) == "FID [coordinates]"
+    assert figures.metric_label("fid", "digits-classifier", facts) == "FID [digits-classifier]"
+    assert figures.metric_label("fid", "inception-v3-pool3", facts) == "FID [Inception-v3]"
+    assert figures.metric_label("modes_kl", None, facts) == "mode KL (nats)"  # the metric's label and unit
+    assert figures.metric_label("fid", "coordinates") == "fid [coordinates]"  # undeclared: the key with spaces
     assert "Inception" not in figures.feature_space_name("digits-classifier")
     prefixes = {"fid": 1, "prdc": 1}
     assert feature_space_for("fid_floor", prefixes) == "fid"
@@ -224,9 +233,11 @@ def test_metric_labels_name_the_feature_space() -> None:
     assert feature_space_for("modes_covered", prefixes) is None
     labels = metric_labels(wide_table(), "ring8", ["fid", "modes_covered"])
     assert labels == {"fid": "FID [coordinates]", "modes_covered": "modes covered"}
-    assert headlines.primary_metric(["modes_kl", "fid_floor", "fid", "kid"]) == "fid"
-    assert headlines.primary_metric(["modes_kl", "modes_covered"]) == "modes_covered"
-    assert headlines.primary_metric(["zeta", "alpha"]) == "alpha"
+    facts = declared_facts([*BUILTIN, KernelInceptionDistance()])
+    assert headlines.primary_metric(["modes_kl", "fid_floor", "fid", "kid"], facts) == "fid"
+    assert headlines.primary_metric(["modes_kl", "modes_covered"], facts) == "modes_covered"
+    assert headlines.primary_metric(["zeta", "alpha"], facts) == "alpha"
+    assert headlines.primary_metric(["fid_floor", "zeta"], facts) == "zeta"  # a key declared "none" never ranks
 
 
 def test_saved_figure_is_a_decodable_png(tmp_path) -> None:

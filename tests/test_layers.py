@@ -33,7 +33,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 # The package itself re-exports the public API (lossbench.api) and, lazily, two types plugins annotate with.
 # Edges still to remove (issue 13): each helper deletes its entry when its fix lands. Must end empty.
 KNOWN_EXCEPTIONS = {
-    ("lossbench.results.paper", "lossbench.report.builder"),  # the leaderboard text shared with show
 }
 PACKAGE_REEXPORTS = {"lossbench.api", "lossbench.scoring.evaluate", "lossbench.plan.grid"}
 

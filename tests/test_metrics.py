@@ -17,15 +17,20 @@ from lossbench.builtin.metrics import (
     KernelInceptionDistance,
     ModeCoverage,
     PrecisionRecallDensityCoverage,
+    Stability,
     TargetReached,
     mode_statistics,
 )
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import load_environment
+from lossbench.records import facts_texts
 from lossbench.results.tables import better_direction
 from lossbench.scoring.evaluate import EvaluationContext, run_metrics
 from lossbench.scoring.frechet import frechet_distance_features, prdc
 from lossbench.training.train import run_safely
+
+BUILTIN = [FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(), ModeCoverage(), Stability(),
+           TargetReached()]  # the built-in metrics, whose declared directions the ranks follow
 
 RING_STD = 0.01  # PacGAN's 2D-ring
 
@@ -182,16 +187,16 @@ def test_worst_mode_kl_is_the_largest_kl_over_histograms() -> None:
 
 def test_unranked_keys_are_declared_by_their_metric() -> None:
     for key in ("fid_floor", "kid_std", "kid_floor", "stability_g_grad_early", "stability_g_grad_ratio"):
-        assert better_direction(key) == "none", key
-    assert better_direction("stability_diverged_step") == "higher"  # later is better; never-diverged = all steps
+        assert better_direction(key, BUILTIN) == "none", key
+    assert better_direction("stability_diverged_step", BUILTIN) == "higher"  # later is better; never-diverged = all steps
 
 
 def test_directions() -> None:
-    assert better_direction("fid") == "lower" and better_direction("kid") == "lower"
-    assert better_direction("modes_kl") == "lower" and better_direction("modes_collapsed") == "lower"
+    assert better_direction("fid", BUILTIN) == "lower" and better_direction("kid", BUILTIN) == "lower"
+    assert better_direction("modes_kl", BUILTIN) == "lower" and better_direction("modes_collapsed", BUILTIN) == "lower"
     for key in ("prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage", "modes_covered",
                 "modes_high_quality"):
-        assert better_direction(key) == "higher", key
+        assert better_direction(key, BUILTIN) == "higher", key
 
     class Plugin:
         better = {"mine_score": "higher"}
@@ -257,7 +262,7 @@ def test_the_strict_variant_needs_one_percent_of_the_high_quality_samples(ring8)
 
 def test_a_gaussian_blob_ranks_below_a_sampler_on_the_8_centres(ring8) -> None:
     """N(0, 2I) matches the ring's mean and nearly its covariance: the coordinate FID cannot tell; the protocol can."""
-    from lossbench.report.builder import leading_metrics
+    from lossbench.results.leaderboard import leading_metrics
     from lossbench.results.tables import summarise
 
     rows = []
@@ -270,13 +275,14 @@ def test_a_gaussian_blob_ranks_below_a_sampler_on_the_8_centres(ring8) -> None:
             values = run_metrics([FrechetDistance(), ModeCoverage()], ctx)
             rows.append({"run_id": f"{loss}{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
                          "preset": "test", "steps": 1, "device": "cpu", "status": "ok", **values.values,
-                         **values.texts})
+                         **values.texts, **facts_texts([FrechetDistance(), ModeCoverage()])})
     wide = pd.DataFrame(rows)
     blob, perfect = wide[wide["loss"] == "blob"], wide[wide["loss"] == "sampler"]
     assert (perfect["modes_covered"] == 8).all() and (blob["modes_covered"] < 8).all()
     assert (blob["modes_high_quality"] < 0.01).all() and (perfect["modes_high_quality"] > 0.97).all()
     present = sorted(k for k in wide.columns if k not in ("run_id", "dataset", "model", "loss", "seed", "preset",
-                                                          "steps", "device", "status", "fid_features"))
+                                                          "steps", "device", "status", "fid_features")
+                     and not k.endswith("_facts"))
     primary, headline, _compact = leading_metrics(wide, present)
     assert primary == "modes_covered" and headline[:3] == ["modes_covered", "modes_high_quality", "modes_kl"]
     assert headline.index("fid") > 2  # the coordinate Fréchet distance stays, after the protocol's measures

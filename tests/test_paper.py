@@ -16,7 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lossbench.builtin.metrics import FrechetDistance, ModeCoverage
+from lossbench.records import facts_texts
 from lossbench.results import paper, tables
+
+STORED_FACTS = facts_texts([FrechetDistance(), ModeCoverage()])  # what each stored run of these metrics carries
 
 SEEDS = range(7)
 WIGGLE = [0.01, -0.02, 0.03, -0.04, 0.05, -0.06, 0.07]
@@ -29,7 +33,8 @@ def hand_made() -> pd.DataFrame:
                                  ("lsgan", 10 + 0.1 * seed + WIGGLE[seed], 6.0)):
             rows.append({"run_id": f"{loss}{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
                          "preset": "smoke", "steps": 10, "device": "cpu", "status": "ok", "reason": None,
-                         "failed_step": None, "fid": fid, "modes_covered": modes, "fid_features": "coordinates"})
+                         "failed_step": None, "fid": fid, "modes_covered": modes, "fid_features": "coordinates",
+                         **STORED_FACTS})
     return pd.DataFrame(rows)
 
 

@@ -215,7 +215,7 @@ def test_a_metric_added_after_a_grid_is_rescored_to_the_values_of_a_fresh_grid(c
 
     fresh = cli(*grid, "--results", "fresh")
     assert fresh.exit_code == 0, fresh.output
-    columns = ["run_id", "loss", "meanshift", "meanshift_n", "fid", "modes_covered"]
+    columns = ["run_id", "loss", "meanshift", "meanshift_n", "meanshift_facts", "fid", "modes_covered"]
     after = pd.read_csv(workdir / "results" / "runs.csv")[columns]
     reference = pd.read_csv(workdir / "fresh" / "runs.csv")[columns]
     assert after["meanshift_n"].tolist() == [2500.0, 2500.0]  # the smoke preset's final samples (2,500: the protocol's)

@@ -8,6 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lossbench.builtin.metrics import (
+    FrechetDistance,
+    KernelInceptionDistance,
+    ModeCoverage,
+    PrecisionRecallDensityCoverage,
+    Stability,
+)
+from lossbench.records import facts_texts
 from lossbench.results.tables import (
     PAIRWISE_COLUMNS,
     SUMMARY_COLUMNS,
@@ -17,12 +25,16 @@ from lossbench.results.tables import (
     summarise,
 )
 
+# what every stored run of the built-in metrics carries: their declared facts (directions among them)
+STORED_FACTS = facts_texts([FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(),
+                            ModeCoverage(), Stability()])
+
 
 def run(loss: str, seed: int, status: str = "ok", dataset: str = "ring8", model: str = "mlp", **metrics) -> dict:
     row = {"run_id": f"{dataset}-{model}-{loss}-{seed}", "dataset": dataset, "model": model, "loss": loss,
            "seed": seed, "preset": "quick", "steps": 1500, "device": "cpu", "status": status,
            "reason": "" if status == "ok" else status, "failed_step": 7 if status == "diverged" else math.nan,
-           "fid_features": "coordinates"}
+           "fid_features": "coordinates", **STORED_FACTS}
     row.update(metrics)
     return row
 

@@ -174,8 +174,14 @@ def test_runs_store_metric_directions_and_the_loss_feature_space(catalog) -> Non
     from lossbench.builtin.metrics import FrechetDistance, Stability
 
     result = train_run(spec(steps=10), catalog)
-    assert json.loads(result.texts["fid_directions"]) == FrechetDistance.better
-    assert json.loads(result.texts["stability_directions"]) == Stability.better
+    from lossbench.records import facts_from_texts
+
+    facts = facts_from_texts(result.texts)
+    assert {key: facts[key].better for key in FrechetDistance.better} == FrechetDistance.better
+    assert {key: facts[key].better for key in Stability.better} == Stability.better
+    assert (facts["fid"].label, facts["fid"].headline) == ("FID", 1)  # labels and headline ranks travel too
+    assert (facts["modes_kl"].label, facts["modes_kl"].unit) == ("mode KL", "nats")
+    assert json.loads(result.texts["fid_facts"])["fid_floor"]["better"] == "none"
     assert "loss_feature_space" not in result.texts  # the non-saturating loss has no feature network
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 
 from lossbench.plan.grid import PRESETS
-from lossbench.report.builder import leaderboard_text
+from lossbench.results.leaderboard import leaderboard_text
 from lossbench.results.tables import summarise
 from lossbench.results.verdicts import verdicts
 

@@ -1,9 +1,10 @@
 """Built-in metrics: sample quality (FID, KID, PRDC), mode collapse and training stability (defined in the README).
 
 Every metric reads one ``EvaluationContext``: features are extracted once per space and shared, so FID, KID and
-PRDC of one evaluation cost one pass of the feature network. Each metric names the better direction of its
-keys in ``better`` (read by ``lossbench.results.tables.better_direction``) and the feature space of its values in a
-``<metric>_features`` text.
+PRDC of one evaluation cost one pass of the feature network. Each metric declares the facts of its keys
+(``better``, ``labels``, ``units``, ``headline``: stored with every run and read by the tables and the report) and
+names the feature space of its values in a ``<metric>_features`` text. The headline ranks order the leaderboards:
+FID first, then modes covered, precision and recall (the four a terminal line shows), then the rest.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class FrechetDistance(Metric):
     per_feature_space = True  # also computed in each space chosen with --feature-space
     curve = True
     better = {"fid": "lower", "fid_floor": "none"}  # the floor is the real data's, the same for every loss
+    labels = {"fid": "FID", "fid_floor": "FID floor"}
+    headline = {"fid": 1}
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -81,6 +84,8 @@ class KernelInceptionDistance(Metric):
     name = "kid"
     per_feature_space = True  # also computed in each space chosen with --feature-space
     better = {"kid": "lower", "kid_std": "none", "kid_floor": "none"}  # a spread and a floor: facts, not scores
+    labels = {"kid": "KID", "kid_std": "KID std", "kid_floor": "KID floor"}
+    headline = {"kid": 5}
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -104,6 +109,8 @@ class PrecisionRecallDensityCoverage(Metric):
     name = "prdc"
     per_feature_space = True  # also computed in each space chosen with --feature-space
     better = {f"prdc_{part}": "higher" for part in ("precision", "recall", "density", "coverage")}
+    labels = {f"prdc_{part}": part for part in ("precision", "recall", "density", "coverage")}
+    headline = {"prdc_precision": 3, "prdc_recall": 4, "prdc_density": 7, "prdc_coverage": 8}
 
     def compute(self, ctx) -> dict[str, float | str]:
         real, fake = ctx.features("default")
@@ -184,6 +191,9 @@ class ModeCoverage(Metric):
     better = {"modes_covered": "higher", "modes_covered_share": "higher", "modes_high_quality": "higher",
               "modes_kl": "lower", "modes_collapsed": "lower", "modes_covered_strict": "higher",
               "modes_samples": "none"}
+    labels = {"modes_high_quality": "high-quality share", "modes_kl": "mode KL"}
+    units = {"modes_kl": "nats"}
+    headline = {"modes_covered": 2, "modes_high_quality": 6, "modes_kl": 9}
 
     def compute(self, ctx) -> dict[str, float]:
         n_modes = ctx.dataset.spec.n_modes

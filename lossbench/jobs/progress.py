@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from lossbench.records import facts_from_texts, is_facts_column
+from lossbench.results.facts import FEATURE_SUFFIX, key_spaces
 from lossbench.results.headlines import leading_metrics
 
 REASON_CHARS = 100  # a failed run's reason is cut here; the full one is in the store and the final summary
@@ -25,7 +27,10 @@ def headline(result: Any) -> str:
         reason = result.reason if len(result.reason) <= REASON_CHARS else result.reason[:REASON_CHARS - 1] + "…"
         return f"failed: {reason}"
     finite = [k for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)]
-    key = leading_metrics(finite, [result.texts.get("fid_features", "")])[0]
+    spaces = {column.removesuffix(FEATURE_SUFFIX): [text] for column, text in result.texts.items()
+              if column.endswith(FEATURE_SUFFIX)}
+    names = [column.rsplit("_", 1)[0] for column in result.texts if is_facts_column(column)]
+    key = leading_metrics(finite, facts_from_texts(result.texts), key_spaces(finite, spaces), names)[0]
     return f"{result.status}, {key} {result.metrics[key]:.4g}" if key else result.status
 
 

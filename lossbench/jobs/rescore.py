@@ -22,7 +22,7 @@ from lossbench.plugin import provenance
 from lossbench.plugin.loader import Environment
 from lossbench.plugin.provenance import ProvenanceIndex
 from lossbench.plugin.registry import unknown_name_message
-from lossbench.records import HISTORY_COLUMNS, space_key, space_of
+from lossbench.records import HISTORY_COLUMNS, facts_texts, space_key, space_of
 from lossbench.results.store import Store
 from lossbench.scoring.chosen import check_spaces
 from lossbench.scoring.evaluate import run_metrics, score_in_spaces
@@ -110,6 +110,7 @@ def rescore(env: Environment, store: Store, metrics: Sequence[str] = (), device:
         values, texts, errors = score_checkpoint(env, spec, checkpoint.read_bytes(), names, run, device,
                                                  _history(store, run_id), _curves(store, run_id), lacking)
         texts.update({f"{name}_error": message for name, message in errors.items()})
+        texts.update(facts_texts(env.catalog.metrics.get(name) for name in names))  # replaced with the values
         outcome.errors.update({f"{run_id} {name}": message for name, message in errors.items()})
         merged = dict(recorded.get(run_id) or {}) or {key: value for key, value in current.items() if key != "metrics"}
         merged["metrics"] = {**merged.get("metrics", {}), **{name: current["metrics"][name] for name in names}}

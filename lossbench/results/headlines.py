@@ -1,58 +1,72 @@
 """Which metrics lead a leaderboard: light enough for the progress line and `show` (no plotting libraries).
 
-The figures, the report, `show` and the progress lines all ask these; the orders live here once.
+The order comes from the metrics themselves: each declares the headline rank of its keys (``Metric.headline``,
+stored with every run as a fact, see ``lossbench.results.facts``). The figures, the report, `show` and the
+progress lines all ask these functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-__all__ = ["COMPACT_ORDER", "HEADLINE_ORDER", "MODE_KEYS", "PRIMARY_ORDER", "RAW_SPACES", "headline_metrics",
-           "leading_metrics", "primary_metric"]
+from lossbench.results.facts import RAW_SPACES, Facts, facts_of, family_of
 
-# The metric a leaderboard is ranked by: the first of these that the store holds for a dataset.
-PRIMARY_ORDER = ("fid", "kid", "modes_covered", "modes_high_quality", "modes_kl")
-# The metrics shown in leaderboard tables and plots (when present), in this order.
-HEADLINE_ORDER = ("fid", "kid", "prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage",
-                  "modes_covered", "modes_high_quality", "modes_kl")
-# The few metrics a terminal line or a leaderboard plot has room for, in this order.
-COMPACT_ORDER = ("fid", "modes_covered", "prdc_precision", "prdc_recall", "kid", "modes_high_quality")
-# The mixtures' protocol measures, in the order they lead where FID was measured in a raw space.
-MODE_KEYS = ("modes_covered", "modes_high_quality", "modes_kl")
-RAW_SPACES = ("coordinates", "pixels")  # a Fréchet distance here sees only a mean and a covariance
+__all__ = ["COMPACT", "headline_metrics", "leading_metrics", "primary_metric", "space_free"]
+
+COMPACT = 4  # the headline keys a terminal line or a leaderboard plot has room for
 
 
-def primary_metric(keys: Iterable[str]) -> str | None:
-    """The metric a leaderboard ranks by: FID where present, else the first known headline, else any metric."""
-    keys = [k for k in keys if not k.endswith("_floor")]
-    for key in PRIMARY_ORDER:
-        if key in keys:
-            return key
-    return sorted(keys)[0] if keys else None
-
-
-def headline_metrics(keys: Iterable[str], limit: int | None = None, compact: bool = False) -> list[str]:
-    """The metrics worth a column in a leaderboard: known headlines in a fixed order, else the primary one;
-    ``compact``: the few that fit a terminal line or a plot row (FID, modes, precision, recall)."""
+def headline_metrics(keys: Iterable[str], facts: Facts | None, limit: int | None = None) -> list[str]:
+    """The keys worth a column in a leaderboard: the headline keys present by rank (ties by name), else the
+    primary one; ``limit``: only the first ones (``COMPACT`` fit a terminal line or a plot row)."""
     keys = list(keys)
-    chosen = [k for k in (COMPACT_ORDER if compact else HEADLINE_ORDER) if k in keys]
+    ranks = {key: facts_of(key, facts).headline for key in keys}
+    chosen = sorted((k for k in keys if ranks[k] is not None), key=lambda k: (ranks[k], k))
     if not chosen:
-        first = primary_metric(keys)
+        first = primary_metric(keys, facts)
         chosen = [first] if first else []
     return chosen[:limit] if limit else chosen
 
 
-def leading_metrics(present: Iterable[str], fid_spaces: Iterable[str]) -> tuple[str | None, list[str], list[str]]:
-    """(primary, headline, compact) metrics of one dataset x model whose FID was measured in ``fid_spaces``.
+def primary_metric(keys: Iterable[str], facts: Facts | None) -> str | None:
+    """The metric a leaderboard ranks by: the first headline key present, else the first ranked key by name."""
+    keys = list(keys)
+    headline = [k for k in keys if facts_of(k, facts).headline is not None]
+    if headline:
+        return min(headline, key=lambda k: (facts_of(k, facts).headline, k))
+    ranked = sorted(k for k in keys if facts_of(k, facts).better != "none")
+    return ranked[0] if ranked else (sorted(keys)[0] if keys else None)
 
-    Where FID was measured on raw coordinates or pixels and mode measures exist (the mixtures), the mode measures
-    of the dataset's protocol lead: modes covered ranks, then high-quality share and KL; the coordinate Fréchet
+
+def space_free(headline: Iterable[str], spaces: Mapping[str, Iterable[str]], names: Iterable[str] = ()) -> list[str]:
+    """The headline keys that lead where the first headline key was measured in a raw space (coordinates,
+    pixels: a Fréchet distance there sees only a mean and a covariance): those of the first metric measured in no
+    feature space at all, such as a mixture protocol's mode measures (``names``: the metrics, to group keys by).
+    Empty where the first key's space is a learned one."""
+    headline = list(headline)
+    lead_spaces = set(spaces.get(headline[0], ())) if headline else set()
+    if not lead_spaces or not lead_spaces <= set(RAW_SPACES):
+        return []
+    free = [k for k in headline if not list(spaces.get(k, ()))]
+    if not free:
+        return []
+    family = family_of(free[0], names)
+    return [k for k in free if family_of(k, names) == family]
+
+
+def leading_metrics(present: Iterable[str], facts: Facts | None, spaces: Mapping[str, Iterable[str]] | None = None,
+                    names: Iterable[str] = ()) -> tuple[str | None, list[str], list[str]]:
+    """(primary, headline, compact) metrics of one dataset x model; ``spaces`` maps keys to the feature spaces
+    their values were measured in (``facts.key_spaces``), ``names`` are the metrics (``facts.metric_names``).
+
+    Where the first headline key was measured on raw coordinates or pixels and a metric's headline keys need no
+    feature space (the mixtures' mode measures), that metric's keys lead: the first ranks, the coordinate Fréchet
     distance stays in the tables after them (one Gaussian blob scores near the floor on it).
     """
-    present, spaces = list(present), {space for space in fid_spaces if space}
-    modes = [k for k in MODE_KEYS if k in present]
-    if modes and spaces and spaces <= set(RAW_SPACES):
-        headline = modes + [k for k in headline_metrics(present) if k not in modes]
-        compact = (modes + [k for k in headline_metrics(present, compact=True) if k not in modes])[:4]
-        return modes[0], headline, compact
-    return primary_metric(present), headline_metrics(present), headline_metrics(present, limit=4, compact=True)
+    present = list(present)
+    headline = headline_metrics(present, facts)
+    free = space_free(headline, spaces or {}, names)
+    if free:
+        headline = free + [k for k in headline if k not in free]
+        return free[0], headline, headline[:COMPACT]
+    return primary_metric(present, facts), headline, headline[:COMPACT]

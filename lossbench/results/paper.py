@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from lossbench.results import headlines, tables
+from lossbench.results.facts import Facts, stored_facts
+from lossbench.results.leaderboard import loss_order, metric_labels
 
 STATISTICS = ("mean-ci", "median-iqr")
 FORMATS = ("table", "markdown", "latex", "csv", "json")
@@ -98,15 +100,15 @@ def quartiles(runs: pd.DataFrame, key: str) -> tuple[float, float]:
 
 
 def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str] | None = None,
-                statistic: str = "mean-ci", reference: str | None = None) -> list[Grid]:
+                statistic: str = "mean-ci", reference: str | None = None, facts: Facts | None = None) -> list[Grid]:
     """One ``Grid`` per dataset x model of ``wide`` (a ``Store.runs_wide`` table) with its ``summary``.
 
-    ``metrics``: the columns (default: the headline metrics present, as in the terminal leaderboard).
+    ``metrics``: the columns (default: the headline metrics present, as in the terminal leaderboard); ``facts``:
+    the metric facts that label and order them (default: those stored with the runs).
     """
-    from lossbench.report.builder import loss_order, metric_labels
-
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
+    facts = stored_facts(wide) if facts is None else facts
     wide = tables.with_derived(wide)
     metrics = list(metrics or [])
     known = dict(zip(summary["metric"], summary["better"])) if len(summary) else {}
@@ -114,11 +116,11 @@ def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str
     for (dataset, model), runs in wide.groupby(["dataset", "model"], sort=True):
         part = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
         present = sorted(part.loc[part["n_values"] > 0, "metric"].unique()) if len(part) else []
-        shown = [m for m in metrics if m in set(part["metric"])] if metrics else headlines.headline_metrics(present)
+        shown = [m for m in metrics if m in set(part["metric"])] if metrics else headlines.headline_metrics(present, facts)
         primary = shown[0] if shown else None
         losses = loss_order(runs, part, primary)
         ref = tables.reference_of(losses, reference)
-        grid = Grid(dataset, model, statistic, ref, shown, metric_labels(wide, dataset, shown),
+        grid = Grid(dataset, model, statistic, ref, shown, metric_labels(wide, dataset, shown, facts),
                     {m: known.get(m, "lower") for m in shown}, losses)
         entries = part.set_index(["loss", "metric"])
         for metric in shown:

@@ -14,14 +14,12 @@ gives the same tables. Two kinds of numbers, kept apart on purpose:
 
 Directions come from the metrics themselves (``Metric.better``: "lower" by default, "higher", or "none" for keys
 that are facts rather than scores, which get no rank and no test). The harness stores each metric's
-declaration with every run (a ``<metric>_directions`` text), so a table rebuilt without the plugin still ranks
-right; registered metrics passed in take precedence.
+declaration with every run (a ``<metric>_facts`` text, ``lossbench.results.facts``), so a table rebuilt without
+the plugin still ranks right; registered metrics passed in take precedence.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import warnings
 from collections import Counter
@@ -33,7 +31,8 @@ import pandas as pd
 from scipy import stats
 
 from lossbench.plan.seeding import derive_seed
-from lossbench.records import DIRECTIONS_SUFFIX, base_key
+from lossbench.records import base_key
+from lossbench.results.facts import declared_facts, known_facts, stored_facts
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -62,65 +61,26 @@ ERROR_SUFFIX = "_error"  # text stored when a metric raised on a run (``train.tr
 TEST_NAME = "wilcoxon signed-rank (paired by seed; failed seeds worst)"
 
 
-@functools.lru_cache(maxsize=1)
-def _builtin_directions() -> dict[str, str]:
-    from lossbench.builtin import metrics
-
-    directions: dict[str, str] = {}
-    for value in vars(metrics).values():
-        better = getattr(value, "better", None)
-        if isinstance(value, type) and isinstance(better, dict):
-            directions.update(better)
-    return directions
-
-
 def declared_directions(metrics: Iterable[object]) -> dict[str, str]:
     """``{key: direction}`` declared by metric objects (their ``better``)."""
-    found: dict[str, str] = {}
-    for metric in metrics:
-        declared = getattr(metric, "better", None)
-        if isinstance(declared, dict):
-            found.update({str(k): str(v) for k, v in declared.items()})
-    return found
+    return {key: fact.better for key, fact in declared_facts(metrics).items()}
 
 
 def stored_directions(runs_wide: pd.DataFrame) -> dict[str, str]:
-    """Directions recorded with the runs (``<metric>_directions`` texts), so that no plugin is needed to read them."""
-    found: dict[str, str] = {}
-    for column in runs_wide.columns:
-        if not str(column).endswith(DIRECTIONS_SUFFIX):
-            continue
-        for text in runs_wide[column].dropna().unique():
-            try:
-                declared = json.loads(text)
-            except (TypeError, ValueError):
-                continue
-            if isinstance(declared, dict):
-                found.update({str(k): str(v) for k, v in declared.items()})
-    return found
+    """Directions recorded with the runs (their metrics' facts), so that no plugin is needed to read them."""
+    return {key: fact.better for key, fact in stored_facts(runs_wide).items()}
 
 
 def directions(runs_wide: pd.DataFrame | None = None, metrics: Iterable[object] = ()) -> dict[str, str]:
-    """Every known key's direction: built-in metrics', then those stored with the runs, then registered ones.
-
-    The built-ins (which import torch) are read only when a key of the runs has no stored or declared direction,
-    so that ``lossbench show`` ranks a store without torch; ``better_direction`` falls back to them for other keys.
-    """
-    result = stored_directions(runs_wide) if runs_wide is not None else {}
-    result.update(declared_directions(metrics))
-    if runs_wide is None or any(key not in result for key in metric_keys(runs_wide)):
-        result = {**_builtin_directions(), **result}
-    if runs_wide is not None:  # a value in another feature space (fid@s) goes the way of its base key (fid)
-        result.update({key: result[base_key(key)] for key in runs_wide.columns
-                       if isinstance(key, str) and base_key(key) != key and base_key(key) in result})
-    return result
+    """Every known key's direction: those stored with the runs, then registered ``metrics``' over them."""
+    return {key: fact.better for key, fact in known_facts(runs_wide, metrics).items()}
 
 
 def better_direction(key: str, metrics: Iterable[object] = (), known: Mapping[str, str] | None = None) -> str:
     """'higher', 'lower' or 'none': which way a metric key improves ("none": shown, never ranked or tested).
 
-    ``metrics`` (registered metric objects) come first, then ``known`` (e.g. ``directions(runs_wide)``), then the
-    built-in metrics; a key nobody declares is lower-is-better, the ``Metric.better`` default.
+    ``metrics`` (metric objects) come first, then ``known`` (e.g. ``directions(runs_wide)``); a key nobody
+    declares is lower-is-better, the ``Metric.better`` default.
     """
     declared = declared_directions(metrics)
     if key in declared:
@@ -129,7 +89,7 @@ def better_direction(key: str, metrics: Iterable[object] = (), known: Mapping[st
         return known[key]
     if base_key(key) != key:  # fid@s: the direction of fid
         return better_direction(base_key(key), metrics, known)
-    return _builtin_directions().get(key, "lower")
+    return "lower"
 
 
 def ranked(direction: str) -> bool:

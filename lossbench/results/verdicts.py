@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from lossbench.results.facts import Facts, facts_of, stored_facts
+
 REACHED = "target_reached"
 RULE = "target_rule"
-_NAMES = {"modes_high_quality": "high-quality share", "modes_covered": "modes covered", "fid": "FID",
-          "fid_floor": "its real-vs-real floor"}
 NEXT_PRESET = {"smoke": "standard", "quick": "standard", "standard": "paper"}
 
 
@@ -85,8 +85,10 @@ def _format(key: str, value: float) -> str:
     return f"{value:.3g}"
 
 
-def best_values(group: pd.DataFrame, rule: str) -> list[str]:
-    """For each condition of the rule, the best mean over seeds of any loss, and which loss it is."""
+def best_values(group: pd.DataFrame, rule: str, facts: Facts | None = None) -> list[str]:
+    """For each condition of the rule, the best mean over seeds of any loss, and which loss it is; keys named by
+    their metric's labels (``facts``, default: those stored with the runs)."""
+    facts = stored_facts(group) if facts is None else facts
     ok = group[group["status"] == "ok"]
     found = []
     for condition in _conditions(rule):
@@ -94,10 +96,10 @@ def best_values(group: pd.DataFrame, rule: str) -> list[str]:
         if key not in ok.columns or (relative and relative not in ok.columns):
             continue
         values = pd.to_numeric(ok[key], errors="coerce")
-        name = _NAMES.get(key, key.replace("_", " "))
+        name = facts_of(key, facts).name(key)
         if relative:
             values = values / pd.to_numeric(ok[relative], errors="coerce")
-            name = f"{name} / {_NAMES.get(relative, relative.replace('_', ' '))}"
+            name = f"{name} / {facts_of(relative, facts).name(relative)}"
         means = values.groupby(ok["loss"]).mean().dropna()
         if means.empty:
             continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import math
 import platform
 import time
@@ -29,7 +28,7 @@ from lossbench.plan import seeding
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.plugin.registry import SINGULAR, Catalog
-from lossbench.records import DIRECTIONS_SUFFIX, HISTORY_COLUMNS, RunResult
+from lossbench.records import HISTORY_COLUMNS, RunResult, facts_texts
 from lossbench.scoring.chosen import chosen_spaces
 from lossbench.scoring.evaluate import Evaluation, EvaluationContext, run_metrics
 from lossbench.scoring.spaces import catalog_spaces
@@ -415,11 +414,11 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def run_facts(run: _Run) -> dict[str, str]:
-    """Text facts stored with every run: each metric's declared directions (so that tables rebuilt without the
-    plugin rank right) and the feature space a loss trains in, when it has one."""
+    """Text facts stored with every run: each metric's declared key facts (direction, label, unit, headline rank;
+    so that tables and reports rebuilt without the plugin rank and label right) and the feature space a loss trains
+    in, when it has one."""
 
-    facts = {f"{m.name}{DIRECTIONS_SUFFIX}": json.dumps(dict(m.better), sort_keys=True)
-             for m in run.metrics if isinstance(getattr(m, "better", None), dict) and m.better}
+    facts = facts_texts(run.metrics)
     space = getattr(run.loss, "feature_space", None)
     if isinstance(space, str):
         facts["loss_feature_space"] = space
