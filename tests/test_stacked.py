@@ -61,12 +61,12 @@ def test_first_20_steps_of_a_group_match_sequential_runs(catalog) -> None:
     specs = [make_spec(loss=loss, seed=seed, steps=2 if loss == "wgan" else 20)
              for loss in ("nonsaturating", "hinge", "lsgan", "r1", "dragan", "wgan") for seed in (0, 1)]
     groups = plan_groups(specs, catalog, None)
-    assert sorted(len(g) for g in groups) == [2, 2, 2, 6]
+    assert sorted(len(g) for g in groups) == [2, 2, 8]  # dragan joins the Adam, n_critic 1 group (its own lr, betas)
     stacked = _by_id(run_groups(specs, catalog))
     for spec in specs:
         _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
         assert stacked[spec.run_id].environment["engine"] == "stacked"
-    assert stacked[specs[0].run_id].environment["group_size"] == 6
+    assert stacked[specs[0].run_id].environment["group_size"] == 8
 
 
 def test_dcgan_members_with_batchnorm_under_vmap_match_sequential_runs(catalog) -> None:

@@ -1,19 +1,21 @@
 """The stacked engine: a group of compatible GAN runs trained as one model, K members per forward and backward.
 
 Small models are bound by Python and dispatch overhead, not arithmetic, so K runs that share a model factory, a
-dataset, batch size, steps and recipe differ only in their weights, seed streams and loss: their networks are
-stacked (``torch.func.stack_module_state``) and evaluated with ``vmap(functional_call)``, and one optimizer steps
-the stacked tensors (Adam, RMSprop and SGD are elementwise, so this equals K optimizers). Each member keeps what
-makes it its own run:
+dataset, sizes and an optimizer kind and n_critic schedule (``stacked_plan``) differ only in their weights, seed
+streams, loss and learning rates: their networks are stacked into flat ``[K, P]`` weights run as batched layers
+(``stacked_layers``) and stepped by per-member optimizers (``stacked_optim``). Each member keeps what makes it its
+own run:
 
 - it starts from the weights ``train._Run.build`` gives its RunSpec and draws the same batches and latent noise
   (streams are shared by members of one seed, since they depend on the seed, model and dataset only);
 - its loss and penalty are called on its own slice, with its own global-RNG state (the penalty's randomness);
+- its learning rates, Adam betas and generator-average decay are its recipe's;
 - its ``after_discriminator_step`` sees a module whose parameters alias its slice (weight clipping per member);
 - a non-finite loss makes it ``diverged`` at that step and it is dropped from the group before the optimizer
   steps (its weights and optimizer state stay as they were); an exception makes it ``failed`` with its reason;
 - its history, light evaluations and final scoring are the sequential engine's (``train._Run``,
-  ``train.finish_run``), on a model that holds its slice.
+  ``train.finish_run``), on a model that holds its slice; its result is handed on as soon as it is final (a
+  member that diverges early is stored while the others train on).
 
 What cannot be stacked (VAEs, a group of one, a model that vmap rejects, a loss that raises at its first stacked
 step) trains in the sequential engine, with one line on stderr saying why.
@@ -22,7 +24,6 @@ step) trains in the sequential engine, with one line on stderr saying why.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from lossbench.plan import seeding
 from lossbench.api import GAN, AdversarialLoss
@@ -38,32 +38,14 @@ from lossbench.plugin.contracts import check_shapes, failure_reason
 from lossbench.errors import LossbenchError
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import Catalog
-from lossbench.training.train import Batches, Diverged, ProgressCallback, _check_scalar, _Run, environment_facts, finish_run, make_optimizer, plugin_objects, resolve_device, run_facts, run_safely
+from lossbench.training.stacked_layers import Critic, Stack, alias_module
+from lossbench.training.stacked_plan import (  # noqa: F401  (re-exported: the executors and the CLI read them here)
+    DEFAULT_GROUP_SIZE, GROUP_SIZE_ENV, VECTORISE_ENV, enabled, group_key, group_size, plan_groups,
+)
+from lossbench.training.train import Batches, Diverged, ProgressCallback, _check_scalar, _Run, environment_facts, finish_run, plugin_objects, resolve_device, run_facts, run_safely
 from lossbench.records import RunResult
 
-DEFAULT_GROUP_SIZE = {"cpu": 32, "cuda": 256}
-"""Members per group when ``--group-size`` is not given: CPU gains flatten past a few dozen members; a GPU needs
-hundreds of small models to fill."""
-
-VECTORISE_ENV = "LOSSBENCH_VECTORISE"
-"""``1``: the local executor trains compatible runs stacked (``lossbench run --vectorise``); off by default."""
-GROUP_SIZE_ENV = "LOSSBENCH_GROUP_SIZE"
-"""Members per group (``--group-size``); default ``DEFAULT_GROUP_SIZE`` for the device."""
-
 Notice = Callable[[str], None]
-
-
-def enabled() -> bool:
-    """Whether this process trains groups stacked (set by ``--vectorise``, read by the executors)."""
-    return os.environ.get(VECTORISE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def group_size() -> int | None:
-    """``--group-size`` (``$LOSSBENCH_GROUP_SIZE``), or None for the device's default."""
-    from lossbench.plan.grid import parse_positive_int
-
-    value = os.environ.get(GROUP_SIZE_ENV, "").strip()
-    return parse_positive_int(value, f"${GROUP_SIZE_ENV}") if value else None
 
 
 def _stderr(line: str) -> None:
@@ -74,74 +56,8 @@ class CannotStack(Exception):
     """The group cannot train stacked; its runs go to the sequential engine (the message says why)."""
 
 
-def group_key(spec: RunSpec, catalog: Catalog) -> tuple | None:
-    """What members of one group share (None: this run trains alone): the model, dataset, sizes, schedule, device
-    and the loss's recipe (optimizer, learning rates, betas, n_critic schedule, EMA)."""
-    try:
-        loss = catalog.losses.get(spec.loss)
-    except Exception:
-        return None
-    if not isinstance(loss, AdversarialLoss):
-        return None
-    return (spec.model, spec.dataset, spec.steps, spec.batch_size, spec.log_every, spec.eval_every,
-            spec.eval_samples, spec.final_samples, spec.device, loss.recipe)
-
-
-def plan_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None) -> list[list[RunSpec]]:
-    """The specs in groups of compatible runs, at most ``group_size`` each (default: ``DEFAULT_GROUP_SIZE``),
-    in the order of their first member; runs that cannot be grouped form groups of one."""
-    groups: dict[object, list[list[RunSpec]]] = {}
-    order: list[list[RunSpec]] = []
-    for index, spec in enumerate(specs):
-        key = group_key(spec, catalog)
-        key = ("alone", index) if key is None else key
-        size = group_size or DEFAULT_GROUP_SIZE.get(resolve_device(spec.device).type, DEFAULT_GROUP_SIZE["cpu"])
-        bucket = groups.setdefault(key, [])
-        if not bucket or len(bucket[-1]) >= size:
-            bucket.append([])
-            order.append(bucket[-1])
-        bucket[-1].append(spec)
-    return order
-
-
 def _overrides(loss: AdversarialLoss, method: str) -> bool:
     return getattr(type(loss), method) is not getattr(AdversarialLoss, method)
-
-
-def _alias_module(base: nn.Module, params: dict[str, Tensor], index: int) -> nn.Module:
-    """A copy of ``base`` whose parameters alias member ``index``'s slice: in-place edits (clipping) land in the
-    stacked tensors."""
-    module = copy.deepcopy(base)
-    for name, value in params.items():
-        owner, _, leaf = name.rpartition(".")
-        target = module.get_submodule(owner) if owner else module
-        target._parameters[leaf] = nn.Parameter(value.detach()[index], requires_grad=False)
-    return module
-
-
-class _Critic(nn.Module):
-    """Member ``index``'s discriminator as the callable a penalty receives (gradients reach the stacked tensors)."""
-
-    def __init__(self, stack: "_Stack", index: int) -> None:
-        super().__init__()
-        self._call = (stack.base, stack.params, stack.buffers, index)
-        self._fast = stack.fast
-
-    def forward(self, x: Tensor) -> Tensor:
-        base, params, buffers, i = self._call
-        if self._fast is not None:
-            return self._fast({k: v[i : i + 1] for k, v in params.items()}, x.unsqueeze(0))[0]
-        return functional_call(base, ({k: v[i] for k, v in params.items()}, {k: v[i] for k, v in buffers.items()}), (x,))
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        """The member's parameter slices (a penalty on the weights, e.g. weight decay, sees its own)."""
-        base, params, _buffers, i = self._call
-        for name, value in params.items():
-            yield prefix + name, value[i]
-
-    def parameters(self, recurse: bool = True):
-        for _name, value in self.named_parameters():
-            yield value
 
 
 @dataclass
@@ -172,127 +88,6 @@ class _Member:
                 self.cuda_rng = torch.cuda.get_rng_state(self.run.device)
 
 
-Forward = Callable[[dict, Tensor], Tensor]
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.ELU, nn.SiLU, nn.GELU, nn.Softplus)
-
-
-def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
-    """``module`` as batched layers over stacked parameters ([K, ...]) and inputs ([K, B, features]), or None when
-    it holds a layer this does not know (it then runs under ``vmap``). Why: for the small MLPs of a grid, vmap's
-    per-call bookkeeping costs as much as the arithmetic; ``baddbmm`` is one kernel per layer. Exact types only,
-    so that a subclass with its own ``forward`` is never compiled wrongly."""
-    from lossbench.builtin.models import Scores
-
-    kind = type(module)
-    if kind is nn.Sequential:
-        parts = [batched_layers(child, f"{prefix}{name}.") for name, child in module.named_children()]
-        if any(part is None for part in parts):
-            return None
-
-        def sequential(params: dict, x: Tensor) -> Tensor:
-            for part in parts:
-                x = part(params, x)  # type: ignore[misc]
-            return x
-        return sequential
-    if kind is nn.Linear:
-        weight, bias = prefix + "weight", prefix + "bias"
-        if module.bias is None:
-            return lambda params, x: torch.bmm(x, params[weight].transpose(1, 2))
-        return lambda params, x: torch.baddbmm(params[bias].unsqueeze(1), x, params[weight].transpose(1, 2))
-    if kind in _ELEMENTWISE:
-        return lambda params, x: module(x)
-    if kind is Scores:
-        body = batched_layers(module.body, prefix + "body.")
-        return None if body is None else (lambda params, x: body(params, x).reshape(x.shape[0], x.shape[1]))
-    return None
-
-
-def _multi_tensor(make: Callable) -> Callable:
-    """The recipe's optimizer with its multi-tensor (foreach) kernels: the same elementwise update, in a few calls
-    for all stacked tensors instead of a Python loop over them."""
-    def build(params: list[Tensor]) -> torch.optim.Optimizer:
-        optimizer = make(params)
-        for group in optimizer.param_groups:
-            if "foreach" in group:
-                group["foreach"] = True
-        return optimizer
-    return build
-
-
-class _Stack:
-    """One network of every active member, stacked: parameters, buffers, optimizer, optional average."""
-
-    def __init__(self, modules: list[nn.Module], optimizer: Callable, average: bool) -> None:
-        params, buffers = stack_module_state(modules)
-        self.real_base = copy.deepcopy(modules[0])  # a real module, for aliases of one member's slice
-        self.base = copy.deepcopy(modules[0]).to("meta")
-        self.params = params
-        self.buffers = buffers
-        self.make_optimizer = _multi_tensor(optimizer)
-        self.optimizer = self.make_optimizer(list(params.values()))
-        self.average = ({k: v.detach().clone() for k, v in params.items()} if average else None)
-        self.average_buffers = ({k: v.clone() for k, v in buffers.items()} if average else None)
-        self.forward = vmap(self._one)
-        self.fast = fast = batched_layers(modules[0]) if not buffers else None
-        if fast is not None:
-            self.forward = lambda params, _buffers, x: fast(params, x)
-
-    def _one(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
-        return functional_call(self.base, (params, buffers), (x,))
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(self.params, self.buffers, x)
-
-    def frozen(self, x: Tensor) -> Tensor:
-        """The forward pass with detached parameters: gradients reach ``x`` only (the generator step needs no
-        discriminator weight gradients, which the sequential engine computes and discards)."""
-        return self.forward({k: v.detach() for k, v in self.params.items()}, self.buffers, x)
-
-    def grad_norms(self) -> Tensor:
-        squares = [p.grad.flatten(1).pow(2).sum(1) for p in self.params.values() if p.grad is not None]
-        return torch.stack(squares).sum(0).sqrt() if squares else torch.full((self.size,), float("nan"))
-
-    @property
-    def size(self) -> int:
-        return next(iter(self.params.values())).shape[0]
-
-    def keep(self, index: Tensor) -> None:
-        """Keep only the members at ``index`` (params, grads, buffers, optimizer state, average)."""
-        old = self.size
-        new_params = {}
-        for name, p in self.params.items():
-            q = p.detach()[index].clone().requires_grad_(True)
-            if p.grad is not None:
-                q.grad = p.grad[index].clone()
-            new_params[name] = q
-        optimizer = self.make_optimizer(list(new_params.values()))
-        for name, p in self.params.items():
-            state = self.optimizer.state.get(p)
-            if state:
-                optimizer.state[new_params[name]] = {
-                    key: (value[index].clone() if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == old
-                          else value) for key, value in state.items()}
-        self.params, self.optimizer = new_params, optimizer
-        self.buffers = {k: v[index].clone() for k, v in self.buffers.items()}
-        if self.average is not None:
-            self.average = {k: v[index].clone() for k, v in self.average.items()}
-            self.average_buffers = {k: v[index].clone() for k, v in self.average_buffers.items()}
-
-    @torch.no_grad()
-    def update_average(self, decay: float) -> None:
-        for name, mean in self.average.items():
-            mean.lerp_(self.params[name].detach(), 1.0 - decay)
-        for name, mean in self.average_buffers.items():
-            mean.copy_(self.buffers[name])
-
-    @torch.no_grad()
-    def load_into(self, module: nn.Module, position: int, average: bool = False) -> None:
-        """Member ``position``'s slice into a plain module (for evaluation and checkpoints)."""
-        params, buffers = (self.average, self.average_buffers) if average else (self.params, self.buffers)
-        state = {k: v[position].detach() for k, v in {**params, **buffers}.items()}
-        module.load_state_dict(state)
-
-
 class _Group:
     """A group's training loop: the sequential engine's ``train_gan``, over K members at once."""
 
@@ -319,12 +114,14 @@ class _Group:
         if any(s != shapes[0] for s in shapes):
             raise CannotStack("members' networks differ in shape")
         self.seed_specs = {m.stream: m.run.spec for m in self.members}
-        recipe = self.recipe
-        self.G = _Stack([m.model.generator for m in self.members],
-                        lambda ps: make_optimizer(recipe, ps, recipe.lr_g), recipe.ema_decay is not None)
-        self.D = _Stack([m.model.discriminator for m in self.members],
-                        lambda ps: make_optimizer(recipe, ps, recipe.lr_d), False)
-        if recipe.ema_decay is not None:
+        recipes = [m.loss.recipe for m in self.members]
+        betas = [r.betas for r in recipes]
+        decays = [r.ema_decay for r in recipes] if self.recipe.ema_decay is not None else None
+        self.G = Stack([m.model.generator for m in self.members], self.recipe.optimizer,
+                       [r.lr_g for r in recipes], betas, decays)
+        self.D = Stack([m.model.discriminator for m in self.members], self.recipe.optimizer,
+                       [r.lr_d for r in recipes], betas, None)
+        if decays is not None:
             for m in self.members:
                 m.run.average = copy.deepcopy(m.model.generator).requires_grad_(False)
         self.active = list(self.members)
@@ -333,7 +130,7 @@ class _Group:
     def _refresh(self) -> None:
         self.streams = torch.tensor([m.stream for m in self.active], device=self.device)
         for i, m in enumerate(self.active):
-            m.alias = _alias_module(self.D.real_base, self.D.params, i) if _overrides(m.loss, "after_discriminator_step") else None
+            m.alias = alias_module(self.D, i) if _overrides(m.loss, "after_discriminator_step") else None
 
     # -- the loop -------------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -374,9 +171,10 @@ class _Group:
                 real, z = reals[self.streams], zs[self.streams]
                 with torch.no_grad():
                     fake = self.G(z)
-                real_scores, fake_scores = self.D(real), self.D(fake)
+                real_scores, fake_scores = self.D(real), self.D(fake)  # two passes, as alone: one would sum D's
+                # weight gradient in another order, and Adam's first steps (g / |g|) turn that into lr-sized changes
                 totals, penalties, d_losses = self._discriminator_losses(step, critic_step, real, fake, real_scores, fake_scores)
-                self.D.optimizer.zero_grad(set_to_none=True)
+                self.D.zero_grad()
                 if totals:
                     torch.stack([t for t in totals if t is not None]).sum().backward()
                 values = _values(totals)
@@ -410,7 +208,7 @@ class _Group:
             for i, m in enumerate(self.active):
                 reference = fresh_real_scores[i] if m.loss.generator_needs_real else real_scores[i].detach()
                 g_losses.append(self._guarded(m, step, "generator_loss", fake_scores_g[i], reference))
-            self.G.optimizer.zero_grad(set_to_none=True)
+            self.G.zero_grad()
             live = [g for g in g_losses if g is not None]
             if live:
                 torch.stack(live).sum().backward()
@@ -433,8 +231,8 @@ class _Group:
                 if not self.active:
                     return
             self.G.optimizer.step()
-            if recipe.ema_decay is not None:
-                self.G.update_average(recipe.ema_decay)
+            if self.G.average is not None:
+                self.G.update_average()
             if step % spec.eval_every == 0 and step < spec.steps:
                 for i, m in enumerate(self.active):
                     self._materialise(m, i)
@@ -446,7 +244,7 @@ class _Group:
             d_loss = self._guarded(m, step, "discriminator_loss", real_scores[i], fake_scores[i], check=critic_step == 0)
             penalty = None
             if d_loss is not None and _overrides(m.loss, "penalty"):
-                penalty = self._guarded(m, step, "penalty", _Critic(self.D, i),
+                penalty = self._guarded(m, step, "penalty", Critic(self.D, i),
                                         real[i], fake[i], check=critic_step == 0, optional=True)
             total = None if d_loss is None or m.done else (d_loss if penalty is None else d_loss + penalty)
             totals.append(total)
