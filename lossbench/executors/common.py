@@ -1,9 +1,10 @@
 """What every executor shares: the driver's polling pace, portable plugin configs, forwarded variables, throttled
-progress, and the record of a run that never came back."""
+progress, the record of a run that never came back, and the unit of work (a run, or a stacked group)."""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import os
 import time
 from typing import Callable
@@ -70,3 +71,11 @@ def warm_up() -> None:
     """Pay once per process, before any run starts its clock, the imports torch defers to the first optimizer
     (torch._dynamo: seconds), so that a process's first run is not timed slower than the others."""
     import torch._dynamo  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one worker call trains: one run (``train.run_safely``), or a group trained stacked."""
+
+    specs: tuple[RunSpec, ...]
+    stacked: bool = False

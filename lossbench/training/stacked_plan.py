@@ -46,13 +46,15 @@ def group_size() -> int | None:
 def group_limit(device: str) -> int:
     """The default most members per group on ``device``: ``DEFAULT_GROUP_SIZE``, and on CUDA no more than its free
     memory holds at ``CUDA_BYTES_PER_MEMBER`` each."""
+    import torch
+
     from lossbench.training.train import resolve_device
 
+    if device != "auto" and (device.startswith("cuda") and not torch.cuda.is_available()):
+        return DEFAULT_GROUP_SIZE["cuda"]  # a Ray cluster's GPU, planned on a driver without one
     resolved = resolve_device(device)
     limit = DEFAULT_GROUP_SIZE.get(resolved.type, DEFAULT_GROUP_SIZE["cpu"])
     if resolved.type == "cuda":
-        import torch
-
         free, _total = torch.cuda.mem_get_info(resolved)
         limit = max(2, min(limit, free // CUDA_BYTES_PER_MEMBER))
     return limit
