@@ -62,6 +62,8 @@ def test_first_20_steps_of_a_group_match_sequential_runs(catalog) -> None:
              for loss in ("nonsaturating", "hinge", "lsgan", "r1", "dragan", "wgan") for seed in (0, 1)]
     groups = plan_groups(specs, catalog, None)
     assert sorted(len(g) for g in groups) == [2, 2, 8]  # dragan joins the Adam, n_critic 1 group (its own lr, betas)
+    big = max(groups, key=len)
+    assert {catalog.losses.get(s.loss).recipe.betas for s in big} == {(0.5, 0.999), (0.5, 0.9)}
     stacked = _by_id(run_groups(specs, catalog))
     for spec in specs:
         _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
@@ -240,3 +242,29 @@ def test_check_stacked_passes_a_plugin_loss_and_catches_one_whose_members_share_
     shared_count = NaNFromCall("shared-count", 4, catalog.losses.get("nonsaturating").recipe)
     with pytest.raises(ConformanceError, match="'shared-count', seed 0: stacked diverged at step 3"):
         check_stacked(shared_count, steps=5)
+
+
+@pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])
+def test_member_optimizer_steps_each_row_as_torchs_optimizer_steps_one_run(kind) -> None:
+    from lossbench.training.stacked_optim import MemberOptimizer
+
+    torch.manual_seed(0)
+    lrs, betas = [2e-4, 1e-4, 5e-5], [(0.5, 0.999), (0.5, 0.9), (0.0, 0.9)]
+    weights, grads = torch.randn(3, 50), torch.zeros(3, 50)
+    alone = [torch.nn.Parameter(weights[k].clone()) for k in range(3)]
+    make = {"adam": lambda p, k: torch.optim.Adam([p], lr=lrs[k], betas=betas[k]),
+            "rmsprop": lambda p, k: torch.optim.RMSprop([p], lr=lrs[k]),
+            "sgd": lambda p, k: torch.optim.SGD([p], lr=lrs[k])}[kind]
+    optimizers = [make(p, k) for k, p in enumerate(alone)]
+    stacked = MemberOptimizer(kind, weights, grads, lrs, betas)
+    for _ in range(20):
+        grads.copy_(torch.randn(3, 50))
+        for k, p in enumerate(alone):
+            p.grad = grads[k].clone()
+            optimizers[k].step()
+        stacked.step()
+    for k, p in enumerate(alone):  # Adam and RMSprop: the same float operations in the same order (bitwise);
+        # SGD's ``add_(g, alpha=-lr)`` may fuse the multiply-add, ours multiplies first: one rounding apart
+        torch.testing.assert_close(weights[k], p.detach(), rtol=0, atol=0 if kind != "sgd" else 1e-7)
+    stacked.keep(torch.tensor([2, 0]), weights[[2, 0]].clone(), grads[[2, 0]].clone())
+    assert stacked.lrs == [5e-5, 2e-4] and stacked.betas == [(0.0, 0.9), (0.5, 0.999)]
