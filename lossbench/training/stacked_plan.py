@@ -76,10 +76,10 @@ def group_key(spec: RunSpec, catalog: Catalog) -> tuple | None:
 
 def plan_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None,
                 workers: int = 1) -> list[list[RunSpec]]:
-    """The specs in groups of compatible runs, in the order of their first member; runs that cannot be grouped
-    form groups of one. Without ``group_size`` a set of n compatible runs is cut into
-    ``max(ceil(n / limit), min(workers, n // 2))`` equal groups, so that ``workers`` processes all get a group
-    (a group holds at least 2)."""
+    """The specs in groups of compatible runs, in the order of their first member (with several workers: the
+    costliest first, so that the last group to start is a short one); runs that cannot be grouped form groups of
+    one. Without ``group_size`` a set of n compatible runs is cut into ``max(ceil(n / limit), min(workers, n // 2))``
+    equal groups, so that ``workers`` processes all get a group (a group holds at least 2)."""
     buckets: dict[object, list[RunSpec]] = {}
     for index, spec in enumerate(specs):
         key = group_key(spec, catalog)
@@ -96,4 +96,16 @@ def plan_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | No
     first: dict[str, int] = {}
     for index, spec in enumerate(specs):
         first.setdefault(spec.run_id, index)
-    return sorted(groups, key=lambda group: first[group[0].run_id])
+    groups.sort(key=lambda group: first[group[0].run_id])
+    if workers > 1:
+        groups.sort(key=lambda group: -_cost(group, catalog))
+    return groups
+
+
+def _cost(group: Sequence[RunSpec], catalog: Catalog) -> int:
+    """Network passes a group trains, roughly: members x (critic steps + generator steps) of its schedule."""
+    spec = group[0]
+    loss = catalog.losses.get(spec.loss) if spec.loss in catalog.losses else None
+    recipe = getattr(loss, "recipe", None)
+    critic = sum(recipe.critic_steps(t) for t in range(1, spec.steps + 1)) if recipe is not None else spec.steps
+    return len(group) * (critic + spec.steps)
