@@ -124,3 +124,18 @@ def test_workers_train_a_group_each_and_record_it(cli, workdir: Path, monkeypatc
         mine = {key: value for rid, key, value in metrics if rid == run_id}
         assert mine.keys() == {k for k, v in alone.metrics.items() if not math.isnan(v)}
         assert all(math.isclose(mine[key], alone.metrics[key], abs_tol=1e-3) for key in mine), run_id
+
+
+def test_a_ray_task_trains_a_group(workdir: Path) -> None:
+    import pytest
+
+    pytest.importorskip("ray")
+    result = run_lossbench("run", "-l", "nonsaturating", "-l", "dragan", "-m", "mlp", "-d", "ring8", "--seeds", "0",
+                           "--preset", "smoke", "--steps", "5", "--device", "cpu", "--no-report", "--vectorise",
+                           "--executor", "ray", "--workers", "1", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
+        environments = [json.loads(row[0]) for row in db.execute("SELECT environment_json FROM runs")]
+    # nonsaturating and dragan: one recipe family (Adam, n_critic 1), their own learning rates and betas
+    assert [(e["engine"], e["executor"], e["group_size"]) for e in environments] == [("stacked", "ray", 2)] * 2
+    assert len({e["worker_pid"] for e in environments}) == 1
