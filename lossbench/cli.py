@@ -167,8 +167,8 @@ class ProgressDisplay:
 @click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
               help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
 @click.option("--vectorise/--no-vectorise", default=False, show_default=True, envvar="LOSSBENCH_VECTORISE",
-              help="Train compatible GAN runs (same model, dataset, sizes and recipe) as one stacked model, in this "
-                   "process (the local executor).")
+              help="Train compatible GAN runs (same model, dataset, sizes, optimizer kind and n_critic) as one stacked "
+                   "model per group; each worker process or Ray task trains a group.")
 @click.option("--group-size", type=click.IntRange(min=1), envvar="LOSSBENCH_GROUP_SIZE",
               help="Runs per stacked group with --vectorise (default: chosen for the device).")
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")

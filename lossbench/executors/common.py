@@ -1,5 +1,5 @@
 """What every executor shares: the driver's polling pace, portable plugin configs, forwarded variables, throttled
-progress, and the record of a run that never came back."""
+progress, the record of a run that never came back, and the unit of work (a run, or a stacked group)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import PluginConfig
@@ -70,3 +71,11 @@ def warm_up() -> None:
     """Pay once per process, before any run starts its clock, the imports torch defers to the first optimizer
     (torch._dynamo: seconds), so that a process's first run is not timed slower than the others."""
     import torch._dynamo  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one worker call trains: one run (``train.run_safely``), or a group trained stacked."""
+
+    specs: tuple[RunSpec, ...]
+    stacked: bool = False

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Iterator, Sequence
 
 from lossbench.executors.local import run_processes, run_serial
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.loader import Environment, PluginConfig
 from lossbench.records import RunResult
-from lossbench.training import stacked
+from lossbench.training import stacked_plan
 from lossbench.training.train import ProgressCallback
 
 
@@ -26,21 +26,21 @@ def execute(
     """Dispatch to the chosen executor; every executor yields RunResults in the driver, as they finish.
 
     With ``executor="ray"``, ``workers`` > 1 is the number of CPUs of a local Ray (ignored with an address).
+    With ``--vectorise`` (``stacked_plan.enabled``) the unit of work is a group of compatible runs trained
+    stacked: a worker process or a Ray task trains one group at a time, and groups are cut so that every worker
+    gets one (``stacked_plan.plan_groups``).
     """
+    groups = None
+    if stacked_plan.enabled():
+        cores = workers if workers > 1 or executor != "ray" else (os.cpu_count() or 1)  # a local Ray: all cores
+        groups = stacked_plan.plan_groups(specs, env.catalog, stacked_plan.group_size(), max(cores, 1))
     if executor == "ray":
         from lossbench.executors.ray import run_ray
 
-        if stacked.enabled():
-            print("--vectorise: not available with --executor ray yet; each run trains alone in its task",
-                  file=sys.stderr)
         if workers > 1:
             options.setdefault("num_cpus", workers)
-        return run_ray(specs, config, progress=progress, **options)  # type: ignore[arg-type]
-    if stacked.enabled():  # one process trains the groups: its K members fill the cores that workers would
-        if workers > 1:
-            print(f"--vectorise: the {len(specs)} runs train as stacked groups in this process (--workers {workers} "
-                  "does not apply)", file=sys.stderr)
-        return run_serial(specs, env, progress)
-    if workers > 1 and len(specs) > 1:
-        return run_processes(specs, config, min(workers, len(specs)), progress)
-    return run_serial(specs, env, progress)
+        return run_ray(specs, config, progress=progress, groups=groups, **options)  # type: ignore[arg-type]
+    if workers > 1 and len(groups if groups is not None else specs) > 1:
+        count = len(groups if groups is not None else specs)
+        return run_processes(specs, config, min(workers, count), progress, groups)
+    return run_serial(specs, env, progress, groups)

@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ import torch
 
 from lossbench.executors.common import (
     POLL_SECONDS,
+    Task,
     ThrottledProgress,
     failed,
     forwarded_environment,
@@ -46,14 +47,17 @@ from lossbench.training.train import ProgressCallback, run_safely
 
 # -- serial -------------------------------------------------------------------------------------------------------
 
-def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCallback | None = None) -> Iterator[RunResult]:
-    """Each run in turn in this process, reporting the current run's step through ``progress``."""
+def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCallback | None = None,
+               groups: Sequence[Sequence[RunSpec]] | None = None) -> Iterator[RunResult]:
+    """Each run in turn in this process, reporting the current run's step through ``progress``; with ``groups``
+    (``--vectorise``) each group trained stacked, its members' results handed on as each is final."""
     if specs:
         warm_up()
-    if stacked.enabled():  # compatible runs trained as one stacked model (--vectorise)
-        for result in stacked.run_groups(specs, env.catalog, stacked.group_size(), progress):
-            result.environment["executor"] = "serial"
-            yield result
+    if groups is not None:
+        for group in groups:
+            for result in stacked.iter_group(group, env.catalog, progress):
+                result.environment["executor"] = "serial"
+                yield result
         return
     for spec in specs:
         result = run_safely(spec, env.catalog, progress)
@@ -95,16 +99,24 @@ def _init_worker(config: PluginConfig, environ: dict[str, str], messages, parent
     _WORKER["messages"] = messages
 
 
-def _run_in_worker(spec: RunSpec) -> RunResult:
+def _run_in_worker(task: Task) -> list[RunResult]:
+    """A single run's result is returned; a group's members are sent one by one as each is final (so the driver
+    stores a member while its group trains on), and nothing is returned."""
     env, messages = _WORKER.get("env"), _WORKER.get("messages")
     assert env is not None, "worker was not initialised"
     # SimpleQueue.put writes to the pipe before returning: the driver knows this run started even if the
     # process dies on the next line, which is how a crash is pinned on the run that caused it
-    messages.put(("start", spec.run_id, os.getpid()))
+    for spec in task.specs:
+        messages.put(("start", spec.run_id, os.getpid()))
     progress = ThrottledProgress(lambda run_id, step: messages.put(("step", run_id, step)))
-    result = run_safely(spec, env.catalog, progress)
-    result.environment.update(executor="processes", worker_pid=os.getpid())
-    return result
+    if not task.stacked:
+        result = run_safely(task.specs[0], env.catalog, progress)
+        result.environment.update(executor="processes", worker_pid=os.getpid())
+        return [result]
+    for result in stacked.iter_group(task.specs, env.catalog, progress):
+        result.environment.update(executor="processes", worker_pid=os.getpid())
+        messages.put(("result", result.run_id, result))
+    return []
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -147,41 +159,49 @@ class _Pool:
         # the executor forgets its processes once it breaks: keep them to read the dead one's exit code
         self.processes.update(getattr(self.executor, "_processes", None) or {})
 
-    def _drain(self, by_id: dict[str, RunSpec], progress: ProgressCallback | None) -> None:
+    def _drain(self, by_id: dict[str, RunSpec], progress: ProgressCallback | None) -> Iterator[RunResult]:
+        """Progress and starts from the workers, and the group members' results they sent."""
         while not self.messages.empty():
             kind, run_id, value = self.messages.get()
             if kind == "start":
                 self.started[run_id] = value
+            elif kind == "result":
+                yield value
             elif progress is not None:
                 progress(by_id[run_id], value)
 
-    def run(self, batch: Sequence[RunSpec], by_id: dict[str, RunSpec],
+    def run(self, batch: Sequence[Task], by_id: dict[str, RunSpec],
             progress: ProgressCallback | None) -> Generator[RunResult, None, _Batch]:
         """Yield the results of ``batch`` as they finish; return what did not come back if a worker died."""
-        futures = {self.executor.submit(_run_in_worker, spec): spec for spec in batch}
+        futures = {self.executor.submit(_run_in_worker, task): task for task in batch}
         pending, done, broken = set(futures), set(), False
+
+        def hand(results: Iterable[RunResult]) -> Iterator[RunResult]:
+            for result in results:
+                done.add(result.run_id)
+                yield result
+
         while pending and not broken:
             self._watch()
             finished, pending = concurrent.futures.wait(pending, timeout=POLL_SECONDS,
                                                         return_when=concurrent.futures.FIRST_COMPLETED)
-            self._drain(by_id, progress)  # before the results: a run's steps were sent before its result
+            yield from hand(self._drain(by_id, progress))  # before the results: steps were sent before them
             for future in finished:
-                spec = futures[future]
+                task = futures[future]
                 try:
-                    result = future.result()
+                    results = future.result()
                 except BrokenProcessPool:
                     broken = True
                     continue
                 except Exception as exc:  # run_safely catches run errors; this is transport (pickling) trouble
-                    result = failed(spec, f"could not return the result from the worker: {type(exc).__name__}: {exc}")
-                done.add(spec.run_id)
-                yield result
+                    reason = f"could not return the result from the worker: {type(exc).__name__}: {exc}"
+                    results = [failed(spec, reason) for spec in task.specs if spec.run_id not in done]
+                yield from hand(results)
         for future in pending:  # a broken pool still hands over the results that made it back
             if future.done() and future.exception() is None:
-                done.add(futures[future].run_id)
-                yield future.result()
-        self._drain(by_id, progress)
-        lost = [spec for spec in batch if spec.run_id not in done]
+                yield from hand(future.result())
+        yield from hand(self._drain(by_id, progress))
+        lost = [spec for task in batch for spec in task.specs if spec.run_id not in done]
         return _Batch(broken, lost, [spec for spec in lost if spec.run_id in self.started])
 
     def exit_of(self, run_id: str) -> str:
@@ -220,22 +240,30 @@ def _pool(size: int, config: PluginConfig, context) -> Iterator[_Pool]:
 
 
 def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
-                  progress: ProgressCallback | None = None) -> Iterator[RunResult]:
-    """Runs spread over ``workers`` spawned processes; yields each result as it finishes.
+                  progress: ProgressCallback | None = None,
+                  groups: Sequence[Sequence[RunSpec]] | None = None) -> Iterator[RunResult]:
+    """Runs spread over ``workers`` spawned processes; yields each result as it finishes. With ``groups``
+    (``--vectorise``) a worker trains a group stacked at a time.
 
     A worker that dies (segfault, out of memory, ``os._exit`` in a plugin) breaks the whole pool, whose other
     workers are then terminated. The run whose worker died of its own accord (not of that SIGTERM) is recorded as
     failed, with how the process died; every other run goes on in a fresh pool. When the culprit cannot be told
     apart (its worker too died of SIGTERM), the runs that were in flight are run again one at a time, so that
-    still only the run that kills its worker fails.
+    still only the run that kills its worker fails. The members of a group whose worker died are such suspects
+    too: each trains again alone.
     """
     config = portable_config(config)
     context = multiprocessing.get_context("spawn")
     by_id = {spec.run_id: spec for spec in specs}
+    tasks = [Task((spec,)) for spec in specs] if groups is None else [Task(tuple(g), True) for g in groups]
+    grouped = {spec.run_id for task in tasks if task.stacked for spec in task.specs}
     waiting: list[RunSpec] = list(specs)
     while waiting:
-        with _pool(min(workers, len(waiting)), config, context) as pool:
-            batch = yield from pool.run(waiting, by_id, progress)
+        left = {spec.run_id for spec in waiting}
+        tasks = [Task(kept, task.stacked) for task in tasks
+                 if (kept := tuple(spec for spec in task.specs if spec.run_id in left))]
+        with _pool(min(workers, len(tasks)), config, context) as pool:
+            batch = yield from pool.run(tasks, by_id, progress)
         # the pool is shut down: its processes are joined and their exit codes known
         if not batch.broken:
             return
@@ -243,7 +271,8 @@ def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
             for spec in batch.lost:
                 yield failed(spec, f"worker process died while starting ({pool.exit_of('')})")
             return
-        culprits = [spec for spec in batch.in_flight if pool.died_by_itself(spec.run_id)]
+        culprits = [spec for spec in batch.in_flight
+                    if spec.run_id not in grouped and pool.died_by_itself(spec.run_id)]
         if len(batch.in_flight) == 1:
             culprits = batch.in_flight
         for spec in culprits:
@@ -257,7 +286,7 @@ def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
             with _pool(1, config, context) as alone:  # reused while it survives
                 while suspects:
                     spec = suspects.pop(0)
-                    outcome = yield from alone.run([spec], by_id, progress)
+                    outcome = yield from alone.run([Task((spec,))], by_id, progress)
                     if outcome.broken:
                         yield failed(spec, f"worker process died while running it ({alone.exit_of(spec.run_id)})")
                         break

@@ -22,6 +22,7 @@ from typing import Any
 from lossbench.errors import DeviceUnavailable, LossbenchError
 from lossbench.executors.common import (
     POLL_SECONDS,
+    Task,
     ThrottledProgress,
     failed,
     forwarded_environment,
@@ -164,8 +165,9 @@ def spec_in_task(spec: RunSpec) -> RunSpec:
 _ENVIRONMENTS: dict[PluginConfig, Environment] = {}
 
 
-def _run_task(spec: RunSpec, config: PluginConfig, environ: dict[str, str], sink: Any) -> RunResult:
-    """One run in a Ray worker (reused across tasks, so the plugins load once per worker and config)."""
+def _run_task(task: Task, config: PluginConfig, environ: dict[str, str], sink: Any) -> list[RunResult]:
+    """One run, or one group trained stacked (``--vectorise``), in a Ray worker (reused across tasks, so the
+    plugins load once per worker and config)."""
     os.environ.update(environ)
     seeding.prepare_process()
     if config not in _ENVIRONMENTS:
@@ -175,12 +177,19 @@ def _run_task(spec: RunSpec, config: PluginConfig, environ: dict[str, str], sink
     progress = None
     if sink is not None:
         progress = ThrottledProgress(lambda run_id, step: sink.report.remote(run_id, step), PROGRESS_SECONDS)
-    result = run_safely(spec_in_task(spec), catalog, progress)
-    result.spec = spec  # the id and device the grid was planned with
+    if task.stacked:
+        from lossbench.training.stacked import iter_group
+
+        results = list(iter_group([spec_in_task(spec) for spec in task.specs], catalog, progress))
+    else:
+        results = [run_safely(spec_in_task(task.specs[0]), catalog, progress)]
     import ray
 
-    result.environment.update(executor="ray", node=ray.util.get_node_ip_address(), worker_pid=os.getpid())
-    return result
+    planned = {spec.run_id: spec for spec in task.specs}
+    for result in results:
+        result.spec = planned[result.run_id]  # the id and device the grid was planned with
+        result.environment.update(executor="ray", node=ray.util.get_node_ip_address(), worker_pid=os.getpid())
+    return results
 
 
 class _ProgressSink:
@@ -210,8 +219,10 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def run_ray(specs: Sequence[RunSpec], config: PluginConfig, address: str | None = None, *,
-            num_cpus: int | None = None, progress: ProgressCallback | None = None) -> Iterator[RunResult]:
-    """Run every spec as a Ray task and yield each RunResult as it completes.
+            num_cpus: int | None = None, progress: ProgressCallback | None = None,
+            groups: Sequence[Sequence[RunSpec]] | None = None) -> Iterator[RunResult]:
+    """Run every spec as a Ray task (with ``groups``, ``--vectorise``: every group stacked in one task) and yield
+    each RunResult as its task completes.
 
     Connects at once (so a missing Ray or an unreachable cluster is reported before any run), unless there is
     nothing to run. Shuts down the local Ray it started when the grid ends, is interrupted, or the caller stops.
@@ -219,12 +230,13 @@ def run_ray(specs: Sequence[RunSpec], config: PluginConfig, address: str | None 
     if not specs:
         return iter(())
     ray = connect(address, num_cpus)
-    return _results(ray, list(specs), portable_config(config), progress)
+    tasks = [Task((spec,)) for spec in specs] if groups is None else [Task(tuple(g), True) for g in groups]
+    return _results(ray, list(specs), tasks, portable_config(config), progress)
 
 
-def _results(ray: Any, specs: list[RunSpec], config: PluginConfig,
+def _results(ray: Any, specs: list[RunSpec], tasks: list[Task], config: PluginConfig,
              progress: ProgressCallback | None) -> Iterator[RunResult]:
-    refs: dict[Any, RunSpec] = {}
+    refs: dict[Any, Task] = {}
     sink = None
     try:
         by_id = {spec.run_id: spec for spec in specs}
@@ -233,10 +245,12 @@ def _results(ray: Any, specs: list[RunSpec], config: PluginConfig,
             sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
         task = ray.remote(_run_task)
         environ = forwarded_environment()
-        for spec in specs:
+        for work in tasks:
             # max_retries=0: a run that kills its worker would kill it again; it is recorded as failed instead
-            options = {**task_resources(spec), "max_retries": 0, "name": f"lossbench {spec.label}"}
-            refs[task.options(**options).remote(spec, config, environ, sink)] = spec
+            first = work.specs[0]
+            name = first.label if len(work.specs) == 1 else f"{first.dataset}/{first.model} group of {len(work.specs)}"
+            options = {**task_resources(first), "max_retries": 0, "name": f"lossbench {name}"}
+            refs[task.options(**options).remote(work, config, environ, sink)] = work
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
@@ -245,13 +259,13 @@ def _results(ray: Any, specs: list[RunSpec], config: PluginConfig,
                     if run_id in open_ids:  # a late report of a run already returned is dropped
                         progress(by_id[run_id], step)
             for ref in ready:
-                spec = refs.pop(ref)
-                open_ids.discard(spec.run_id)
+                work = refs.pop(ref)
+                open_ids.difference_update(spec.run_id for spec in work.specs)
                 try:
-                    result = ray.get(ref)
+                    results = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    result = failed(spec, failure_reason(exc))
-                yield result
+                    results = [failed(spec, failure_reason(exc)) for spec in work.specs]
+                yield from results
     finally:
         for ref in refs:  # still running: the driver is stopping (Ctrl-C, an error while committing)
             try:
