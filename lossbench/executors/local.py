@@ -103,7 +103,7 @@ def _run_in_worker(task: Task) -> list[RunResult]:
     """A single run's result is returned; a group's members are sent one by one as each is final (so the driver
     stores a member while its group trains on), and nothing is returned."""
     env, messages = _WORKER.get("env"), _WORKER.get("messages")
-    assert env is not None, "worker was not initialised"
+    assert env is not None and messages is not None, "worker was not initialised"
     # SimpleQueue.put writes to the pipe before returning: the driver knows this run started even if the
     # process dies on the next line, which is how a crash is pinned on the run that caused it
     for spec in task.specs:

@@ -73,6 +73,8 @@ class _Group:
                          spec.model, catalog.models.plugin_of(spec.model))  # raises: the runs go alone and fail there
             stream = seeds.setdefault(spec.seed, len(seeds))
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+            if not isinstance(run.loss, AdversarialLoss):
+                raise CannotStack(f"{spec.label}: the loss is not adversarial")
             self.members.append(_Member(run, model, run.loss, stream, torch.get_rng_state(), cuda_rng))
         first = self.members[0]
         self.spec, self.recipe = first.run.spec, first.loss.recipe
@@ -84,7 +86,11 @@ class _Group:
         self.seed_specs = {m.stream: m.run.spec for m in self.members}
         recipes = [m.loss.recipe for m in self.members]
         betas = [r.betas for r in recipes]
-        decays = [r.ema_decay for r in recipes] if self.recipe.ema_decay is not None else None
+        decays: list[float] | None = None
+        if self.recipe.ema_decay is not None:
+            decays = [r.ema_decay for r in recipes if r.ema_decay is not None]
+            if len(decays) != len(recipes):
+                raise CannotStack("members differ in whether they keep an average of the generator")
         self.G = Stack([m.model.generator for m in self.members], self.recipe.optimizer,
                        [r.lr_g for r in recipes], betas, decays)
         self.D = Stack([m.model.discriminator for m in self.members], self.recipe.optimizer,
@@ -204,6 +210,7 @@ class _Group:
                     self._diverge(m, i, Diverged(step, "generator loss"))
                     out.append(i)
                 elif logging_now:
+                    assert grad_norm_g is not None  # computed on logging steps
                     v = m.step_values
                     m.run.log_gan(step, v["d_loss"], v["penalty"], g_values[i], real_scores[i], fake_scores[i],
                                   grad_norm_g[i], v["grad_norm_d"])

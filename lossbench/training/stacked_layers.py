@@ -54,6 +54,7 @@ def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
     if kind in _ELEMENTWISE:
         return lambda params, x: module(x)
     if kind is Scores:
+        assert isinstance(module.body, nn.Module)  # Scores wraps a network
         body = batched_layers(module.body, prefix + "body.")
         return None if body is None else (lambda params, x: body(params, x).reshape(x.shape[0], x.shape[1]))
     return None
@@ -75,7 +76,7 @@ class Stack:
         self.decays = None if average_decays is None else list(average_decays)
         self.average = self.weights.clone() if average_decays is not None else None
         self.average_buffers = {k: v.clone() for k, v in buffers.items()} if average_decays is not None else None
-        self.forward = vmap(self._one)
+        self.forward: Callable[[dict[str, Tensor], dict[str, Tensor], Tensor], Tensor] = vmap(self._one)
         self.fast = fast = batched_layers(modules[0]) if not buffers else None
         if fast is not None:
             self.forward = lambda params, _buffers, x: fast(params, x)
@@ -137,6 +138,7 @@ class Stack:
         self.optimizer.keep(index, self.weights, self.grads)
         self.buffers = {k: v[index].clone() for k, v in self.buffers.items()}
         if self.average is not None:
+            assert self.decays is not None and self.average_buffers is not None  # kept together, see __init__
             positions = index.tolist()
             self.decays = [self.decays[i] for i in positions]
             self.average = self.average[index].clone()
@@ -146,6 +148,8 @@ class Stack:
     @torch.no_grad()
     def update_average(self) -> None:
         """``average <- decay * average + (1 - decay) * weights`` per member (``train.update_average``)."""
+        assert self.average is not None and self.decays is not None and self.average_buffers is not None, \
+            "update_average on a stack without an average"
         weight = torch.tensor([1.0 - d for d in self.decays], dtype=self.weights.dtype, device=self.weights.device)
         self.average.lerp_(self.weights, weight.unsqueeze(1))
         for name, mean in self.average_buffers.items():
@@ -154,12 +158,14 @@ class Stack:
     def member_params(self, position: int, average: bool = False) -> dict[str, Tensor]:
         """Member ``position``'s parameters as views of the flat weights (in-place edits land in them)."""
         flat = self.average if average else self.weights
+        assert flat is not None, "the average of a stack that keeps none"
         return {k: v[0] for k, v in self._split(flat.detach()[position : position + 1]).items()}
 
     @torch.no_grad()
     def load_into(self, module: nn.Module, position: int, average: bool = False) -> None:
         """Member ``position``'s slice into a plain module (for evaluation and checkpoints)."""
         buffers = self.average_buffers if average else self.buffers
+        assert buffers is not None, "the average of a stack that keeps none"
         module.load_state_dict({**self.member_params(position, average),
                                 **{k: v[position].detach() for k, v in buffers.items()}})
 

@@ -283,7 +283,7 @@ class _Run:
         self.catalog.live(live.batch(self.spec, self.step, rows, curves, final, **outcome))
         self.eval_seconds += time.perf_counter() - started
 
-    def log(self, **values: float) -> None:
+    def log(self, **values: float | None) -> None:  # None: no value (a NaN in the history)
         values.setdefault("seconds", time.perf_counter() - self.train_started - self.eval_seconds)
         self.rows.append(tuple(values.get(column, math.nan) for column in HISTORY_COLUMNS))
         if self.progress is not None:
