@@ -217,11 +217,16 @@ def test_keys_in_a_space_keep_the_default_keys_and_their_directions() -> None:
     assert space_key("fid", "fid", "s") == "fid@s" and space_key("prdc_recall", "prdc", "s") == "prdc@s_recall"
     assert base_key("prdc@my-space_recall") == "prdc_recall" and base_key("fid") == "fid"
     assert space_of("prdc@my-space_recall") == "my-space" and space_of("fid@s") == "s" and space_of("fid") is None
-    assert better_direction("prdc@s_recall") == "higher" and better_direction("fid@s_floor") == "none"
-    assert better_direction("fid@s") == "lower"
-    wide = pd.DataFrame({"kid@s_std": [1.0]})
+    from lossbench.builtin.metrics import FrechetDistance, KernelInceptionDistance, PrecisionRecallDensityCoverage
+    from lossbench.records import facts_texts
+    from lossbench.results.facts import known_facts
     from lossbench.results.tables import directions
 
+    builtin = [FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage()]
+    assert better_direction("prdc@s_recall", builtin) == "higher" and better_direction("fid@s_floor", builtin) == "none"
+    assert better_direction("fid@s", builtin) == "lower"
+    wide = pd.DataFrame({"kid@s_std": [1.0], "fid@s": [2.0], **{k: [v] for k, v in facts_texts(builtin).items()}})
+    assert known_facts(wide)["fid@s"].label == "FID @s" and known_facts(wide)["fid@s"].headline is None
     assert directions(wide)["kid@s_std"] == "none"
 
 
