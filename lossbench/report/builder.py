@@ -58,8 +58,8 @@ class ReportBuilder:
 
     def __post_init__(self) -> None:
         self.palette = figures.loss_palette(self.data.runs["loss"])
-        self.folder: OwnedFolder | None = None  # set by build(): reports/figures, or lossbench's own subfolder
-        self.runs_folder: OwnedFolder | None = None  # set by build(): reports/runs, one page per run
+        self.folder = OwnedFolder(self.reports, FIGURES_DIR)  # reports/figures, or lossbench's own subfolder
+        self.runs_folder = OwnedFolder(self.reports, RUNS_DIR)  # reports/runs, one page per run
         self._pairwise: dict[str, pd.DataFrame] = {}
 
     def figure(self, name: str, title: str, caption: str, alt: str, draw: Callable[[Path], Any],
@@ -101,7 +101,8 @@ class ReportBuilder:
 
     def samples_of(self, wide: pd.DataFrame, order: list[str]) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
         """Per loss, the samples of its lowest successful seed (None when no seed succeeded)."""
-        samples, titles = {}, {}
+        samples: dict[str, np.ndarray | None] = {}
+        titles: dict[str, str] = {}
         for loss in order:
             group = wide[(wide["loss"] == loss) & (wide["status"] == "ok")].sort_values("seed")
             samples[loss], titles[loss] = None, f"{loss} (no successful seed)"
@@ -115,8 +116,6 @@ class ReportBuilder:
     def build(self) -> Path:
         data = self.data
         started = time.perf_counter()
-        self.folder = OwnedFolder(self.reports, FIGURES_DIR)
-        self.runs_folder = OwnedFolder(self.reports, RUNS_DIR)
         datasets, infos, labels_by_dataset = [], {}, {}
         for dataset in sorted(data.runs["dataset"].unique()):
             wide = data.wide[data.wide["dataset"] == dataset]

@@ -161,7 +161,7 @@ class Builder(Protocol):
     palette: Any
     comparisons: str
     reference: str | None
-    runs_folder: OwnedFolder | None
+    runs_folder: OwnedFolder
 
     def figure(self, name: str, title: str, caption: str, alt: str, draw: Callable[[Path], Any],
                fingerprint: str | None = None, suffix: str = ".png") -> FigureRef: ...

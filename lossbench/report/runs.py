@@ -86,7 +86,8 @@ def run_sections(builder: Builder, infos: dict[str, dict],
         run_history = history.get_group(run_id) if run_id in history.groups else data.history.iloc[0:0]
         run_curves = curves.get_group(run_id) if run_id in curves.groups else data.curves.iloc[0:0]
         lead = headlines.primary_metric(run_curves["key"].unique(), data.facts)
-        curve_key = (curve_keys(run_curves, lead, data.facts, names)[:1] or [None])[0]
+        plotted = curve_keys(run_curves, lead, data.facts, names)
+        curve_key = plotted[0] if plotted else None
         samples = data.store.samples(run_id)
         refs = _figures(builder, run, run_history, run_curves, curve_key, labels,
                         infos.get(run["dataset"], {}).get("centres"), samples)

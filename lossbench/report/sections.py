@@ -3,7 +3,8 @@ headline keys (the metric facts' ranks) deciding which metrics get a column and 
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,6 +14,9 @@ from lossbench.report.rows import leaderboard_rows, pairwise_rows, summary_rows
 from lossbench.results import headlines, verdicts
 from lossbench.results.facts import family_of, metric_names
 from lossbench.results.leaderboard import leading_metrics, loss_order, power_line
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_CURVES = 4  # curve metrics plotted over steps per section, one key each
 MODES_COVERED = "modes_covered"  # drawn against the dataset's number of modes, its ceiling
@@ -31,7 +35,8 @@ def curve_keys(curves: pd.DataFrame, primary: str | None, facts: Any, names: lis
     key): the primary metric's first, then by headline rank, at most ``MAX_CURVES``."""
     keys = [k for k in curves["key"].unique() if curves.loc[curves["key"] == k, "value"].notna().any()]
     ordered = headlines.headline_metrics(keys, facts)
-    ordered = list(dict.fromkeys(([primary] if primary in keys else []) + ordered + sorted(keys)))
+    first = [primary] if primary is not None and primary in keys else []
+    ordered = list(dict.fromkeys(first + ordered + sorted(keys)))
     return [group[0] for group in families(ordered, names).values()][:MAX_CURVES]
 
 
@@ -47,10 +52,12 @@ def family_figures(builder: Builder, base: str, tag: str, headline: list[str], s
         references = {MODES_COVERED: float(n_modes)} if n_modes and MODES_COVERED in keys else {}
         caption = captions.family(tag, name, [labels.get(k, k) for k in keys], keys,
                                   labels.get(MODES_COVERED) if references else None)
-        refs.append(builder.figure(
-            f"{base}--metric-{slug(name)}", *caption,
-            lambda _path, k=keys, r=references: figures.seeds_figure(wide, k, order, builder.palette, labels, r,
-                                                                    directions_from=summary)))
+
+        def draw(_path: Path, keys: list[str] = keys, references: dict[str, float] = references) -> Figure:
+            return figures.seeds_figure(wide, keys, order, builder.palette, labels, references,
+                                        directions_from=summary)
+
+        refs.append(builder.figure(f"{base}--metric-{slug(name)}", *caption, draw))
     return refs
 
 
@@ -68,13 +75,13 @@ def model_section(builder: Builder, dataset: str, model: str, info: dict[str, An
     label = labels.get(primary, primary) if primary else "no metric"
     palette = builder.palette
     refs = []
-    if metrics:
+    if metrics and primary is not None:  # headline keys present: one of them is the primary
         refs.append(builder.figure(
             f"{base}--leaderboard", *captions.leaderboard(tag, [labels.get(m, m) for m in plot_metrics],
                                                           plot_metrics, label),
             lambda _path: figures.leaderboard_figure(summary, wide, plot_metrics, order, palette, labels)))
         refs.append(builder.figure(
-            f"{base}--seeds", *captions.seeds(tag, label, str(primary)),
+            f"{base}--seeds", *captions.seeds(tag, label, primary),
             lambda _path: figures.seeds_figure(wide, [primary], order, palette, labels, directions_from=summary)))
     refs += family_figures(builder, base, tag, metrics, plot_metrics, primary, wide, summary, order, labels,
                            info.get("n_modes"))

@@ -94,6 +94,13 @@ def _cell(entries: pd.DataFrame | None, loss: str, metric: str) -> str:
     return fmt(entry["mean"]) + ci
 
 
+def _entry(entries: pd.DataFrame | None, loss: str, metric: str | None, column: str) -> Any:
+    """One column of a loss's summary entry on ``metric``; NaN where it has none (no metric, no values)."""
+    if not metric or entries is None or (loss, metric) not in entries.index:
+        return math.nan
+    return entries.loc[(loss, metric), column]
+
+
 def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[str] | None = None,
                      comparisons: str = "reference", reference: str | None = None,
                      facts: Facts | None = None) -> str:
@@ -121,9 +128,8 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
         rows = []
         for loss in loss_order(group, part, primary):
             status = group.loc[group["loss"] == loss, "status"].value_counts()
-            at = (loss, primary) if primary and entries is not None and (loss, primary) in entries.index else None
-            row = {"rank": fmt(entries.loc[at, "rank"] if at else math.nan), "loss": loss,
-                   "mean rank (all seeds)": fmt(entries.loc[at, "mean_rank"] if at else math.nan, 3),
+            row = {"rank": fmt(_entry(entries, loss, primary, "rank")), "loss": loss,
+                   "mean rank (all seeds)": fmt(_entry(entries, loss, primary, "mean_rank"), 3),
                    "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
                    "diverged": int(status.get("diverged", 0)), "failed": int(status.get("failed", 0))}
             if verdict is not None:
@@ -132,9 +138,10 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
                 unranked = " (unranked)" if better.get(metric) == "none" else ""
                 row[labels[metric] + unranked] = _cell(entries, loss, metric)
             rows.append(row)
-        ranked = (f"ranked by {labels.get(primary, primary)} over all seeds, failed and diverged seeds worst"
+        label = labels.get(primary, primary) if primary else ""
+        ranked = (f"ranked by {label} over all seeds, failed and diverged seeds worst"
                   if primary else "no metric values")
-        effects = paired_effects_text(group, part, primary, labels.get(primary, primary), comparisons, reference)
+        effects = paired_effects_text(group, part, primary, label, comparisons, reference)
         head = f"{dataset} · {model} ({ranked}; values: mean [95% CI] over finished seeds only"
         head += "; target: seeds that reached the training target)" if verdict is not None else ")"
         if verdict is not None and verdict.kind != "trained":
@@ -159,4 +166,6 @@ def paired_effects_text(wide: pd.DataFrame, summary: pd.DataFrame, metric: str |
         lines.append(f"  {record['loss_a']} − {record['loss_b']}: {fmt(record['mean_diff'])}{ci} over "
                      f"{record['n_finished_pairs']} finished pairs; p = {fmt(record['p_value'], 3)}, Holm p = "
                      f"{fmt(record['p_holm'], 3)} over {record['n_pairs']} pairs{verdict}")
-    return f"\npaired effects on {label} (mean paired difference [bootstrap 95% CI]):\n" + "\n".join(lines) if lines else ""
+    if not lines:
+        return ""
+    return f"\npaired effects on {label} (mean paired difference [bootstrap 95% CI]):\n" + "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -93,8 +94,8 @@ def _band_lines(ax, data: pd.DataFrame, column: str, order: Sequence[str], palet
 def _style_legend(ax) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([0], [0], color="0.3", linestyle=style, label=label)
-               for style, label in (("-", "real"), ("--", "fake"))]
+    styles: tuple[tuple[Literal["-", "--"], str], ...] = (("-", "real"), ("--", "fake"))
+    handles = [Line2D([0], [0], color="0.3", linestyle=style, label=label) for style, label in styles]
     ax.legend(handles=handles, fontsize=7, frameon=False, loc="best")
 
 
@@ -140,7 +141,7 @@ def run_curves_figure(history: pd.DataFrame, curves: pd.DataFrame, colour, curve
             _empty_note(ax_sig, "no sigmoid(D)" if adversarial else "no discriminator (VAE)")
         ax_sig.set_ylabel("mean σ(D)")
         data = _curve_frame(curves.assign(loss="", seed=0), curve_key).dropna() if curve_key else pd.DataFrame()
-        if len(data):
+        if curve_key and len(data):
             ax_curve.plot(data["step"], data[curve_key], "o-", color=colour, linewidth=1.3, markersize=3)
             ax_curve.set_ylabel(label or metric_label(curve_key))
         else:

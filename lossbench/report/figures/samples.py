@@ -34,7 +34,7 @@ def save_image_grid(x: np.ndarray, path: Path, scale: int = 4, columns: int = 8)
     """A sample grid straight to PNG (no matplotlib): nearest-neighbour upscaling keeps 8x8 pixels crisp."""
     grid = tile_images(x, columns)
     image = Image.fromarray(grid)
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         image.save(temporary, format="PNG")

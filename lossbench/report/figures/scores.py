@@ -35,11 +35,11 @@ def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Seque
     ``summary`` and ``wide`` hold one dataset x model; ``order`` is the loss order (best first on the primary).
     """
     labels = labels or {}
-    metrics = list(metrics) or [None]
+    panels: list[str | None] = [*metrics] or [None]  # one empty panel says that no metric has values
     with _styled():
-        fig = _figure(3.0 * len(metrics) + 0.6, 0.45 * len(order) + 1.3)
-        axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
-        for ax, metric in zip(axes, metrics):
+        fig = _figure(3.0 * len(panels) + 0.6, 0.45 * len(order) + 1.3)
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        for ax, metric in zip(axes, panels):
             if metric is None:
                 _empty_note(ax, "no metric values stored")
                 continue
@@ -54,8 +54,8 @@ def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Seque
                     continue
                 mean, low, high = (float(rows.at[loss, c]) for c in ("mean", "ci_low", "ci_high"))
                 xerr = None if not (np.isfinite(low) and np.isfinite(high)) else [[mean - low], [high - mean]]
-                ax.errorbar([mean], [i], xerr=xerr, fmt=marker_of(palette, loss), color=palette[loss], markersize=7, capsize=4,
-                            markeredgecolor="black", markeredgewidth=0.6, linewidth=1.8, zorder=5)
+                ax.errorbar([mean], [i], xerr=xerr, fmt=marker_of(palette, loss), color=palette[loss], markersize=7,
+                            capsize=4, markeredgecolor="black", markeredgewidth=0.6, linewidth=1.8, zorder=5)
             floor = f"{metric}_floor"
             floor_rows = summary[summary["metric"] == floor]["mean"].dropna()
             if len(floor_rows):
