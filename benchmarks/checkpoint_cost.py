@@ -44,8 +44,16 @@ def main() -> None:
     for dataset, model, loss in COMBINATIONS:
         with tempfile.TemporaryDirectory() as folder:
             results = Path(folder)
-            grid = GridOptions(losses=[loss], models=[model], datasets=[dataset], seeds=[0], preset=options.preset,
-                               steps=options.steps, device="cpu", results=results)
+            grid = GridOptions(
+                losses=[loss],
+                models=[model],
+                datasets=[dataset],
+                seeds=[0],
+                preset=options.preset,
+                steps=options.steps,
+                device="cpu",
+                results=results,
+            )
             outcome = run_grid(env, PluginConfig(entry_points=False, default_folders=False), grid)
             run = outcome.trained[0]
             with Store.open(results) as store:
@@ -56,8 +64,10 @@ def main() -> None:
                 seconds = time.perf_counter() - started
                 after = store.metrics().set_index("key")["value"].to_dict()
             equal = before.keys() == after.keys() and all(same(before[k], after[k]) for k in before)
-            print(f"{dataset + '/' + model + '/' + loss:<36} {size / 1024:>14.1f} {run.train_seconds:>8.2f} "
-                  f"{run.eval_seconds:>8.2f} {seconds:>9.2f}  {'yes' if equal else 'NO'}")
+            print(
+                f"{dataset + '/' + model + '/' + loss:<36} {size / 1024:>14.1f} {run.train_seconds:>8.2f} "
+                f"{run.eval_seconds:>8.2f} {seconds:>9.2f}  {'yes' if equal else 'NO'}"
+            )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,12 @@ print('\\n#imported ' + ' '.join(m for m in {heavy!r} if m in sys.modules), file
 def measure(args: list[str]) -> tuple[float, float, float, str]:
     """(wall seconds, CPU seconds, peak MiB, heavy modules imported) of one ``lossbench ARGS`` in a fresh process."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _pid, _status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     err = process.stderr.read() if process.stderr else ""
@@ -48,16 +52,33 @@ def measure(args: list[str]) -> tuple[float, float, float, str]:
 def make_store(results: Path) -> None:
     """The default grid's store, short runs: what ``lossbench show`` is measured on."""
     print(f"training the default grid (--steps 20) into {results} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "lossbench.cli", "run", "--grid", "--steps", "20", "--no-report",
-                    "--results", str(results)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lossbench.cli",
+            "run",
+            "--grid",
+            "--steps",
+            "20",
+            "--no-report",
+            "--results",
+            str(results),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--make-store", action="store_true",
-                        help="Train the default grid (--steps 20) into --results first, if it holds no store.")
+    parser.add_argument(
+        "--make-store",
+        action="store_true",
+        help="Train the default grid (--steps 20) into --results first, if it holds no store.",
+    )
     options = parser.parse_args()
     if options.make_store and not (options.results / "lossbench.db").exists():
         make_store(options.results)

@@ -15,15 +15,17 @@ from lossbench.results.tables import ALPHA, family_size, min_seeds
 def main() -> None:
     presets = {name: preset.n_seeds for name, preset in PRESETS.items()}
     header = f"{'losses':>6}  {'family':<10} {'tests':>5} {'min seeds':>9}  " + "  ".join(
-        f"{name}({n})" for name, n in presets.items())
+        f"{name}({n})" for name, n in presets.items()
+    )
     print(f"smallest number of paired seeds at which a difference can reach alpha = {ALPHA}")
     print(header)
     for k in (3, 8, 10, 11, 12):
         for comparisons in ("reference", "all"):
             m = family_size(k, comparisons)
             needed = min_seeds(m)
-            reach = "  ".join(f"{'yes' if n >= needed else 'no':>{len(name) + len(str(n)) + 2}}"
-                              for name, n in presets.items())
+            reach = "  ".join(
+                f"{'yes' if n >= needed else 'no':>{len(name) + len(str(n)) + 2}}" for name, n in presets.items()
+            )
             print(f"{k:>6}  {comparisons:<10} {m:>5} {needed:>9}  {reach}")
 
 

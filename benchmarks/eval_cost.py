@@ -59,8 +59,15 @@ def frechet_timing(threads: int, repeats: int, n: int = 10_000, d: int = 2048) -
 def eval_share(case: str) -> tuple[float, float, str]:
     dataset, model = case.split("/")
     env = load_environment()
-    plan = expand(env.catalog, losses=["nonsaturating"], models=[model], datasets=[dataset], seeds=[0],
-                  preset="quick", device="cpu")
+    plan = expand(
+        env.catalog,
+        losses=["nonsaturating"],
+        models=[model],
+        datasets=[dataset],
+        seeds=[0],
+        preset="quick",
+        device="cpu",
+    )
     spec = plan.specs[0]
     data = env.catalog.datasets.get(dataset)
     load_data(data)  # loading the data is not evaluation ...
@@ -84,17 +91,21 @@ def main() -> None:
     for threads in (int(t) for t in args.threads.split(",")):
         stats_s, distance_s, total_s, cpu_s = frechet_timing(threads, args.repeats)
         verdict = "ok" if total_s <= FID_TARGET_S else "over target"
-        print(f"Fréchet distance, 10,000 x 2,048 features, {threads} BLAS thread(s): {total_s:.2f} s wall "
-              f"(statistics {stats_s:.2f} s + distance {distance_s:.2f} s; {cpu_s:.2f} CPU s; "
-              f"target <= {FID_TARGET_S:.0f} s: {verdict})")
+        print(
+            f"Fréchet distance, 10,000 x 2,048 features, {threads} BLAS thread(s): {total_s:.2f} s wall "
+            f"(statistics {stats_s:.2f} s + distance {distance_s:.2f} s; {cpu_s:.2f} CPU s; "
+            f"target <= {FID_TARGET_S:.0f} s: {verdict})"
+        )
     if args.skip_runs:
         return
     for case in args.case or ["ring8/mlp", "digits/dcgan"]:
         train_s, eval_s, facts = eval_share(case)
         share = eval_s / (train_s + eval_s)
         verdict = "ok" if share <= EVAL_SHARE_TARGET else "over target"
-        print(f"quick preset {case} nonsaturating ({facts}): train {train_s:.1f} s, evaluation {eval_s:.1f} s, "
-              f"evaluation share {share:.1%} (target <= {EVAL_SHARE_TARGET:.0%}: {verdict})")
+        print(
+            f"quick preset {case} nonsaturating ({facts}): train {train_s:.1f} s, evaluation {eval_s:.1f} s, "
+            f"evaluation share {share:.1%} (target <= {EVAL_SHARE_TARGET:.0%}: {verdict})"
+        )
 
 
 if __name__ == "__main__":

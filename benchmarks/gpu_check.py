@@ -41,30 +41,48 @@ def available(catalog, model: str, dataset: str) -> str | None:
 def same_result(a: RunResult, b: RunResult) -> bool:
     keys = sorted(a.metrics)
     history = [c for c in a.history.columns if c != "seconds"]
-    return (a.status == b.status and keys == sorted(b.metrics)
-            and np.array_equal([a.metrics[k] for k in keys], [b.metrics[k] for k in keys], equal_nan=True)
-            and a.history[history].equals(b.history[history]))
+    return (
+        a.status == b.status
+        and keys == sorted(b.metrics)
+        and np.array_equal([a.metrics[k] for k in keys], [b.metrics[k] for k in keys], equal_nan=True)
+        and a.history[history].equals(b.history[history])
+    )
 
 
 def grid_check(env, config, cases, device: str, folder: Path, executor: str = "local") -> dict[str, list]:
     models = sorted({m for m, _d, _l in cases})
     datasets = sorted({d for _m, d, _l in cases})
-    options = GridOptions(losses=["nonsaturating", "wgan-gp"], models=models, datasets=datasets, seeds=[0],
-                          preset="smoke", device=device, executor=executor, results=folder,
-                          workers=1, executor_options={})
+    options = GridOptions(
+        losses=["nonsaturating", "wgan-gp"],
+        models=models,
+        datasets=datasets,
+        seeds=[0],
+        preset="smoke",
+        device=device,
+        executor=executor,
+        results=folder,
+        workers=1,
+        executor_options={},
+    )
     outcome = run_grid(env, config, options)
     print(f"  {executor}: {len(outcome.trained)} runs: {dict(outcome.counts)}")
     for result in outcome.trained:
         if result.status != "ok":
             print(f"    {result.spec.label}: {result.status}: {result.reason}")
     with sqlite3.connect(folder / "lossbench.db") as connection:
-        return {"metrics": connection.execute("SELECT run_id, key, value, text FROM metrics ORDER BY run_id, key")
-                .fetchall(), "counts": [dict(outcome.counts)], "environment": [outcome.trained[0].environment]}
+        return {
+            "metrics": connection.execute(
+                "SELECT run_id, key, value, text FROM metrics ORDER BY run_id, key"
+            ).fetchall(),
+            "counts": [dict(outcome.counts)],
+            "environment": [outcome.trained[0].environment],
+        }
 
 
 def steps_per_second(catalog, model: str, dataset: str, loss: str, device: str, steps: int) -> float:
-    base = expand(catalog, losses=[loss], models=[model], datasets=[dataset], seeds=[0], preset="quick",
-                  device=device).specs[0]
+    base = expand(
+        catalog, losses=[loss], models=[model], datasets=[dataset], seeds=[0], preset="quick", device=device
+    ).specs[0]
     fields = {**base.to_dict(), "steps": steps, "eval_every": steps + 1}
     warm = run_safely(RunSpec.from_dict({**fields, "steps": 5, "eval_every": 6}), catalog)  # CUDA/cuDNN start-up
     result = run_safely(RunSpec.from_dict(fields), catalog)
@@ -82,8 +100,10 @@ def main() -> int:
 
     device = options.device
     if device.startswith("cuda") and not torch.cuda.is_available():
-        print("gpu_check: CUDA is not available on this machine (torch sees no GPU); nothing was run. "
-              "Run it on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")
+        print(
+            "gpu_check: CUDA is not available on this machine (torch sees no GPU); nothing was run. "
+            "Run it on a machine with an NVIDIA GPU and a CUDA build of PyTorch."
+        )
         return 0
     seeding.prepare_process()  # CUBLAS_WORKSPACE_CONFIG before the CUDA context starts
     config = PluginConfig()
@@ -106,10 +126,21 @@ def main() -> int:
         if set(local["counts"][0]) != {"ok"}:
             failures.append(f"grid on {device}: not every run ok")
         environment = local["environment"][0]
-        print("  recorded with the run: " + ", ".join(
-            f"{key}={environment.get(key)}" for key in ("device", "gpu", "deterministic_algorithms",
-                                                        "cudnn_deterministic", "cudnn_benchmark",
-                                                        "cublas_workspace_config", "cublas_config_before_cuda")))
+        print(
+            "  recorded with the run: "
+            + ", ".join(
+                f"{key}={environment.get(key)}"
+                for key in (
+                    "device",
+                    "gpu",
+                    "deterministic_algorithms",
+                    "cudnn_deterministic",
+                    "cudnn_benchmark",
+                    "cublas_workspace_config",
+                    "cublas_config_before_cuda",
+                )
+            )
+        )
         if options.ray:
             remote = grid_check(env, config, cases, device, Path(folder) / "ray", executor="ray")
             same = remote["metrics"] == local["metrics"]
@@ -119,17 +150,22 @@ def main() -> int:
 
     print(f"\n2. the same run twice on {device}")
     for model, dataset, _loss in cases:
-        spec = expand(catalog, losses=["wgan-gp"], models=[model], datasets=[dataset], seeds=[0], preset="smoke",
-                      device=device).specs[0]
+        spec = expand(
+            catalog, losses=["wgan-gp"], models=[model], datasets=[dataset], seeds=[0], preset="smoke", device=device
+        ).specs[0]
         first, second = run_safely(spec, catalog), run_safely(spec, catalog)
         same = first.status == "ok" and same_result(first, second)
-        print(f"  {spec.label}: {first.status}; metrics and history identical: {'yes' if same else 'NO'}"
-              + (f" ({first.reason})" if first.reason else ""))
+        print(
+            f"  {spec.label}: {first.status}; metrics and history identical: {'yes' if same else 'NO'}"
+            + (f" ({first.reason})" if first.reason else "")
+        )
         if not same:
             failures.append(f"{spec.label} not reproducible on {device}")
 
-    print(f"\n3. training steps/s ({options.steps} steps, batch {PRESETS['quick'].batch_size}, "
-          f"{seeding.run_threads()} CPU thread(s) per run)")
+    print(
+        f"\n3. training steps/s ({options.steps} steps, batch {PRESETS['quick'].batch_size}, "
+        f"{seeding.run_threads()} CPU thread(s) per run)"
+    )
     for model, dataset, loss in cases:
         try:
             cpu = steps_per_second(catalog, model, dataset, loss, "cpu", options.steps)

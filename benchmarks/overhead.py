@@ -54,8 +54,19 @@ def bare_loop(catalog, steps: int, batch: int) -> float:
 
 def engine(catalog, steps: int, batch: int) -> float:
     quick = PRESETS["quick"]
-    spec = RunSpec("nonsaturating", "mlp", "ring8", seed=0, steps=steps, batch_size=batch, log_every=quick.log_every,
-                   eval_every=steps + 1, eval_samples=quick.eval_samples, final_samples=500, device="cpu")
+    spec = RunSpec(
+        "nonsaturating",
+        "mlp",
+        "ring8",
+        seed=0,
+        steps=steps,
+        batch_size=batch,
+        log_every=quick.log_every,
+        eval_every=steps + 1,
+        eval_samples=quick.eval_samples,
+        final_samples=500,
+        device="cpu",
+    )
     result = train_run(spec, catalog)
     assert result.status == "ok", result.reason
     return steps / result.train_seconds
@@ -78,8 +89,10 @@ def main() -> None:
     bare_rate, our_rate = statistics.median(bare), statistics.median(ours)
     print(f"bare PyTorch loop: {bare_rate:8.1f} steps/s  (rounds: {', '.join(f'{r:.0f}' for r in bare)})")
     print(f"lossbench engine:  {our_rate:8.1f} steps/s  (rounds: {', '.join(f'{r:.0f}' for r in ours)})")
-    print(f"ratio lossbench / bare = {our_rate / bare_rate:.3f}  (target >= 0.95; {args.threads} thread(s), "
-          f"{args.steps} steps, batch {args.batch})")
+    print(
+        f"ratio lossbench / bare = {our_rate / bare_rate:.3f}  (target >= 0.95; {args.threads} thread(s), "
+        f"{args.steps} steps, batch {args.batch})"
+    )
 
 
 if __name__ == "__main__":

@@ -33,15 +33,24 @@ def main() -> None:
     config = PluginConfig()
     env = load_environment(config)
     gan_losses = [name for name in env.catalog.losses.names() if env.catalog.losses.get(name).family == "gan"]
-    options = GridOptions(losses=gan_losses, models=("mlp",), datasets=DATASETS, preset=args.preset, device="cpu",
-                          workers=resolve_workers(args.workers, "cpu"), results=args.results)
+    options = GridOptions(
+        losses=gan_losses,
+        models=("mlp",),
+        datasets=DATASETS,
+        preset=args.preset,
+        device="cpu",
+        workers=resolve_workers(args.workers, "cpu"),
+        results=args.results,
+    )
     outcome = run_grid(env, config, options)
     wanted = {spec.run_id for spec in outcome.plan.specs}
     with Store.open(args.results) as store:
         runs = store.runs_wide()
     runs = runs[runs["run_id"].isin(wanted)]
-    print(f"{len(runs)} runs ({len(outcome.trained)} trained now, {outcome.resumed} from the store), "
-          f"preset {args.preset}, losses: {', '.join(gan_losses)}")
+    print(
+        f"{len(runs)} runs ({len(outcome.trained)} trained now, {outcome.resumed} from the store), "
+        f"preset {args.preset}, losses: {', '.join(gan_losses)}"
+    )
     for dataset in DATASETS:
         n_modes = env.catalog.datasets.get(dataset).spec.n_modes
         print(f"\n{dataset} ({n_modes} modes)   modes covered: mean ± std [per seed]   high-quality share")
@@ -49,8 +58,10 @@ def main() -> None:
         for loss, group in table.groupby("loss"):
             covered, share = group["modes_covered"], group["modes_high_quality"]
             statuses = "" if (group["status"] == "ok").all() else f"  statuses: {', '.join(group['status'])}"
-            print(f"  {loss:<14} {covered.mean():5.2f} ± {covered.std(ddof=1):4.2f} "
-                  f"[{', '.join(f'{v:g}' for v in covered)}]   {share.mean():.3f}{statuses}")
+            print(
+                f"  {loss:<14} {covered.mean():5.2f} ± {covered.std(ddof=1):4.2f} "
+                f"[{', '.join(f'{v:g}' for v in covered)}]   {share.mean():.3f}{statuses}"
+            )
 
 
 if __name__ == "__main__":

@@ -25,16 +25,33 @@ LOSSES = ["nonsaturating", "wgan-gp", "hinge", "lsgan"]
 
 
 def grid_args(seeds: str, steps: int | None) -> list[str]:
-    args = ["run", *sum((["-l", loss] for loss in LOSSES), []), "-m", "mlp", "-d", "ring8", "--seeds", seeds,
-            "--preset", "smoke", "--device", "cpu", "--no-report"]
+    args = [
+        "run",
+        *sum((["-l", loss] for loss in LOSSES), []),
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        seeds,
+        "--preset",
+        "smoke",
+        "--device",
+        "cpu",
+        "--no-report",
+    ]
     return args + (["--steps", str(steps)] if steps else [])
 
 
 def timed_run(args: list[str], results: Path) -> float:
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "lossbench.cli", *args, "--results", str(results)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "lossbench.cli", *args, "--results", str(results)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -65,8 +82,10 @@ def main() -> None:
 
     args = grid_args(options.seeds, options.steps)
     n_runs = len(LOSSES) * len(options.seeds.split(","))
-    print(f"grid: {n_runs} runs ({', '.join(LOSSES)} x mlp x ring8 x seeds {options.seeds}, smoke preset"
-          f"{f', {options.steps} steps' if options.steps else ''}); {os.cpu_count()} CPUs")
+    print(
+        f"grid: {n_runs} runs ({', '.join(LOSSES)} x mlp x ring8 x seeds {options.seeds}, smoke preset"
+        f"{f', {options.steps} steps' if options.steps else ''}); {os.cpu_count()} CPUs"
+    )
     timings: dict[str, float] = {}
     metrics: dict[str, list[tuple]] = {}
     with tempfile.TemporaryDirectory(prefix="lossbench-scaling-") as folder:

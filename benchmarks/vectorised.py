@@ -35,9 +35,24 @@ SETS = {"ring8": ("mlp", 128), "digits": ("dcgan", 64)}
 def specs_for(dataset: str, steps: int, seeds: int, catalog) -> list[RunSpec]:
     model, batch = SETS[dataset]
     losses = [n for n in catalog.losses.names() if isinstance(catalog.losses.get(n), AdversarialLoss)]
-    return [RunSpec(loss=loss, model=model, dataset=dataset, seed=seed, steps=steps, batch_size=batch,
-                    log_every=25, eval_every=steps + 1, eval_samples=200, final_samples=200, device="cpu",
-                    preset="benchmark") for loss in losses for seed in range(seeds)]
+    return [
+        RunSpec(
+            loss=loss,
+            model=model,
+            dataset=dataset,
+            seed=seed,
+            steps=steps,
+            batch_size=batch,
+            log_every=25,
+            eval_every=steps + 1,
+            eval_samples=200,
+            final_samples=200,
+            device="cpu",
+            preset="benchmark",
+        )
+        for loss in losses
+        for seed in range(seeds)
+    ]
 
 
 def train(specs, env, workers: int, groups) -> tuple[dict, float, float]:
@@ -61,10 +76,14 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(SETS), default=None)
     args = parser.parse_args()
     env = load_environment()
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"{args.workers} workers x {seeding.run_threads()} thread(s) on both sides")
-    print(f"{'set':<16}{'runs':>5}{'groups':>7}{'seq run-steps/s':>17}{'stacked':>9}{'ratio':>7}"
-          f"{'train-time ratio':>18}{'max |metric gap|':>18}")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"{args.workers} workers x {seeding.run_threads()} thread(s) on both sides"
+    )
+    print(
+        f"{'set':<16}{'runs':>5}{'groups':>7}{'seq run-steps/s':>17}{'stacked':>9}{'ratio':>7}"
+        f"{'train-time ratio':>18}{'max |metric gap|':>18}"
+    )
     for dataset in [args.only] if args.only else list(SETS):
         specs = specs_for(dataset, args.steps, args.seeds, env.catalog)
         groups = plan_groups(specs, env.catalog, args.group_size, args.workers)
@@ -83,8 +102,11 @@ def main() -> None:
                         gap, worst = difference, f"{a.spec.loss} seed {a.spec.seed}: {key}"
         run_steps = len(specs) * args.steps * args.rounds
         label = f"{dataset} · {SETS[dataset][0]}"
-        print(f"{label:<16}{len(specs):>5}{len(groups):>7}{run_steps / seq_wall:>17.0f}{run_steps / stacked_wall:>9.0f}"
-              f"{seq_wall / stacked_wall:>6.2f}x{seq_train / stacked_train:>17.2f}x{gap:>18.2g}  ({worst})", flush=True)
+        print(
+            f"{label:<16}{len(specs):>5}{len(groups):>7}{run_steps / seq_wall:>17.0f}{run_steps / stacked_wall:>9.0f}"
+            f"{seq_wall / stacked_wall:>6.2f}x{seq_train / stacked_train:>17.2f}x{gap:>18.2g}  ({worst})",
+            flush=True,
+        )
         print(f"  groups: {sorted((len(g) for g in groups), reverse=True)}", file=sys.stderr)
 
 

@@ -36,8 +36,22 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr
 __version__ = "0.1.0"
 
 _API_NAMES = (
-    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "FeatureNetwork", "FeatureSpace", "Metric",
-    "MetricContext", "ModeAssignment", "ModelFactory", "Recipe", "Samples", "Threshold", "TrainingTarget", "VAELoss",
+    "GAN",
+    "VAE",
+    "AdversarialLoss",
+    "DataSpec",
+    "Dataset",
+    "FeatureNetwork",
+    "FeatureSpace",
+    "Metric",
+    "MetricContext",
+    "ModeAssignment",
+    "ModelFactory",
+    "Recipe",
+    "Samples",
+    "Threshold",
+    "TrainingTarget",
+    "VAELoss",
     "hookimpl",
 )
 _HOME = {
@@ -65,7 +79,24 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "GAN", "VAE", "AdversarialLoss", "DataSpec", "Dataset", "EvaluationContext", "FeatureNetwork", "FeatureSpace",
-    "Metric", "MetricContext", "ModeAssignment", "ModelFactory", "Recipe", "RunSpec", "Samples", "Threshold",
-    "TrainingTarget", "VAELoss", "hookimpl", "__version__",
+    "GAN",
+    "VAE",
+    "AdversarialLoss",
+    "DataSpec",
+    "Dataset",
+    "EvaluationContext",
+    "FeatureNetwork",
+    "FeatureSpace",
+    "Metric",
+    "MetricContext",
+    "ModeAssignment",
+    "ModelFactory",
+    "Recipe",
+    "RunSpec",
+    "Samples",
+    "Threshold",
+    "TrainingTarget",
+    "VAELoss",
+    "hookimpl",
+    "__version__",
 ]

@@ -78,8 +78,9 @@ class Recipe:
 
     def critic_steps(self, step: int) -> int:
         """Critic steps before generator step ``step`` (counted from 1), following the n_critic schedule."""
-        if self.n_critic_burst and (step <= self.burst_steps
-                                    or (self.burst_every and (step - 1) % self.burst_every == 0)):
+        if self.n_critic_burst and (
+            step <= self.burst_steps or (self.burst_every and (step - 1) % self.burst_every == 0)
+        ):
             return self.n_critic_burst
         return self.n_critic
 
@@ -257,7 +258,8 @@ class Threshold:
     def describe(self) -> str:
         unit = f" x {self.relative_to}" if self.relative_to else ""
         parts = ([f"{self.key} >= {self.at_least:g}{unit}"] if self.at_least is not None else []) + (
-            [f"{self.key} <= {self.at_most:g}{unit}"] if self.at_most is not None else [])
+            [f"{self.key} <= {self.at_most:g}{unit}"] if self.at_most is not None else []
+        )
         return " and ".join(parts)
 
 

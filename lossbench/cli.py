@@ -49,10 +49,15 @@ class LossbenchGroup(click.Group):
 
 
 def plugin_options(command: Callable, hidden: bool = False) -> Callable:
-    command = click.option("--strict-plugins", is_flag=True, hidden=hidden,
-                           help="Any plugin problem is fatal (non-zero exit).")(command)
-    command = click.option("--plugins-dir", type=click.Path(path_type=Path, file_okay=False), hidden=hidden,
-                           help="Folder of *.py plugins (default: ./plugins, or $LOSSBENCH_PLUGINS_DIR).")(command)
+    command = click.option(
+        "--strict-plugins", is_flag=True, hidden=hidden, help="Any plugin problem is fatal (non-zero exit)."
+    )(command)
+    command = click.option(
+        "--plugins-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        hidden=hidden,
+        help="Folder of *.py plugins (default: ./plugins, or $LOSSBENCH_PLUGINS_DIR).",
+    )(command)
     return command
 
 
@@ -65,13 +70,19 @@ def unused_plugin_options(command: Callable) -> Callable:
 
 def comparison_options(command: Callable) -> Callable:
     """--reference and --comparisons: the paired comparisons tested (a Holm family per dataset x model x metric)."""
-    command = click.option("--comparisons", type=click.Choice(["reference", "all"]), default="reference",
-                           show_default=True,
-                           help="reference: every loss against the reference loss (k-1 tests); all: every pair "
-                                "(k(k-1)/2 tests, so more seeds are needed to reach significance).")(command)
-    command = click.option("--reference", metavar="NAME",
-                           help="Reference loss of the comparisons (default: nonsaturating for GANs, vae for VAEs)."
-                           )(command)
+    command = click.option(
+        "--comparisons",
+        type=click.Choice(["reference", "all"]),
+        default="reference",
+        show_default=True,
+        help="reference: every loss against the reference loss (k-1 tests); all: every pair "
+        "(k(k-1)/2 tests, so more seeds are needed to reach significance).",
+    )(command)
+    command = click.option(
+        "--reference",
+        metavar="NAME",
+        help="Reference loss of the comparisons (default: nonsaturating for GANs, vae for VAEs).",
+    )(command)
     return command
 
 
@@ -115,14 +126,22 @@ class ProgressDisplay:
     def planned(self, plan: GridPlan, todo: list[RunSpec], resumed: int) -> None:
         for note in plan.notes:
             click.echo(note, err=True)
-        click.echo(f"{len(plan.specs)} runs in the grid: {len(todo)} to train, {resumed} already stored (resumed)", err=True)
+        click.echo(
+            f"{len(plan.specs)} runs in the grid: {len(todo)} to train, {resumed} already stored (resumed)", err=True
+        )
         if self.lines:
             from lossbench.jobs.progress import RunLines
 
             self.lines_progress = RunLines(len(todo), lambda line: click.echo(line, err=True))
             return
-        self.bar = click.progressbar(length=len(todo), label="runs", show_eta=True, show_pos=True,
-                                     item_show_func=lambda _item: self.current, file=sys.stderr)
+        self.bar = click.progressbar(
+            length=len(todo),
+            label="runs",
+            show_eta=True,
+            show_pos=True,
+            item_show_func=lambda _item: self.current,
+            file=sys.stderr,
+        )
         self.bar.__enter__()
 
     def step(self, spec: RunSpec, step: int) -> None:
@@ -152,61 +171,155 @@ class ProgressDisplay:
 
 
 @main.command()
-@click.option("--grid", "whole_grid", is_flag=True, help="Run every compatible loss x model x dataset (the default grid).")
+@click.option(
+    "--grid", "whole_grid", is_flag=True, help="Run every compatible loss x model x dataset (the default grid)."
+)
 @click.option("-l", "--loss", "losses", multiple=True, help="Only this loss (repeatable).")
 @click.option("-m", "--model", "models", multiple=True, help="Only this model (repeatable).")
 @click.option("-d", "--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
 @click.option("--seeds", help="Seeds to run, e.g. 0,1,2 or 0-4.")
 @click.option("--n-seeds", type=click.IntRange(min=1), help="Run seeds 0..N-1.")
-@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
-              help="Steps, batch size and sample sizes: smoke (seconds, for tests), quick, standard, paper.")
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="Steps, batch size and sample sizes: smoke (seconds, for tests), quick, standard, paper.",
+)
 @click.option("--steps", type=click.IntRange(min=1), help="Override the preset's training steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where runs train: local worker processes, or a Ray cluster (--ray-address).")
-@click.option("--workers", default="auto", show_default=True, envvar="LOSSBENCH_WORKERS",
-              help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.")
-@click.option("--vectorise/--no-vectorise", default=False, show_default=True, envvar="LOSSBENCH_VECTORISE",
-              help="Train compatible GAN runs (same model, dataset, sizes, optimizer kind and n_critic) as one stacked "
-                   "model per group; each worker process or Ray task trains a group.")
-@click.option("--group-size", type=click.IntRange(min=1), envvar="LOSSBENCH_GROUP_SIZE",
-              help="Runs per stacked group with --vectorise (default: chosen for the device).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where runs train: local worker processes, or a Ray cluster (--ray-address).",
+)
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    envvar="LOSSBENCH_WORKERS",
+    help="Local worker processes, or auto: one per CPU core for CPU runs, one for a GPU.",
+)
+@click.option(
+    "--vectorise/--no-vectorise",
+    default=False,
+    show_default=True,
+    envvar="LOSSBENCH_VECTORISE",
+    help="Train compatible GAN runs (same model, dataset, sizes, optimizer kind and n_critic) as one stacked "
+    "model per group; each worker process or Ray task trains a group.",
+)
+@click.option(
+    "--group-size",
+    type=click.IntRange(min=1),
+    envvar="LOSSBENCH_GROUP_SIZE",
+    help="Runs per stacked group with --vectorise (default: chosen for the device).",
+)
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
-              help="Folder of the SQLite store and its CSV/Parquet tables.")
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
-              help="Folder of the HTML report (index.html and its figures).")
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip runs already in the store, unless they came from other code (see --reuse-stale).")
-@click.option("--max-runs", type=click.IntRange(min=1), default=MAX_RUNS, show_default=True,
-              help="Refuse a grid of more runs than this (a guard against a typo in --seeds).")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+    help="Folder of the SQLite store and its CSV/Parquet tables.",
+)
+@click.option(
+    "--reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder of the HTML report (index.html and its figures).",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Skip runs already in the store, unless they came from other code (see --reuse-stale).",
+)
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=MAX_RUNS,
+    show_default=True,
+    help="Refuse a grid of more runs than this (a guard against a typo in --seeds).",
+)
 @click.option("--wait", is_flag=True, help="If another `lossbench run` writes to --results, wait for it to finish.")
 @click.option("--no-report", is_flag=True, help="Do not build reports/index.html at the end.")
 @click.option("--retry-failed", is_flag=True, help="With --resume, run again the runs stored as failed.")
-@click.option("--reuse-stale", is_flag=True,
-              help="With --resume, keep stored runs that came from other code (a changed plugin or lossbench "
-                   "version) instead of training them again; a warning says how many.")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False),
-              help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.")
-@click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False),
-              help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
-                   "default: the torch hub cache. Nothing is downloaded.")
-@click.option("--feature-space", "spaces", multiple=True, metavar="NAME",
-              help="Also compute FID, KID and PRDC in this feature space (repeatable, or a comma list), stored as "
-                   "fid@NAME...: inception, classifier, raw or a plugin's (lossbench list feature_spaces).")
-@click.option("--log", "loggers", multiple=True, metavar="NAME",
-              help="Log live while runs train: tensorboard (needs pip install \"lossbench[tensorboard]\"). Plugins "
-                   "implementing the run_logged hook log whenever loaded.")
-@click.option("--log-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of the live logs, one subfolder per run (default: ./runs).")
+@click.option(
+    "--reuse-stale",
+    is_flag=True,
+    help="With --resume, keep stored runs that came from other code (a changed plugin or lossbench "
+    "version) instead of training them again; a warning says how many.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help=f"Folder with on-disk datasets (MNIST, CIFAR-10); default ${DATA_ROOT_ENV}.",
+)
+@click.option(
+    "--inception-weights",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for image FID; "
+    "default: the torch hub cache. Nothing is downloaded.",
+)
+@click.option(
+    "--feature-space",
+    "spaces",
+    multiple=True,
+    metavar="NAME",
+    help="Also compute FID, KID and PRDC in this feature space (repeatable, or a comma list), stored as "
+    "fid@NAME...: inception, classifier, raw or a plugin's (lossbench list feature_spaces).",
+)
+@click.option(
+    "--log",
+    "loggers",
+    multiple=True,
+    metavar="NAME",
+    help='Log live while runs train: tensorboard (needs pip install "lossbench[tensorboard]"). Plugins '
+    "implementing the run_logged hook log whenever loaded.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of the live logs, one subfolder per run (default: ./runs).",
+)
 @comparison_options
 @plugin_options
-def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], datasets: tuple[str, ...],
-        seeds: str | None, n_seeds: int | None, preset: str, steps: int | None, device: str, executor: str,
-        workers: str, vectorise: bool, group_size: int | None, ray_address: str | None, results: Path, reports: Path,
-        resume: bool, max_runs: int, wait: bool, no_report: bool, retry_failed: bool, reuse_stale: bool,
-        data_root: Path | None, inception_weights: Path | None, spaces: tuple[str, ...], loggers: tuple[str, ...],
-        log_dir: Path | None, reference: str | None, comparisons: str, plugins_dir: Path | None,
-        strict_plugins: bool) -> None:
+def run(
+    whole_grid: bool,
+    losses: tuple[str, ...],
+    models: tuple[str, ...],
+    datasets: tuple[str, ...],
+    seeds: str | None,
+    n_seeds: int | None,
+    preset: str,
+    steps: int | None,
+    device: str,
+    executor: str,
+    workers: str,
+    vectorise: bool,
+    group_size: int | None,
+    ray_address: str | None,
+    results: Path,
+    reports: Path,
+    resume: bool,
+    max_runs: int,
+    wait: bool,
+    no_report: bool,
+    retry_failed: bool,
+    reuse_stale: bool,
+    data_root: Path | None,
+    inception_weights: Path | None,
+    spaces: tuple[str, ...],
+    loggers: tuple[str, ...],
+    log_dir: Path | None,
+    reference: str | None,
+    comparisons: str,
+    plugins_dir: Path | None,
+    strict_plugins: bool,
+) -> None:
     """Train and score every selected loss x model x dataset x seed; store and export the results."""
     import os
 
@@ -218,8 +331,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     if seeds is not None and n_seeds is not None:
         raise UsageError("give --seeds or --n-seeds, not both")
     if n_seeds is not None and n_seeds > max_runs:  # before range(n_seeds) becomes a list
-        raise UsageError(f"--n-seeds {n_seeds}: more seeds than the limit of {max_runs:,} runs; "
-                         f"narrow it, or raise the limit with --max-runs {n_seeds}")
+        raise UsageError(
+            f"--n-seeds {n_seeds}: more seeds than the limit of {max_runs:,} runs; "
+            f"narrow it, or raise the limit with --max-runs {n_seeds}"
+        )
     seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
@@ -247,8 +362,11 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     worker_count = resolve_workers(workers, device)
     cores = os.cpu_count() or 1
     if worker_count > cores and executor == "local":
-        click.echo(f"warning: --workers {worker_count} is more than the {cores} CPU cores here: the extra processes "
-                   "only wait for a core, each holding its own copy of torch in memory", err=True)
+        click.echo(
+            f"warning: --workers {worker_count} is more than the {cores} CPU cores here: the extra processes "
+            "only wait for a core, each holding its own copy of torch in memory",
+            err=True,
+        )
     if not no_report:
         from lossbench.report import prepare_reports
 
@@ -256,11 +374,25 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
     config, env = load(plugins_dir, strict_plugins)
     check_reference(reference, env.catalog.losses.names())
     options = GridOptions(
-        losses=losses, models=models, datasets=datasets, seeds=seed_list, preset=preset, steps=steps,
-        device=device, executor=executor, workers=worker_count, results=results, resume=resume,
-        retry_failed=retry_failed, reuse_stale=reuse_stale, data_root=data_root,
+        losses=losses,
+        models=models,
+        datasets=datasets,
+        seeds=seed_list,
+        preset=preset,
+        steps=steps,
+        device=device,
+        executor=executor,
+        workers=worker_count,
+        results=results,
+        resume=resume,
+        retry_failed=retry_failed,
+        reuse_stale=reuse_stale,
+        data_root=data_root,
         executor_options={"address": ray_address} if executor == "ray" else {},
-        comparisons=comparisons, reference=reference, max_runs=max_runs, wait=wait,
+        comparisons=comparisons,
+        reference=reference,
+        max_runs=max_runs,
+        wait=wait,
     )
     display = ProgressDisplay()
     started = time.perf_counter()
@@ -288,8 +420,10 @@ def run(whole_grid: bool, losses: tuple[str, ...], models: tuple[str, ...], data
         if result.status == "failed":
             click.echo(f"failed: {result.spec.label}: {result.reason}", err=True)
     if loggers:
-        click.echo(f"live logs ({', '.join(loggers)}): {live.log_dir()}/, one folder per run "
-                   f"(tensorboard --logdir {live.log_dir()})")
+        click.echo(
+            f"live logs ({', '.join(loggers)}): {live.log_dir()}/, one folder per run "
+            f"(tensorboard --logdir {live.log_dir()})"
+        )
     if not no_report:
         from lossbench.report import build_report
 
@@ -365,8 +499,10 @@ def _rows(kind: str, env) -> list[dict[str, Any]]:
 
     registry = env.catalog.registry(kind)
     facts = kind_named(kind).facts
-    return [{"name": name, "plugin": entry.plugin, "description": describe(entry.obj), **facts(entry.obj)}
-            for name, entry in registry.entries.items()]
+    return [
+        {"name": name, "plugin": entry.plugin, "description": describe(entry.obj), **facts(entry.obj)}
+        for name, entry in registry.entries.items()
+    ]
 
 
 @main.command(name="list")
@@ -397,8 +533,10 @@ def plugins(as_json: bool, plugins_dir: Path | None, strict_plugins: bool) -> No
 
     _config, env = load(plugins_dir, strict_plugins)
     origins = ProvenanceIndex(env)  # the source hash stored with runs (file plugins, editable installs)
-    infos = [{**_plugin_row(info), "source_hash": origins.origin_of_plugin(info.name).source}
-             for info in env.plugins.infos.values()]
+    infos = [
+        {**_plugin_row(info), "source_hash": origins.origin_of_plugin(info.name).source}
+        for info in env.plugins.infos.values()
+    ]
     if as_json:
         problems = [{"plugin": p.plugin, "reason": p.reason} for p in env.problems]
         click.echo(json.dumps({"plugins": infos, "problems": problems}, indent=2))
@@ -430,16 +568,32 @@ def _plugin_row(info) -> dict[str, Any]:
 
 @main.command(name="new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice([kind.option for kind in KINDS if kind.templates]), default="loss",
-              show_default=True,
-              help="What the plugin registers; the package holds a working example of it.")
-@click.option("--template", default="", help="The example to start from (default: the kind's first): " + "; ".join(
-              f"{', '.join(kind.templates)} for {kind.name}" for kind in KINDS if kind.templates) + ".")
-@click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-              show_default=True, help="Folder in which to create lossbench-NAME/.")
+@click.option(
+    "--kind",
+    type=click.Choice([kind.option for kind in KINDS if kind.templates]),
+    default="loss",
+    show_default=True,
+    help="What the plugin registers; the package holds a working example of it.",
+)
+@click.option(
+    "--template",
+    default="",
+    help="The example to start from (default: the kind's first): "
+    + "; ".join(f"{', '.join(kind.templates)} for {kind.name}" for kind in KINDS if kind.templates)
+    + ".",
+)
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Folder in which to create lossbench-NAME/.",
+)
 @plugin_options
-def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: Path | None,
-               strict_plugins: bool) -> None:
+def new_plugin(
+    name: str, kind: str, template: str, parent: Path, plugins_dir: Path | None, strict_plugins: bool
+) -> None:
     """Scaffold an installable plugin package lossbench-NAME registering the KIND called NAME."""
     from lossbench.authoring.scaffold import REGISTRY_KINDS, PluginNames, create_plugin, validate
     from lossbench.plugin.kinds import kind_named
@@ -447,8 +601,9 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
     kind = kind_named(kind).singular
     validate(name, kind, template=template)  # a bad --template is one line before plugins load
     _config, env = load(plugins_dir, strict_plugins)
-    folder = create_plugin(name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names(),
-                           template=template)
+    folder = create_plugin(
+        name, kind, parent, taken=env.catalog.registry(REGISTRY_KINDS[kind]).names(), template=template
+    )
     chosen = PluginNames(name, kind, template).chosen_template
     click.echo(f"created {folder}/ : a {kind} plugin registering {name!r}, from the {chosen} template")
     click.echo(f"its description is the `description` line of {folder}/src/{PluginNames(name, kind).package}/plugin.py")
@@ -456,25 +611,60 @@ def new_plugin(name: str, kind: str, template: str, parent: Path, plugins_dir: P
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
-              help="Folder of the SQLite store and its CSV/Parquet tables.")
-@click.option("--metric", "metrics", multiple=True,
-              help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+    help="Folder of the SQLite store and its CSV/Parquet tables.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Show this metric key (repeatable, e.g. modes_covered); default: the headline metrics.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the summary rows.")
-@click.option("--runs", "per_run", is_flag=True,
-              help="One line per stored run instead: status and the code that produced it (provenance).")
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "latex", "csv", "json"]), default="table",
-              show_default=True, help="table: the terminal leaderboard; markdown, latex (booktabs), csv, json: one "
-              "grid per dataset x model for a paper (best in bold, a dagger where significant against the reference).")
-@click.option("--statistic", type=click.Choice(["mean-ci", "median-iqr"]), default="mean-ci", show_default=True,
-              help="Cells as mean ± half the bootstrap 95% CI, or median [IQR], over finished seeds.")
+@click.option(
+    "--runs",
+    "per_run",
+    is_flag=True,
+    help="One line per stored run instead: status and the code that produced it (provenance).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "latex", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: the terminal leaderboard; markdown, latex (booktabs), csv, json: one "
+    "grid per dataset x model for a paper (best in bold, a dagger where significant against the reference).",
+)
+@click.option(
+    "--statistic",
+    type=click.Choice(["mean-ci", "median-iqr"]),
+    default="mean-ci",
+    show_default=True,
+    help="Cells as mean ± half the bootstrap 95% CI, or median [IQR], over finished seeds.",
+)
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
 @click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
 @comparison_options
 @unused_plugin_options
-def show(results: Path, metrics: tuple[str, ...], as_json: bool, per_run: bool, fmt: str, statistic: str,
-         datasets: tuple[str, ...], models: tuple[str, ...], reference: str | None,
-         comparisons: str, plugins_dir: Path | None, strict_plugins: bool) -> None:
+def show(
+    results: Path,
+    metrics: tuple[str, ...],
+    as_json: bool,
+    per_run: bool,
+    fmt: str,
+    statistic: str,
+    datasets: tuple[str, ...],
+    models: tuple[str, ...],
+    reference: str | None,
+    comparisons: str,
+    plugins_dir: Path | None,
+    strict_plugins: bool,
+) -> None:
     """Print the leaderboard per dataset x model: ranks over all seeds, means [95% CI] over finished seeds.
 
     Reads the store alone: every fact it ranks by is stored with the runs, so no plugin is loaded, the answer
@@ -530,8 +720,15 @@ def _show_runs(store, as_json: bool) -> None:
     recorded = store.provenances()
     runs = store.runs()
     if as_json:
-        rows = [{"run_id": r["run_id"], "label": f"{r['dataset']}/{r['model']}/{r['loss']}/seed{r['seed']}",
-                 "status": r["status"], "provenance": recorded.get(r["run_id"])} for r in runs.to_dict("records")]
+        rows = [
+            {
+                "run_id": r["run_id"],
+                "label": f"{r['dataset']}/{r['model']}/{r['loss']}/seed{r['seed']}",
+                "status": r["status"],
+                "provenance": recorded.get(r["run_id"]),
+            }
+            for r in runs.to_dict("records")
+        ]
         click.echo(json.dumps(rows, indent=2))
         return
     if runs.empty:
@@ -546,19 +743,46 @@ def _show_runs(store, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
-              help="Folder of the SQLite store and its CSV/Parquet tables.")
-@click.option("--metric", "metrics", multiple=True,
-              help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.")
-@click.option("--feature-space", "spaces", multiple=True, metavar="NAME",
-              help="Add FID, KID and PRDC in this feature space (repeatable, or a comma list) to runs that lack it.")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+    help="Folder of the SQLite store and its CSV/Parquet tables.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Compute this metric (repeatable) for every stored run; default: each run's missing or changed metrics.",
+)
+@click.option(
+    "--feature-space",
+    "spaces",
+    multiple=True,
+    metavar="NAME",
+    help="Add FID, KID and PRDC in this feature space (repeatable, or a comma list) to runs that lack it.",
+)
 @click.option("--device", default=None, help="Where to score (default: each run's own device).")
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
-              help="Folder of the HTML report (index.html and its figures).")
+@click.option(
+    "--reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder of the HTML report (index.html and its figures).",
+)
 @click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
 @plugin_options
-def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], device: str | None, reports: Path,
-            no_report: bool, plugins_dir: Path | None, strict_plugins: bool) -> None:
+def rescore(
+    results: Path,
+    metrics: tuple[str, ...],
+    spaces: tuple[str, ...],
+    device: str | None,
+    reports: Path,
+    no_report: bool,
+    plugins_dir: Path | None,
+    strict_plugins: bool,
+) -> None:
     """Compute missing or changed metrics of stored runs from their checkpoints, without training."""
     from lossbench.jobs.driver import export_all
     from lossbench.jobs.rescore import rescore as rescore_runs
@@ -568,8 +792,14 @@ def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], de
     _config, env = load(plugins_dir, strict_plugins)
     with Store.open(results, create=False) as store, WriterLock(results).acquire():  # a writer, as `run` is
         store.check_writable()
-        outcome = rescore_runs(env, store, metrics, device, progress=lambda line: click.echo(f"scoring {line}", err=True),
-                               spaces=parse_spaces(spaces))
+        outcome = rescore_runs(
+            env,
+            store,
+            metrics,
+            device,
+            progress=lambda line: click.echo(f"scoring {line}", err=True),
+            spaces=parse_spaces(spaces),
+        )
         export_all(store, results)
     for run_id, reason in outcome.skipped.items():
         click.echo(f"skipped {run_id}: {reason}", err=True)
@@ -585,14 +815,30 @@ def rescore(results: Path, metrics: tuple[str, ...], spaces: tuple[str, ...], de
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True,
-              help="Folder of the SQLite store and its CSV/Parquet tables.")
-@click.option("--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
-              help="Folder of the HTML report (index.html and its figures).")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+    help="Folder of the SQLite store and its CSV/Parquet tables.",
+)
+@click.option(
+    "--reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder of the HTML report (index.html and its figures).",
+)
 @comparison_options
 @plugin_options
-def report(results: Path, reports: Path, reference: str | None, comparisons: str, plugins_dir: Path | None,
-           strict_plugins: bool) -> None:
+def report(
+    results: Path,
+    reports: Path,
+    reference: str | None,
+    comparisons: str,
+    plugins_dir: Path | None,
+    strict_plugins: bool,
+) -> None:
     """(Re)build reports/index.html and its figures from the store (plugins supply the datasets' mode centres)."""
     from lossbench.report import build_report
     from lossbench.results.store import Store
@@ -606,13 +852,19 @@ def report(results: Path, reports: Path, reference: str | None, comparisons: str
     click.echo(f"report: {index.resolve()} (built in {time.perf_counter() - started:.1f}s)")
 
 
-
 @main.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--to", "target", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder to fetch into (default: $LOSSBENCH_DATA for datasets, torch's hub cache for inception).")
-@click.option("--mirror", envvar="LOSSBENCH_FETCH_MIRROR",
-              help="A base URL tried first for every file (<mirror>/<file name>); checksums are still verified.")
+@click.option(
+    "--to",
+    "target",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to fetch into (default: $LOSSBENCH_DATA for datasets, torch's hub cache for inception).",
+)
+@click.option(
+    "--mirror",
+    envvar="LOSSBENCH_FETCH_MIRROR",
+    help="A base URL tried first for every file (<mirror>/<file name>); checksums are still verified.",
+)
 def fetch(names: tuple[str, ...], target: Path | None, mirror: str | None) -> None:
     """Download mnist, fashion-mnist, cifar10 or inception, verified against the official checksums.
 

@@ -44,8 +44,18 @@ def _options(command: click.Command, ctx: click.Context) -> list[str]:
 
 def _section(command: click.Command, ctx: click.Context, level: str) -> list[str]:
     usage = " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)])
-    return [f"{level} `{ctx.command_path}`", "", "```", usage, "```", "",
-            inspect.cleandoc(command.help or "").replace("\b\n", ""), "", *_options(command, ctx), ""]
+    return [
+        f"{level} `{ctx.command_path}`",
+        "",
+        "```",
+        usage,
+        "```",
+        "",
+        inspect.cleandoc(command.help or "").replace("\b\n", ""),
+        "",
+        *_options(command, ctx),
+        "",
+    ]
 
 
 def commands(group: click.Group) -> dict[str, click.Command]:
@@ -58,11 +68,20 @@ def commands(group: click.Group) -> dict[str, click.Command]:
 def render_reference(group: click.Group) -> str:
     """``docs/cli.md``: the program's own options, then one section per command with every option."""
     root = _context(group, PROG)
-    parts = ["# Command-line reference", "",
-             f"<!-- Generated from the click commands by `{COMMAND}`; edit their help texts, not this file. -->", "",
-             *_section(group, root, "##")[:-1], "", "## Commands", ""]
-    parts += [f"- [`{PROG} {name}`](#{PROG}-{name}): {command.get_short_help_str(10_000)}"
-              for name, command in commands(group).items()]
+    parts = [
+        "# Command-line reference",
+        "",
+        f"<!-- Generated from the click commands by `{COMMAND}`; edit their help texts, not this file. -->",
+        "",
+        *_section(group, root, "##")[:-1],
+        "",
+        "## Commands",
+        "",
+    ]
+    parts += [
+        f"- [`{PROG} {name}`](#{PROG}-{name}): {command.get_short_help_str(10_000)}"
+        for name, command in commands(group).items()
+    ]
     parts.append("")
     for name, command in commands(group).items():
         parts += _section(command, _context(command, name, root), "##")
@@ -71,8 +90,10 @@ def render_reference(group: click.Group) -> str:
 
 def render_summary(group: click.Group) -> str:
     """The README's block: one row per command, linking to its section of ``docs/cli.md``."""
-    rows = [f"| [`{PROG} {name}`](docs/cli.md#{PROG}-{name}) | {_cell(command.get_short_help_str(10_000))} |"
-            for name, command in commands(group).items()]
+    rows = [
+        f"| [`{PROG} {name}`](docs/cli.md#{PROG}-{name}) | {_cell(command.get_short_help_str(10_000))} |"
+        for name, command in commands(group).items()
+    ]
     return "\n".join(["| command | what it does |", "|---|---|", *rows]) + "\n"
 
 
@@ -91,8 +112,11 @@ def expected(group: click.Group, root: Path = REPO) -> dict[Path, str]:
 
 def stale(group: click.Group, root: Path = REPO) -> list[Path]:
     """The generated files whose checked-in text differs from what the commands say."""
-    return [path for path, text in expected(group, root).items()
-            if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text]
+    return [
+        path
+        for path, text in expected(group, root).items()
+        if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

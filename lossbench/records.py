@@ -19,8 +19,18 @@ if TYPE_CHECKING:
     from lossbench.plan.grid import RunSpec
 
 HISTORY_COLUMNS = (
-    "step", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "d_accuracy",
-    "score_real", "score_fake", "grad_norm_g", "grad_norm_d", "seconds",
+    "step",
+    "d_loss",
+    "g_loss",
+    "penalty",
+    "d_real",
+    "d_fake",
+    "d_accuracy",
+    "score_real",
+    "score_fake",
+    "grad_norm_g",
+    "grad_norm_d",
+    "seconds",
 )
 """The columns of a run's training history, one row per logged step."""
 
@@ -32,7 +42,7 @@ def space_key(key: str, metric: str, space: str) -> str:
     """The key of ``key`` (a key of ``metric``) computed in feature space ``space``: ``fid`` -> ``fid@s``,
     ``fid_floor`` -> ``fid@s_floor``. The metric's name carries the space, so ``fid@s_features`` still names the
     space of every ``fid@s...`` key, and the default space's keys never change."""
-    return f"{metric}@{space}{key[len(metric):]}"
+    return f"{metric}@{space}{key[len(metric) :]}"
 
 
 def base_key(key: str) -> str:
@@ -77,12 +87,20 @@ def metric_facts(metric: object) -> dict[str, KeyFacts]:
     declared = {name: dict(getattr(metric, name, None) or {}) for name in ("better", "labels", "units", "headline")}
     for key, rank in declared["headline"].items():
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
-            raise ValueError(f"metric {getattr(metric, 'name', metric)!r}: headline[{key!r}] is {rank!r}; "
-                             "expected an int rank (1 leads)")
+            raise ValueError(
+                f"metric {getattr(metric, 'name', metric)!r}: headline[{key!r}] is {rank!r}; "
+                "expected an int rank (1 leads)"
+            )
     keys = sorted(set().union(*declared.values()))
-    return {str(key): KeyFacts(str(declared["better"].get(key, "lower")), str(declared["labels"].get(key, "")),
-                               str(declared["units"].get(key, "")), declared["headline"].get(key))
-            for key in keys}
+    return {
+        str(key): KeyFacts(
+            str(declared["better"].get(key, "lower")),
+            str(declared["labels"].get(key, "")),
+            str(declared["units"].get(key, "")),
+            declared["headline"].get(key),
+        )
+        for key in keys
+    }
 
 
 def facts_texts(metrics: Iterable[object]) -> dict[str, str]:
@@ -92,7 +110,8 @@ def facts_texts(metrics: Iterable[object]) -> dict[str, str]:
         facts = metric_facts(metric)
         if facts:
             texts[f"{metric.name}{FACTS_SUFFIX}"] = json.dumps(  # type: ignore[attr-defined]
-                {key: asdict(fact) for key, fact in facts.items()}, sort_keys=True)
+                {key: asdict(fact) for key, fact in facts.items()}, sort_keys=True
+            )
     return texts
 
 
@@ -108,8 +127,11 @@ def parse_facts(column: str, text: object) -> dict[str, KeyFacts]:
     if column.endswith(DIRECTIONS_SUFFIX):
         return {str(key): KeyFacts(better=str(value)) for key, value in declared.items()}
     fields = set(KeyFacts.__dataclass_fields__)
-    return {str(key): KeyFacts(**{k: v for k, v in value.items() if k in fields})
-            for key, value in declared.items() if isinstance(value, dict)}
+    return {
+        str(key): KeyFacts(**{k: v for k, v in value.items() if k in fields})
+        for key, value in declared.items()
+        if isinstance(value, dict)
+    }
 
 
 def is_facts_column(column: object) -> bool:

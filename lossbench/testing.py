@@ -53,8 +53,18 @@ except ImportError:  # pragma: no cover - the helpers work without pytest; the f
 # nothing heavy itself: the helpers (torch, scipy, pandas) load on first use (PEP 562). No ``__dir__``: pytest
 # reads every name ``dir()`` lists when it registers the plugin, which would load them all.
 _HOME = {
-    **dict.fromkeys(("ConformanceError", "check_dataset", "check_feature_space", "check_loss", "check_metric",
-                     "check_model", "make_context"), "lossbench.authoring.conformance"),
+    **dict.fromkeys(
+        (
+            "ConformanceError",
+            "check_dataset",
+            "check_feature_space",
+            "check_loss",
+            "check_metric",
+            "check_model",
+            "make_context",
+        ),
+        "lossbench.authoring.conformance",
+    ),
     "SmokeResult": "lossbench.authoring.smoke",
     "smoke_run": "lossbench.authoring.smoke",
     "check_stacked": "lossbench.authoring.stacked_check",
@@ -74,9 +84,18 @@ if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept
 
 
 __all__ = [
-    "ConformanceError", "SmokeResult", "check_dataset", "check_feature_space", "check_loss", "check_metric",
-    "check_model", "check_stacked", "make_context",
-    "smoke_run", "lossbench_environment", "lossbench_smoke",
+    "ConformanceError",
+    "SmokeResult",
+    "check_dataset",
+    "check_feature_space",
+    "check_loss",
+    "check_metric",
+    "check_model",
+    "check_stacked",
+    "make_context",
+    "smoke_run",
+    "lossbench_environment",
+    "lossbench_smoke",
 ]
 
 

@@ -39,8 +39,9 @@ class RelativisticAverageGAN(AdversarialLoss):
     generator_needs_real = True
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return (F.softplus(-(real_scores - fake_scores.mean())).mean()
-                + F.softplus(fake_scores - real_scores.mean()).mean())
+        return (
+            F.softplus(-(real_scores - fake_scores.mean())).mean() + F.softplus(fake_scores - real_scores.mean()).mean()
+        )
 
     def discriminator_probabilities(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
         # D(x_r) = sigmoid(C(x_r) - mean C(x_f)), D(x_f) = sigmoid(C(x_f) - mean C(x_r))
@@ -48,8 +49,9 @@ class RelativisticAverageGAN(AdversarialLoss):
 
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
         # real_scores carry no gradient; the generator's gradient flows through fake_scores, in both terms.
-        return (F.softplus(-(fake_scores - real_scores.mean())).mean()
-                + F.softplus(real_scores - fake_scores.mean()).mean())
+        return (
+            F.softplus(-(fake_scores - real_scores.mean())).mean() + F.softplus(real_scores - fake_scores.mean()).mean()
+        )
 
 
 @hookimpl

@@ -45,7 +45,7 @@ class WGANLP(AdversarialLoss):
         alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
         x_hat = alpha * real.detach() + (1 - alpha) * fake.detach()
         excess = (input_gradient_norms(critic, x_hat) - 1).clamp(min=0)
-        return self.weight * (excess ** 2).mean()
+        return self.weight * (excess**2).mean()
 
 
 @hookimpl

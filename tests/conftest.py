@@ -56,8 +56,20 @@ def make_spec(**overrides):
     """A small CPU RunSpec of nonsaturating / mlp / ring8 (40 steps); keyword arguments override its fields."""
     from lossbench.plan.grid import RunSpec
 
-    values = dict(loss="nonsaturating", model="mlp", dataset="ring8", seed=0, steps=40, batch_size=64, log_every=5,
-                  eval_every=10, eval_samples=200, final_samples=400, device="cpu", preset="test")
+    values = dict(
+        loss="nonsaturating",
+        model="mlp",
+        dataset="ring8",
+        seed=0,
+        steps=40,
+        batch_size=64,
+        log_every=5,
+        eval_every=10,
+        eval_samples=200,
+        final_samples=400,
+        device="cpu",
+        preset="test",
+    )
     values.update(overrides)
     return RunSpec(**values)
 
@@ -65,5 +77,11 @@ def make_spec(**overrides):
 def run_lossbench(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``lossbench`` in a child process (for entry points, signals and exit codes as a user sees them)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lossbench.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

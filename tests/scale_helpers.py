@@ -111,8 +111,9 @@ def serial_reference() -> tuple[Path, Path]:
     root = Path(folder.name)
     plugins = write_failing_plugin(root / "plugins")
     config = PluginConfig(plugins_dir=plugins)
-    outcome = run_grid(load_environment(config), config,
-                       GridOptions(losses=[*OK_LOSSES, "boom"], results=root / "results", **SMOKE))
+    outcome = run_grid(
+        load_environment(config), config, GridOptions(losses=[*OK_LOSSES, "boom"], results=root / "results", **SMOKE)
+    )
     assert outcome.counts == {"ok": 4, "failed": 2}, outcome.counts
     return root / "results", plugins
 
@@ -122,8 +123,10 @@ def tables(results: Path) -> dict[str, pd.DataFrame]:
     with sqlite3.connect(results / "lossbench.db") as connection:
         read = lambda sql: pd.read_sql_query(sql, connection)  # noqa: E731
         history_columns = [row[1] for row in connection.execute("PRAGMA table_info(history)") if row[1] != "seconds"]
-        runs = read("SELECT run_id, dataset, model, loss, seed, steps, device, status, reason, failed_step "
-                    "FROM runs ORDER BY run_id")
+        runs = read(
+            "SELECT run_id, dataset, model, loss, seed, steps, device, status, reason, failed_step "
+            "FROM runs ORDER BY run_id"
+        )
         return {
             "runs": runs,
             "metrics": read("SELECT * FROM metrics ORDER BY run_id, key"),

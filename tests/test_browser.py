@@ -28,9 +28,20 @@ from lossbench.cli import main
 from lossbench.results.store import Store
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--remote-debugging-pipe",
+]
 
 NAN_LOSS = faulty_losses(nan_call=8)  # registers boom and nan-later; this test trains nan-later
 
@@ -48,8 +59,10 @@ def browser() -> str:
     path = find_browser()
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed but CI is set: the browser test must run in CI "
-                        "(apt-get install -y chromium, as .ci/run does)")
+            pytest.fail(
+                "Chromium is not installed but CI is set: the browser test must run in CI "
+                "(apt-get install -y chromium, as .ci/run does)"
+            )
         pytest.skip("Chromium is not installed (apt-get install -y chromium); the browser test is skipped outside CI")
     return path
 
@@ -67,8 +80,12 @@ class DevTools:
 
         self.process = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=wire, pass_fds=(3, 4), close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=wire,
+            pass_fds=(3, 4),
+            close_fds=True,
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -101,8 +118,7 @@ class DevTools:
                 else:
                     self.events.put(message)
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 60) -> dict:
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60) -> dict:
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -212,8 +228,11 @@ def open_report(binary: str, index: Path, profile: Path, screenshot: Path) -> tu
         session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             tools.send(f"{domain}.enable", session=session)
-        tools.send("Emulation.setDeviceMetricsOverride",
-                   {"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, session=session)
+        tools.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         tools.send("Page.navigate", {"url": index.resolve().as_uri()}, session=session)
         tools.wait_for("Page.loadEventFired", session, events)
         tools.drain(events)
@@ -221,9 +240,15 @@ def open_report(binary: str, index: Path, profile: Path, screenshot: Path) -> tu
         assert "exceptionDetails" not in seen, seen
         page = seen["result"]["value"]
         height = min(int(page["height"]), 12000)
-        shot = tools.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                     "clip": {"x": 0, "y": 0, "width": 1280, "height": height,
-                                                              "scale": 1}}, session=session)
+        shot = tools.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1},
+            },
+            session=session,
+        )
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         tools.drain(events, 0.2)
     finally:
@@ -237,11 +262,38 @@ def test_report_in_headless_chromium(browser: str, tmp_path: Path) -> None:
     plugins.mkdir()
     (plugins / "nan_later.py").write_text(NAN_LOSS)
     results, reports = tmp_path / "results", tmp_path / "reports"
-    result = CliRunner().invoke(main, [
-        "run", "--grid", "--preset", "smoke", "--steps", "20", "-l", "nonsaturating", "-l", "wgan-gp",
-        "-l", "nan-later", "-m", "mlp", "-d", "ring8", "--seeds", "0", "--results", str(results),
-        "--reports", str(reports), "--plugins-dir", str(plugins), "--device", "cpu",
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--grid",
+            "--preset",
+            "smoke",
+            "--steps",
+            "20",
+            "-l",
+            "nonsaturating",
+            "-l",
+            "wgan-gp",
+            "-l",
+            "nan-later",
+            "-m",
+            "mlp",
+            "-d",
+            "ring8",
+            "--seeds",
+            "0",
+            "--results",
+            str(results),
+            "--reports",
+            str(reports),
+            "--plugins-dir",
+            str(plugins),
+            "--device",
+            "cpu",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     with Store.open(results, create=False) as store:
         runs = store.runs()
@@ -264,8 +316,9 @@ def test_report_in_headless_chromium(browser: str, tmp_path: Path) -> None:
     diverged = runs.loc[runs["status"] == "diverged", "run_id"].tolist()
     assert page["filtered"] == diverged  # the filter keeps the one nan-later run
     assert page["sorted"] == ["ok", "ok", "diverged"]
-    run_page, run_errors = open_report(browser, reports / "runs" / f"{diverged[0]}.html", tmp_path / "profile2",
-                                       tmp_path / "run-screenshot.png")
+    run_page, run_errors = open_report(
+        browser, reports / "runs" / f"{diverged[0]}.html", tmp_path / "profile2", tmp_path / "run-screenshot.png"
+    )
     assert run_errors == [], run_errors
     assert run_page["articles"] == [[diverged[0], "diverged"]]
     assert run_page["images"] and all(i["complete"] and i["width"] > 0 for i in run_page["images"]), run_page["images"]

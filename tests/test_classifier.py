@@ -45,7 +45,9 @@ def test_digits_classifier_reaches_95_percent_on_held_out_digits(digits: builtin
     label, _ = classifier.predict(data.x[held])
     assert float((label == data.y[held]).double().mean()) == pytest.approx(classifier.accuracy, abs=1e-12)
     assert classifier.name == "digits-classifier"
-    print(f"digits classifier: held-out accuracy {classifier.accuracy:.4f}, trained in {classifier.train_seconds:.1f} s")
+    print(
+        f"digits classifier: held-out accuracy {classifier.accuracy:.4f}, trained in {classifier.train_seconds:.1f} s"
+    )
 
 
 def test_second_use_loads_from_disk_without_training(digits: builtin.Digits, cache: Path) -> None:
@@ -99,7 +101,9 @@ def test_corrupt_cache_file_is_retrained(digits: builtin.Digits, cache: Path, da
     assert clf.get_classifier("digits-small", samples, (1, 8, 8), SMALL_PLAN).source == "cache"  # rewritten
 
 
-def test_training_is_deterministic_and_leaves_the_global_random_state_alone(digits: builtin.Digits, tmp_path: Path) -> None:
+def test_training_is_deterministic_and_leaves_the_global_random_state_alone(
+    digits: builtin.Digits, tmp_path: Path
+) -> None:
     samples = small_samples(digits)
     threads = torch.get_num_threads()
     torch.manual_seed(123)
@@ -143,7 +147,7 @@ def test_digits_mode_of_is_the_classifier_with_a_confidence_threshold(digits: bu
     assert torch.equal(assignment.high_quality, probs.max(dim=1).values >= 0.5)
     assert float((assignment.mode[: len(held)] == data.y[held]).double().mean()) >= 0.95
     assert float(assignment.high_quality[: len(held)].double().mean()) >= 0.95
-    assert not bool(assignment.high_quality[len(held):].all())  # noise is not all confidently a digit
+    assert not bool(assignment.high_quality[len(held) :].all())  # noise is not all confidently a digit
 
 
 def test_stacked_digits_modes_and_features_come_from_each_channel(digits: builtin.Digits) -> None:
@@ -165,7 +169,9 @@ def test_stacked_digits_modes_and_features_come_from_each_channel(digits: builti
     assignment = stacked.mode_of(mixed)
     channels = [digits.mode_of(mixed[:, i : i + 1]) for i in range(3)]
     assert torch.equal(assignment.mode, 100 * channels[0].mode + 10 * channels[1].mode + channels[2].mode)
-    assert torch.equal(assignment.high_quality, channels[0].high_quality & channels[1].high_quality & channels[2].high_quality)
+    assert torch.equal(
+        assignment.high_quality, channels[0].high_quality & channels[1].high_quality & channels[2].high_quality
+    )
     assert 0 < int(assignment.high_quality.sum()) < 30  # some noise channels are not confidently a digit
     network = stacked.feature_network(torch.device("cpu"))
     assert isinstance(network, FeatureNetwork) and network.name == "digits-classifier-x3"
@@ -176,7 +182,9 @@ def test_stacked_digits_modes_and_features_come_from_each_channel(digits: builti
     assert expected.shape == (30, 3 * clf.FEATURE_DIM)
 
 
-def test_on_disk_dataset_classifier_trains_on_the_loaded_files(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_disk_dataset_classifier_trains_on_the_loaded_files(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "data"
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -194,5 +202,7 @@ def test_on_disk_dataset_classifier_trains_on_the_loaded_files(tmp_path: Path, c
     network = mnist.feature_network(torch.device("cpu"))
     assert network.name == "mnist-classifier" and network.features(x).shape == (5, clf.FEATURE_DIM)
     assert [p.name.split("-v")[0] for p in cache.glob("*.pt")] == ["mnist"]
-    assert os.listdir(root) == ["MNIST"] and sorted(os.listdir(raw)) == ["train-images-idx3-ubyte",
-                                                                             "train-labels-idx1-ubyte"]
+    assert os.listdir(root) == ["MNIST"] and sorted(os.listdir(raw)) == [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+    ]

@@ -23,7 +23,11 @@ def test_every_option_of_every_command_has_a_row_in_its_section() -> None:
     text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     for name, command in clidoc.commands(main).items():
         section = text.split(f"\n## `lossbench {name}`\n", 1)[1].split("\n## ", 1)[0]
-        documented = {flag for cell in re.findall(r"^\| `([^`]*)` \|", section, re.MULTILINE) for flag in re.split(r"[ ,/]+", cell)}
+        documented = {
+            flag
+            for cell in re.findall(r"^\| `([^`]*)` \|", section, re.MULTILINE)
+            for flag in re.split(r"[ ,/]+", cell)
+        }
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
                 for flag in param.opts + param.secondary_opts:
@@ -46,12 +50,14 @@ def test_a_hand_made_group_renders_to_the_known_text() -> None:
         """
 
     assert clidoc.render_summary(tool) == (
-        "| command | what it does |\n|---|---|\n| [`lossbench greet`](docs/cli.md#lossbench-greet) | Greet NAME. |\n")
+        "| command | what it does |\n|---|---|\n| [`lossbench greet`](docs/cli.md#lossbench-greet) | Greet NAME. |\n"
+    )
     reference = clidoc.render_reference(tool)
     assert reference.endswith(
         "## `lossbench greet`\n\n```\nlossbench greet [OPTIONS] NAME\n```\n\nGreet NAME.\n\nTwice if asked.\n\n"
         "| option | meaning |\n|---|---|\n| `-n, --count INTEGER` | How many \\| at most. [default: 3] |\n"
-        "| `-h, --help` | Show this message and exit. |\n")
+        "| `-h, --help` | Show this message and exit. |\n"
+    )
     assert "- [`lossbench greet`](#lossbench-greet): Greet NAME.\n" in reference
 
 

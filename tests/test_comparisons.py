@@ -41,9 +41,30 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> dict:
     plugins.mkdir()
     empty.mkdir()
     (plugins / "mine.py").write_text(HIGHER_METRIC)
-    code, output = run_cli("run", "--preset", "smoke", "--steps", "20", "-l", "nonsaturating", "-l", "lsgan",
-                           "-m", "mlp", "-d", "ring8", "--seeds", "0,1", "--device", "cpu", "--no-report",
-                           "--results", str(root / "results"), "--plugins-dir", str(plugins))
+    code, output = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "--steps",
+        "20",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "lsgan",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0,1",
+        "--device",
+        "cpu",
+        "--no-report",
+        "--results",
+        str(root / "results"),
+        "--plugins-dir",
+        str(plugins),
+    )
     assert code == 0, output
     return {"root": root, "results": root / "results", "plugins": plugins, "empty": empty}
 
@@ -59,20 +80,25 @@ def test_plugin_metric_declared_higher_ranks_the_highest_first(grid: dict) -> No
 
 def test_report_and_show_rebuilt_without_the_plugin_still_rank_right(grid: dict) -> None:
     reports = grid["root"] / "reports-without-plugin"
-    code, output = run_cli("report", "--results", str(grid["results"]), "--reports", str(reports),
-                           "--plugins-dir", str(grid["empty"]))
+    code, output = run_cli(
+        "report", "--results", str(grid["results"]), "--reports", str(reports), "--plugins-dir", str(grid["empty"])
+    )
     assert code == 0, output
     dom = parse(reports / "index.html")
     ranks = {}
     for row in dom.find_all("tr", cls="summary-row"):
         if row.attrs["data-metric"] == "mine":
-            cells = {td.attrs["data-column"]: td.attrs["data-value"] for td in row.find_all("td")
-                     if "data-column" in td.attrs}
+            cells = {
+                td.attrs["data-column"]: td.attrs["data-value"]
+                for td in row.find_all("td")
+                if "data-column" in td.attrs
+            }
             ranks[row.attrs["data-loss"]] = float(cells["rank"])
             assert row.attrs["data-better"] == "higher"
     assert ranks == {"lsgan": 1.0, "nonsaturating": 2.0}
-    code, output = run_cli("show", "--results", str(grid["results"]), "--metric", "mine", "--json",
-                           "--plugins-dir", str(grid["empty"]))
+    code, output = run_cli(
+        "show", "--results", str(grid["results"]), "--metric", "mine", "--json", "--plugins-dir", str(grid["empty"])
+    )
     assert code == 0, output
     rows = {row["loss"]: row for row in json.loads(output)}
     assert rows["lsgan"]["rank"] == 1 and rows["nonsaturating"]["rank"] == 2
@@ -99,14 +125,16 @@ def test_show_states_the_family_and_the_seeds_it_needs(grid: dict) -> None:
     # without power, the paired effect is still reported: lsgan - nonsaturating on the primary metric, with a CI
     # (on a mixture the protocol's modes covered, issue 10; the coordinate FID no longer ranks)
     assert "paired effects on modes covered" in output and "lsgan − nonsaturating: " in output
-    code, output = run_cli("show", "--results", str(grid["results"]), "--comparisons", "all",
-                           "--plugins-dir", str(grid["empty"]))
+    code, output = run_cli(
+        "show", "--results", str(grid["results"]), "--comparisons", "all", "--plugins-dir", str(grid["empty"])
+    )
     assert code == 0 and "all 1 pair (Holm)" in output
 
 
 def test_unknown_reference_is_one_clear_line(grid: dict) -> None:
-    result = CliRunner().invoke(main, ["show", "--results", str(grid["results"]), "--reference", "hinje",
-                                       "--plugins-dir", str(grid["empty"])])
+    result = CliRunner().invoke(
+        main, ["show", "--results", str(grid["results"]), "--reference", "hinje", "--plugins-dir", str(grid["empty"])]
+    )
     assert result.exit_code == 2 and "unknown --reference loss 'hinje'" in result.output
     assert "Traceback" not in result.output
 
@@ -122,7 +150,9 @@ def test_check_metric_rejects_an_unknown_direction() -> None:
         def compute(self, ctx):
             return {"sideways": 1.0}
 
-    with pytest.raises(AssertionError, match="better\\['sideways'\\] is 'up'; expected one of 'higher', 'lower', 'none'"):
+    with pytest.raises(
+        AssertionError, match="better\\['sideways'\\] is 'up'; expected one of 'higher', 'lower', 'none'"
+    ):
         check_metric(Sideways())
     Sideways.better = {"sideways": "none"}
     assert check_metric(Sideways()) == {"sideways": 1.0}
@@ -132,8 +162,9 @@ def test_show_formats_for_a_paper_parse_back_and_filters_name_the_culprit(grid: 
     from test_paper import markdown_rows
 
     results = str(grid["results"])
-    code, output = run_cli("show", "--results", results, "--format", "csv", "--metric", "fid",
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        "show", "--results", results, "--format", "csv", "--metric", "fid", "--plugins-dir", str(grid["plugins"])
+    )
     assert code == 0, output
     frame = pd.read_csv(__import__("io").StringIO(output)).set_index("loss")
     summary = pd.read_csv(grid["results"] / "summary.csv")
@@ -143,9 +174,25 @@ def test_show_formats_for_a_paper_parse_back_and_filters_name_the_culprit(grid: 
         assert frame.at[loss, "center"] == pytest.approx(fid.at[loss, "mean"])
         assert bool(frame.at[loss, "best"]) == (fid.at[loss, "rank"] == 1)
     assert set(frame["label"]) == {"FID [coordinates] ↓"}
-    code, output = run_cli("show", "--results", results, "--format", "markdown", "--statistic", "median-iqr",
-                           "--metric", "fid", "--metric", "mine", "--dataset", "ring8", "--model", "mlp",
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        "show",
+        "--results",
+        results,
+        "--format",
+        "markdown",
+        "--statistic",
+        "median-iqr",
+        "--metric",
+        "fid",
+        "--metric",
+        "mine",
+        "--dataset",
+        "ring8",
+        "--model",
+        "mlp",
+        "--plugins-dir",
+        str(grid["plugins"]),
+    )
     assert code == 0, output
     header, rows = markdown_rows(output)
     assert header == ["loss", "FID [coordinates] ↓", "mine ↑"] and set(rows) == {"lsgan", "nonsaturating (reference)"}

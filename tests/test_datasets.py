@@ -61,13 +61,15 @@ def test_mode_of_is_exact_on_hand_placed_points() -> None:
     ring = builtin.ring8()
     std = 0.01
     centre = ring.centres[2]  # (0, 1)
-    points = torch.stack([
-        centre,                                   # on the centre
-        centre + torch.tensor([2.9 * std, 0.0]),  # 2.9 std away: still high quality
-        centre + torch.tensor([3.02 * std, 0.0]),  # just beyond 3 std: not (PacGAN counts distances < 3)
-        centre + torch.tensor([0.0, -3.1 * std]),  # 3.1 std away: same mode, low quality
-        torch.tensor([0.0, 0.0]) + 0.01 * ring.centres[5],  # near the origin, on the side of centre 5
-    ])
+    points = torch.stack(
+        [
+            centre,  # on the centre
+            centre + torch.tensor([2.9 * std, 0.0]),  # 2.9 std away: still high quality
+            centre + torch.tensor([3.02 * std, 0.0]),  # just beyond 3 std: not (PacGAN counts distances < 3)
+            centre + torch.tensor([0.0, -3.1 * std]),  # 3.1 std away: same mode, low quality
+            torch.tensor([0.0, 0.0]) + 0.01 * ring.centres[5],  # near the origin, on the side of centre 5
+        ]
+    )
     assignment = ring.mode_of(points)
     assert assignment.mode.tolist() == [2, 2, 2, 2, 5]
     assert assignment.high_quality.tolist() == [True, True, False, False, False]
@@ -263,8 +265,12 @@ def cifar_batch(offset: int, n: int = 2) -> dict:
         data[i, 2048:] = 127  # blue plane
         data[i, 1024 + 3 * 32 + 5] = 51  # green, row 3, column 5
         data[i, 0] = offset + i  # red, row 0, column 0: which image this is
-    return {"batch_label": f"training batch {offset}", "labels": [(offset + i) % 10 for i in range(n)],
-            "data": data, "filenames": [f"img{offset + i}.png" for i in range(n)]}
+    return {
+        "batch_label": f"training batch {offset}",
+        "labels": [(offset + i) % 10 for i in range(n)],
+        "data": data,
+        "filenames": [f"img{offset + i}.png" for i in range(n)],
+    }
 
 
 def write_cifar(root: Path) -> Path:
@@ -276,8 +282,26 @@ def write_cifar(root: Path) -> Path:
     with (folder / "test_batch").open("wb") as handle:
         pickle.dump(cifar_batch(100), handle, protocol=2)
     with (folder / "batches.meta").open("wb") as handle:
-        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                     "ship", "truck"], "num_cases_per_batch": 2, "num_vis": 3072}, handle, protocol=2)
+        pickle.dump(
+            {
+                "label_names": [
+                    "airplane",
+                    "automobile",
+                    "bird",
+                    "cat",
+                    "deer",
+                    "dog",
+                    "frog",
+                    "horse",
+                    "ship",
+                    "truck",
+                ],
+                "num_cases_per_batch": 2,
+                "num_vis": 3072,
+            },
+            handle,
+            protocol=2,
+        )
     return folder
 
 
@@ -356,5 +380,7 @@ def test_run_mnist_without_files_exits_with_one_line(cli, workdir: Path, monkeyp
     empty.mkdir()
     result = cli("run", "-d", "mnist", "--preset", "smoke", "--data-root", str(empty))
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert ("put train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz) from the MNIST distribution in "
-            f"{empty / 'MNIST' / 'raw'}/") in result.output
+    assert (
+        "put train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz) from the MNIST distribution in "
+        f"{empty / 'MNIST' / 'raw'}/"
+    ) in result.output

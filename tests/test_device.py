@@ -18,8 +18,22 @@ from lossbench.plan import seeding
 from lossbench.training.train import resolve_device
 
 CUDA = torch.cuda.is_available()
-ONE_RUN = ["run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--seeds", "0", "--preset", "smoke", "--steps", "2",
-           "--no-report"]
+ONE_RUN = [
+    "run",
+    "-l",
+    "nonsaturating",
+    "-m",
+    "mlp",
+    "-d",
+    "ring8",
+    "--seeds",
+    "0",
+    "--preset",
+    "smoke",
+    "--steps",
+    "2",
+    "--no-report",
+]
 
 
 @pytest.mark.skipif(CUDA, reason="this machine has CUDA")
@@ -34,10 +48,13 @@ def test_device_cuda_without_cuda_is_one_line_and_non_zero(workdir: Path) -> Non
 
 
 @pytest.mark.skipif(CUDA, reason="this machine has CUDA")
-@pytest.mark.parametrize(("device", "message"), [
-    ("cuda:1", "Error: --device cuda:1: CUDA is not available on this machine (use --device cpu or auto)"),
-    ("tpu", "Error: --device 'tpu' is not a device; use auto, cpu, cuda, cuda:N or mps"),
-])
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda:1", "Error: --device cuda:1: CUDA is not available on this machine (use --device cpu or auto)"),
+        ("tpu", "Error: --device 'tpu' is not a device; use auto, cpu, cuda, cuda:N or mps"),
+    ],
+)
 def test_other_unusable_devices_are_one_line(cli, device: str, message: str) -> None:
     from click.testing import CliRunner
 
@@ -76,8 +93,12 @@ def test_cuda_determinism_switches_are_applied_and_recorded(cuda_switches) -> No
     assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
     assert torch.are_deterministic_algorithms_enabled()
     assert settings == {
-        "deterministic_algorithms": True, "torch_threads": torch.get_num_threads(), "run_threads": 1,
-        "cudnn_deterministic": True, "cudnn_benchmark": False, "cublas_workspace_config": ":4096:8",
+        "deterministic_algorithms": True,
+        "torch_threads": torch.get_num_threads(),
+        "run_threads": 1,
+        "cudnn_deterministic": True,
+        "cudnn_benchmark": False,
+        "cublas_workspace_config": ":4096:8",
         "cublas_config_before_cuda": True,
     }
 
@@ -98,7 +119,7 @@ def test_cpu_run_records_its_determinism_and_threads(cli, workdir: Path) -> None
         torch.set_num_threads(before)
     assert result.exit_code == 0, result.output
     with sqlite3.connect(workdir / "results" / "lossbench.db") as connection:
-        (device, text), = connection.execute("SELECT device, environment_json FROM runs").fetchall()
+        ((device, text),) = connection.execute("SELECT device, environment_json FROM runs").fetchall()
     environment = json.loads(text)
     assert device == "cpu"
     assert environment["device"] == "cpu" and environment["executor"] == "serial"
@@ -114,11 +135,13 @@ def test_cuda_runs_are_reproducible(workdir: Path) -> None:  # pragma: no cover 
     from lossbench.training.train import run_safely
 
     catalog = load_environment().catalog
-    spec = expand(catalog, losses=["wgan-gp"], models=["mlp"], datasets=["ring8"], seeds=[0], preset="smoke",
-                  device="cuda").specs[0]
+    spec = expand(
+        catalog, losses=["wgan-gp"], models=["mlp"], datasets=["ring8"], seeds=[0], preset="smoke", device="cuda"
+    ).specs[0]
     first, second = run_safely(spec, catalog), run_safely(spec, catalog)
     assert first.status == second.status == "ok", first.reason
     assert sorted(first.metrics) == sorted(second.metrics)
-    np.testing.assert_array_equal([first.metrics[k] for k in sorted(first.metrics)],
-                                  [second.metrics[k] for k in sorted(second.metrics)])
+    np.testing.assert_array_equal(
+        [first.metrics[k] for k in sorted(first.metrics)], [second.metrics[k] for k in sorted(second.metrics)]
+    )
     assert first.environment["cudnn_deterministic"] is True

@@ -101,9 +101,29 @@ def test_examples_run_in_a_smoke_grid_and_appear_in_the_report(cli, workdir: Pat
     assert re.search(r"^  ragan .*\(ragan\)$", listed.output, re.M), listed.output
     assert re.search(r"^  wgan-lp .*\(wgan_lp\)$", listed.output, re.M), listed.output
 
-    result = cli("run", "--grid", "-l", "ragan", "-l", "wgan-lp", "-m", "mlp", "-d", "ring8", "--seeds", "0",
-                 "--preset", "smoke", "--plugins-dir", str(copy), "--results", "out", "--reports", "report",
-                 "--strict-plugins")
+    result = cli(
+        "run",
+        "--grid",
+        "-l",
+        "ragan",
+        "-l",
+        "wgan-lp",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0",
+        "--preset",
+        "smoke",
+        "--plugins-dir",
+        str(copy),
+        "--results",
+        "out",
+        "--reports",
+        "report",
+        "--strict-plugins",
+    )
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(workdir / "out" / "runs.csv")
     assert sorted(runs["loss"]) == ["ragan", "wgan-lp"]

@@ -39,15 +39,25 @@ def test_a_metrics_declarations_become_key_facts_with_defaults() -> None:
 def test_stored_texts_round_trip_and_override_an_older_stores_directions() -> None:
     texts = facts_texts([Declared()])
     assert list(texts) == ["mine_facts"]
-    assert json.loads(texts["mine_facts"])["mine"] == {"better": "higher", "label": "my score", "unit": "%",
-                                                       "headline": 2}
+    assert json.loads(texts["mine_facts"])["mine"] == {
+        "better": "higher",
+        "label": "my score",
+        "unit": "%",
+        "headline": 2,
+    }
     assert facts_from_texts(texts) == metric_facts(Declared())
     legacy = {"mine_directions": json.dumps({"mine": "lower", "old_key": "higher"})}
     assert facts_from_texts(legacy) == {"mine": KeyFacts("lower"), "old_key": KeyFacts("higher")}
     both = facts_from_texts({**texts, **legacy})  # the full declaration wins, whatever the column order
     assert both["mine"] == KeyFacts("higher", "my score", "%", 2) and both["old_key"] == KeyFacts("higher")
-    wide = pd.DataFrame({"run_id": ["a", "b"], "mine": [1.0, 2.0], "mine_facts": [texts["mine_facts"], None],
-                         "fid_facts": [None, "not json"]})
+    wide = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "mine": [1.0, 2.0],
+            "mine_facts": [texts["mine_facts"], None],
+            "fid_facts": [None, "not json"],
+        }
+    )
     assert stored_facts(wide) == metric_facts(Declared())  # unreadable texts are skipped
 
 
@@ -59,8 +69,14 @@ def test_labels_carry_the_unit_and_the_feature_space() -> None:
 
 
 def test_headline_ranks_order_the_leaderboard_and_raw_spaces_hand_the_lead_to_space_free_measures() -> None:
-    facts = {"a": KeyFacts(headline=1), "b_x": KeyFacts("higher", headline=2), "b_y": KeyFacts(headline=4),
-             "c": KeyFacts("higher", headline=3), "d": KeyFacts(), "e_floor": KeyFacts("none")}
+    facts = {
+        "a": KeyFacts(headline=1),
+        "b_x": KeyFacts("higher", headline=2),
+        "b_y": KeyFacts(headline=4),
+        "c": KeyFacts("higher", headline=3),
+        "d": KeyFacts(),
+        "e_floor": KeyFacts("none"),
+    }
     present = ["e_floor", "d", "c", "b_y", "b_x", "a"]
     assert headlines.headline_metrics(present, facts) == ["a", "b_x", "c", "b_y"]
     assert headlines.headline_metrics(present, facts, limit=2) == ["a", "b_x"]
@@ -68,8 +84,14 @@ def test_headline_ranks_order_the_leaderboard_and_raw_spaces_hand_the_lead_to_sp
     assert headlines.primary_metric(["e_floor", "d"], facts) == "d"  # no headline: a ranked key, never a "none"
     learned = key_spaces(present, {"a": ["inception-v3-pool3"], "c": ["inception-v3-pool3"]})
     assert headlines.leading_metrics(present, facts, learned, ["b", "c"]) == (
-        "a", ["a", "b_x", "c", "b_y"], ["a", "b_x", "c", "b_y"])
+        "a",
+        ["a", "b_x", "c", "b_y"],
+        ["a", "b_x", "c", "b_y"],
+    )
     raw = key_spaces(present, {"a": ["coordinates"], "c": ["coordinates"]})
     # "a" was measured in raw coordinates: metric b's keys (no feature space) lead, in their rank order
     assert headlines.leading_metrics(present, facts, raw, ["b", "c"]) == (
-        "b_x", ["b_x", "b_y", "a", "c"], ["b_x", "b_y", "a", "c"])
+        "b_x",
+        ["b_x", "b_y", "a", "c"],
+        ["b_x", "b_y", "a", "c"],
+    )

@@ -108,7 +108,7 @@ def register_losses(register):
     register("str")
 '''
 
-ATOMIC_WRITER = '''import sys, time
+ATOMIC_WRITER = """import sys, time
 from pathlib import Path
 from lossbench.results.files import atomic_path
 
@@ -120,10 +120,11 @@ with atomic_path(target) as temporary:
         (gate / "half").touch()
         while True:  # killed here, mid-write
             time.sleep(0.05)
-'''
+"""
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
+
 
 def gated_plugins(root: Path) -> tuple[Path, Path]:
     """(plugins folder holding the gate plugin, gate folder)."""
@@ -142,8 +143,9 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
     killed at the end of the test if still running."""
     name = f"child{len(_STARTED)}"
     with open(cwd / f"{name}.out", "w") as out, open(cwd / f"{name}.err", "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, text=True,
-                                   stdout=out, stderr=err)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, text=True, stdout=out, stderr=err
+        )
     process.out_path, process.err_path = cwd / f"{name}.out", cwd / f"{name}.err"  # type: ignore[attr-defined]
     _STARTED.append(process)
     return process
@@ -258,6 +260,7 @@ def copy_results(two_runs: Path, workdir: Path) -> Path:
 
 # -- 1. output folders: lossbench's only where lossbench made them -----------------------------------------------
 
+
 def test_report_never_deletes_or_overwrites_the_users_figures(two_runs: Path, workdir: Path) -> None:
     copy_results(two_runs, workdir)
     figures = workdir / "reports" / "figures"
@@ -305,20 +308,30 @@ def test_a_users_index_html_is_not_overwritten(two_runs: Path, workdir: Path) ->
 
 # -- 2. bounds ----------------------------------------------------------------------------------------------------
 
+
 def _memory_capped() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))  # a 21 GB seed list would die here
 
 
-@pytest.mark.parametrize("seeds, message", [
-    ("0-99999999999999999999", "seed 99999999999999999999 is too large; seeds go up to 9223372036854775807"),
-    ("0-9000000000000000000", "9,000,000,000,000,000,001 seeds, more than the limit of 10,000 runs"),
-    ("0-100000", "100,001 seeds, more than the limit of 10,000 runs"),
-    (str(2**63), f"seed {2**63} is too large"),
-])
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        ("0-99999999999999999999", "seed 99999999999999999999 is too large; seeds go up to 9223372036854775807"),
+        ("0-9000000000000000000", "9,000,000,000,000,000,001 seeds, more than the limit of 10,000 runs"),
+        ("0-100000", "100,001 seeds, more than the limit of 10,000 runs"),
+        (str(2**63), f"seed {2**63} is too large"),
+    ],
+)
 def test_huge_or_unstorable_seeds_are_refused_at_parse_time(workdir: Path, seeds: str, message: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "lossbench.cli", "run", "-l", "nonsaturating", "--seeds", seeds],
-                            cwd=workdir, capture_output=True, text=True, preexec_fn=_memory_capped,
-                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}, timeout=PATIENCE)
+    result = subprocess.run(
+        [sys.executable, "-m", "lossbench.cli", "run", "-l", "nonsaturating", "--seeds", seeds],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        preexec_fn=_memory_capped,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+        timeout=PATIENCE,
+    )
     assert result.returncode == 2
     assert message in one_line_error(result)
     assert not (workdir / "results").exists()
@@ -360,10 +373,13 @@ def test_workers_are_capped_at_the_runs_and_warned_above_the_cores(workdir: Path
 
 # -- 3. clean shutdown --------------------------------------------------------------------------------------------
 
+
 def test_sigkill_of_the_driver_takes_its_workers_and_resource_tracker_with_it(workdir: Path) -> None:
     plugins, gate = gated_plugins(workdir)
-    driver = start(["run", "-l", "gated", "--seeds", "0,1", *BASE, "--workers", "2", "--no-report",
-                    "--plugins-dir", str(plugins)], workdir)
+    driver = start(
+        ["run", "-l", "gated", "--seeds", "0,1", *BASE, "--workers", "2", "--no-report", "--plugins-dir", str(plugins)],
+        workdir,
+    )
     wait_for(lambda: (gate / "claimed").exists(), driver, "a worker holds a run")
     children = descendants(driver.pid)
     assert len(children) >= 3, children  # two workers and multiprocessing's resource tracker
@@ -376,15 +392,17 @@ def test_sigterm_is_handled_like_ctrl_c(workdir: Path) -> None:
     plugins, gate = gated_plugins(workdir)
     args = [*HELD, "--workers", "2", "--plugins-dir", str(plugins)]
     driver = start(args, workdir)
-    wait_for(lambda: stored(workdir / "results") >= 1 and (gate / "claimed").exists(), driver,
-             "one run stored and one held")
+    wait_for(
+        lambda: stored(workdir / "results") >= 1 and (gate / "claimed").exists(), driver, "one run stored and one held"
+    )
     children = descendants(driver.pid)
     driver.send_signal(signal.SIGTERM)
     code, _out, err = finish(driver)
     assert code == 143, err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the runs committed so far are kept; "
-                                            "run the same command again to resume")
+    assert err.strip().splitlines()[-1] == (
+        "terminated (SIGTERM): the runs committed so far are kept; run the same command again to resume"
+    )
     assert wait_dead(children) == []
     with sqlite3.connect(workdir / "results" / "lossbench.db") as connection:  # nothing half-done
         assert connection.execute("SELECT loss, status FROM runs").fetchall() == [("nonsaturating", "ok")]
@@ -399,8 +417,24 @@ def test_sigterm_stops_a_ray_grid_like_ctrl_c(workdir: Path) -> None:
     """``ray.init`` installs its own SIGTERM handler (a C++ stack dump, exit 1); the driver's must win."""
     pytest.importorskip("ray")
     plugins, gate = gated_plugins(workdir)
-    driver = start(["run", "-l", "gated", "--seeds", "0,1", *BASE, "--executor", "ray", "--workers", "2",
-                    "--no-report", "--plugins-dir", str(plugins)], workdir)
+    driver = start(
+        [
+            "run",
+            "-l",
+            "gated",
+            "--seeds",
+            "0,1",
+            *BASE,
+            "--executor",
+            "ray",
+            "--workers",
+            "2",
+            "--no-report",
+            "--plugins-dir",
+            str(plugins),
+        ],
+        workdir,
+    )
     wait_for(lambda: (gate / "claimed").exists(), driver, "a Ray task holds a run")
     children = descendants(driver.pid)
     driver.send_signal(signal.SIGTERM)
@@ -411,6 +445,7 @@ def test_sigterm_stops_a_ray_grid_like_ctrl_c(workdir: Path) -> None:
 
 
 # -- 4. paths from the store stay inside their folder -------------------------------------------------------------
+
 
 def test_a_crafted_run_id_cannot_lead_report_outside_reports(two_runs: Path, workdir: Path) -> None:
     results = copy_results(two_runs, workdir)
@@ -434,6 +469,7 @@ def test_inside_refuses_names_that_leave_the_folder(tmp_path: Path) -> None:
 
 
 # -- 5. preflight: unusable folders and stores are found before training ------------------------------------------
+
 
 def test_an_immutable_store_is_refused_before_training(two_runs: Path, workdir: Path) -> None:
     results = copy_results(two_runs, workdir)
@@ -495,7 +531,9 @@ def test_a_half_made_store_from_an_earlier_kill_is_repaired(workdir: Path) -> No
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(db) as connection:
         assert dict(connection.execute("SELECT key, value FROM meta WHERE key IN ('app', 'schema_version')")) == {
-            "app": "lossbench", "schema_version": "1"}
+            "app": "lossbench",
+            "schema_version": "1",
+        }
         assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
 
 
@@ -515,8 +553,9 @@ def test_a_store_deleted_mid_grid_stops_the_grid_and_keeps_the_runs_done(workdir
     plugins, gate = gated_plugins(workdir)
     args = [*HELD, "--plugins-dir", str(plugins)]
     driver = start(args, workdir)
-    wait_for(lambda: stored(workdir / "results") >= 1 and (gate / "claimed").exists(), driver,
-             "one run stored and one held")
+    wait_for(
+        lambda: stored(workdir / "results") >= 1 and (gate / "claimed").exists(), driver, "one run stored and one held"
+    )
     shutil.rmtree(workdir / "results")
     (gate / "open").touch()
     code, _out, err = finish(driver)
@@ -531,6 +570,7 @@ def test_a_store_deleted_mid_grid_stops_the_grid_and_keeps_the_runs_done(workdir
 
 
 # -- 6. atomic files ----------------------------------------------------------------------------------------------
+
 
 def test_a_kill_mid_write_leaves_the_old_file_whole(workdir: Path) -> None:
     target, gate = workdir / "runs.csv", workdir / "gate"
@@ -562,12 +602,14 @@ def test_exports_and_report_leave_no_temporaries(two_runs: Path, workdir: Path) 
 
 # -- 7. one writer ------------------------------------------------------------------------------------------------
 
+
 def test_a_second_writer_is_refused_or_waits_while_readers_read(workdir: Path) -> None:
     plugins, gate = gated_plugins(workdir)
     args = [*HELD, "--plugins-dir", str(plugins)]
     first = start(args, workdir)
-    wait_for(lambda: stored(workdir / "results") >= 1 and (gate / "claimed").exists(), first,
-             "one run stored and one held")
+    wait_for(
+        lambda: stored(workdir / "results") >= 1 and (gate / "claimed").exists(), first, "one run stored and one held"
+    )
     second = run_lossbench(*args, cwd=workdir)
     assert second.returncode == 1
     line = one_line_error(second)
@@ -593,6 +635,7 @@ def test_a_second_writer_is_refused_or_waits_while_readers_read(workdir: Path) -
 
 # -- 8. plugin blame ----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def blame_env(tmp_path: Path):
     plugins = tmp_path / "plugins"
@@ -604,15 +647,17 @@ def blame_env(tmp_path: Path):
 def test_wrong_generator_shape_is_a_failed_run_naming_model_and_plugin(blame_env) -> None:
     result = run_safely(make_spec(model="wide-g", steps=2), blame_env.catalog)
     assert result.status == "failed"
-    assert result.reason == ("model 'wide-g' (plugin 'blame'): the generator returned shape [64, 3]; "
-                             "expected shape [64, 2]")
+    assert result.reason == (
+        "model 'wide-g' (plugin 'blame'): the generator returned shape [64, 3]; expected shape [64, 2]"
+    )
 
 
 def test_a_discriminator_returning_b_by_1_is_failed_not_ok(blame_env) -> None:
     result = run_safely(make_spec(model="column-d", steps=2), blame_env.catalog)
     assert result.status == "failed"
-    assert result.reason == ("model 'column-d' (plugin 'blame'): the discriminator returned shape [64, 1]; "
-                             "expected shape [64]")
+    assert result.reason == (
+        "model 'column-d' (plugin 'blame'): the discriminator returned shape [64, 1]; expected shape [64]"
+    )
 
 
 def test_an_exception_in_a_losss_code_names_the_loss_and_plugin(blame_env) -> None:
@@ -637,8 +682,9 @@ def test_the_shape_check_changes_no_weights_statistics_or_random_state() -> None
     statistics, dropout's random draws and the train/eval mode included."""
     torch.manual_seed(0)
     generator = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 2))
-    discriminator = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 1),
-                                  nn.Flatten(0))
+    discriminator = nn.Sequential(
+        nn.Linear(2, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 1), nn.Flatten(0)
+    )
     real = torch.randn(64, 2)
     states = [copy.deepcopy(net.state_dict()) for net in (generator, discriminator)]
     random_state = torch.get_rng_state()
@@ -648,6 +694,9 @@ def test_the_shape_check_changes_no_weights_statistics_or_random_state() -> None
         assert net.training
         for key, value in net.state_dict().items():
             assert torch.equal(value, state[key]), key
-    with pytest.raises(ModelContractError, match=r"model 'm' \(plugin 'p'\): the generator returned shape \[64, 2\]; "
-                                                 r"expected shape \[64, 3\]"):
+    with pytest.raises(
+        ModelContractError,
+        match=r"model 'm' \(plugin 'p'\): the generator returned shape \[64, 2\]; "
+        r"expected shape \[64, 3\]",
+    ):
         check_shapes(GAN(generator, discriminator, 8), real, (3,), "m", "p")

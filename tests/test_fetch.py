@@ -63,7 +63,11 @@ def url(server: ThreadingHTTPServer, name: str) -> str:
 
 def idx_files(n: int = 12) -> dict[str, bytes]:
     """A tiny MNIST training split in the distributed form: gzipped idx files."""
-    images = struct.pack(">IIII", ondisk.IDX_IMAGE_MAGIC, n, 28, 28) + bytes(range(256)) * (n * 784 // 256) + bytes(n * 784 % 256)
+    images = (
+        struct.pack(">IIII", ondisk.IDX_IMAGE_MAGIC, n, 28, 28)
+        + bytes(range(256)) * (n * 784 // 256)
+        + bytes(n * 784 % 256)
+    )
     labels = struct.pack(">II", ondisk.IDX_LABEL_MAGIC, n) + bytes(i % 10 for i in range(n))
     return {"train-images-idx3-ubyte.gz": gzip.compress(images), "train-labels-idx1-ubyte.gz": gzip.compress(labels)}
 
@@ -72,11 +76,19 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def local_sources(server: ThreadingHTTPServer, files: dict[str, bytes], name: str, folder: str,
-                  algorithm: str = "md5", extract: bool = False) -> dict[str, fetching.Source]:
+def local_sources(
+    server: ThreadingHTTPServer,
+    files: dict[str, bytes],
+    name: str,
+    folder: str,
+    algorithm: str = "md5",
+    extract: bool = False,
+) -> dict[str, fetching.Source]:
     server.files.update(files)  # type: ignore[attr-defined]
-    remotes = tuple(fetching.Remote((url(server, filename),), filename, algorithm,
-                                    hashlib.new(algorithm, data).hexdigest()) for filename, data in files.items())
+    remotes = tuple(
+        fetching.Remote((url(server, filename),), filename, algorithm, hashlib.new(algorithm, data).hexdigest())
+        for filename, data in files.items()
+    )
     return {name: fetching.Source(name, "test files", remotes, folder, extract=extract)}
 
 
@@ -88,8 +100,11 @@ def test_the_official_table_is_torchvisions_and_pytorch_fids() -> None:
     assert sorted(table) == ["cifar10", "fashion-mnist", "inception", "mnist"]
     mnist = {remote.filename: remote for remote in table["mnist"].files}
     assert sorted(mnist) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]  # the training split only
-    assert mnist["train-images-idx3-ubyte.gz"].digest == "f68b3c2dcbeaaa9fbdd348bbdeb94873" == dict(MNIST.resources)[
-        "train-images-idx3-ubyte.gz"]
+    assert (
+        mnist["train-images-idx3-ubyte.gz"].digest
+        == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+        == dict(MNIST.resources)["train-images-idx3-ubyte.gz"]
+    )
     assert mnist["train-images-idx3-ubyte.gz"].urls[0] == MNIST.mirrors[0] + "train-images-idx3-ubyte.gz"
     assert table["mnist"].folder == "MNIST/raw" and table["fashion-mnist"].folder == "FashionMNIST/raw"
     assert table["cifar10"].files[0].digest == CIFAR10.tgz_md5 == "c58f30108f718f92721af3b95e74349a"
@@ -98,7 +113,8 @@ def test_the_official_table_is_torchvisions_and_pytorch_fids() -> None:
 
 
 def test_mnist_lands_where_lossbench_reads_it_and_is_not_fetched_twice(
-        cli, server, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli, server, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(fetching, "sources", lambda: local_sources(server, idx_files(), "mnist", "MNIST/raw"))
     first = cli("fetch", "mnist", "--to", "data")
     assert first.exit_code == 0, first.output
@@ -113,8 +129,9 @@ def test_mnist_lands_where_lossbench_reads_it_and_is_not_fetched_twice(
     assert len(server.requests) == 2  # nothing downloaded the second time
 
 
-def test_a_broken_download_resumes_with_a_range_request(cli, server, workdir: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_broken_download_resumes_with_a_range_request(
+    cli, server, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = idx_files(400)
     monkeypatch.setattr(fetching, "sources", lambda: local_sources(server, files, "mnist", "MNIST/raw"))
     server.cut_once.add("train-images-idx3-ubyte.gz")
@@ -123,8 +140,9 @@ def test_a_broken_download_resumes_with_a_range_request(cli, server, workdir: Pa
     part = workdir / "data/MNIST/raw/train-images-idx3-ubyte.gz.part"
     half = len(files["train-images-idx3-ubyte.gz"]) // 2
     assert part.stat().st_size == half
-    assert broken.output.splitlines()[-1].endswith(f"{half} bytes kept in {part.relative_to(workdir)}, "
-                                                   "run the same command to resume")
+    assert broken.output.splitlines()[-1].endswith(
+        f"{half} bytes kept in {part.relative_to(workdir)}, run the same command to resume"
+    )
 
     resumed = cli("fetch", "mnist", "--to", "data")
     assert resumed.exit_code == 0, resumed.output
@@ -140,12 +158,14 @@ def test_a_file_with_the_wrong_checksum_is_refused_and_removed(cli, server, work
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == (
         f"Error: train-images-idx3-ubyte.gz from {url(server, 'train-images-idx3-ubyte.gz')} has the wrong md5 "
-        "(expected f68b3c2dcbeaaa9fbdd348bbdeb94873): refused and removed; try again or another mirror")
+        "(expected f68b3c2dcbeaaa9fbdd348bbdeb94873): refused and removed; try again or another mirror"
+    )
     assert list((workdir / "data/MNIST/raw").iterdir()) == []
 
 
-def test_a_users_file_with_another_checksum_is_never_overwritten(cli, server, workdir: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_users_file_with_another_checksum_is_never_overwritten(
+    cli, server, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(fetching, "sources", lambda: local_sources(server, idx_files(), "mnist", "MNIST/raw"))
     mine = workdir / "data/MNIST/raw/train-images-idx3-ubyte.gz"
     mine.parent.mkdir(parents=True)
@@ -155,8 +175,9 @@ def test_a_users_file_with_another_checksum_is_never_overwritten(cli, server, wo
     assert mine.read_bytes() == b"my own file" and server.requests == []
 
 
-def test_cifar10_is_extracted_into_the_batches_folder(cli, server, workdir: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cifar10_is_extracted_into_the_batches_folder(
+    cli, server, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pickle
 
     import numpy as np
@@ -194,5 +215,7 @@ def test_without_a_data_folder_it_says_where_to_put_one(cli, monkeypatch: pytest
     monkeypatch.delenv("LOSSBENCH_DATA", raising=False)
     result = cli("fetch", "mnist")
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: fetch mnist: no data folder; pass --to DIR or set LOSSBENCH_DATA=DIR "
-                                     "(and give the same folder to `lossbench run --data-root`)")
+    assert result.output.strip() == (
+        "Error: fetch mnist: no data folder; pass --to DIR or set LOSSBENCH_DATA=DIR "
+        "(and give the same folder to `lossbench run --data-root`)"
+    )

@@ -46,12 +46,23 @@ def wide_table() -> pd.DataFrame:
     for loss in LOSSES:
         for seed in range(3):
             status = {("hinge", 1): "failed", ("wgan-gp", 2): "diverged"}.get((loss, seed), "ok")
-            rows.append({"run_id": f"{loss}-{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
-                         "status": status, "fid": fid[loss][seed], "modes_covered": float(seed + 5),
-                         "stability_d_overpowering": 1.0 if loss == "nonsaturating" and seed < 2 else 0.0,
-                         "stability_diverged": 1.0 if status == "diverged" else 0.0,
-                         "stability_equilibrium_gap": 0.1 * seed, "fid_features": "coordinates",
-                         **facts_texts(BUILTIN)})
+            rows.append(
+                {
+                    "run_id": f"{loss}-{seed}",
+                    "dataset": "ring8",
+                    "model": "mlp",
+                    "loss": loss,
+                    "seed": seed,
+                    "status": status,
+                    "fid": fid[loss][seed],
+                    "modes_covered": float(seed + 5),
+                    "stability_d_overpowering": 1.0 if loss == "nonsaturating" and seed < 2 else 0.0,
+                    "stability_diverged": 1.0 if status == "diverged" else 0.0,
+                    "stability_equilibrium_gap": 0.1 * seed,
+                    "fid_features": "coordinates",
+                    **facts_texts(BUILTIN),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -81,7 +92,8 @@ def test_every_loss_gets_its_own_colour_up_to_twenty_and_its_own_style_beyond() 
     palette = figures.loss_palette(names)
     assert len({to_hex(c) for c in palette.values()}) == 20
     assert to_hex(palette["hinge"]) != to_hex(palette["wgan-gp"]) and to_hex(palette["dragan"]) != to_hex(
-        palette["wgan-gp"])
+        palette["wgan-gp"]
+    )
     many = figures.loss_palette(names + [f"extra-{i}" for i in range(60)])  # 80: colours repeat, styles do not
     styles = {(to_hex(s.colour), s.marker, s.linestyle) for s in many.styles.values()}
     assert len(styles) == 80 and len({to_hex(c) for c in many.values()}) == 20
@@ -95,12 +107,30 @@ def test_a_loss_keeps_its_colour_when_others_are_absent() -> None:
     subset = wide[wide["loss"].isin(["wgan-gp", "nonsaturating"])]
     summary = summary_table(subset)
     order = ["nonsaturating", "wgan-gp"]
-    history = pd.DataFrame([
-        {"loss": loss, "seed": seed, "step": step, "d_loss": -0.5 * step + seed, "g_loss": 0.1 * step,
-         "d_real": 0.6, "d_fake": 0.4}
-        for loss in order for seed in range(2) for step in (1, 10, 20)])
-    curves = pd.DataFrame([{"loss": loss, "seed": seed, "step": step, "key": "fid", "value": 3.0 - step / 10}
-                           for loss in order for seed in range(2) for step in (10, 20)])
+    history = pd.DataFrame(
+        [
+            {
+                "loss": loss,
+                "seed": seed,
+                "step": step,
+                "d_loss": -0.5 * step + seed,
+                "g_loss": 0.1 * step,
+                "d_real": 0.6,
+                "d_fake": 0.4,
+            }
+            for loss in order
+            for seed in range(2)
+            for step in (1, 10, 20)
+        ]
+    )
+    curves = pd.DataFrame(
+        [
+            {"loss": loss, "seed": seed, "step": step, "key": "fid", "value": 3.0 - step / 10}
+            for loss in order
+            for seed in range(2)
+            for step in (10, 20)
+        ]
+    )
     points = {loss: np.random.default_rng(0).normal(size=(50, 2)) for loss in order}
     drawn = [
         figures.leaderboard_figure(summary, subset, ["fid"], order, palette),
@@ -116,13 +146,33 @@ def test_a_loss_keeps_its_colour_when_others_are_absent() -> None:
 
 def test_loss_axes_are_linear_and_show_negative_losses() -> None:
     palette = figures.loss_palette(["wgan-gp"])
-    history = pd.DataFrame([{"loss": "wgan-gp", "seed": seed, "step": step, "d_loss": -2.0 - step - seed,
-                             "g_loss": -1.0 * step, "d_real": np.nan, "d_fake": np.nan}
-                            for seed in range(3) for step in (1, 5, 10)])
-    history.loc[len(history)] = {"loss": "wgan-gp", "seed": 0, "step": 11, "d_loss": np.inf, "g_loss": -np.inf,
-                                 "d_real": np.nan, "d_fake": np.nan}  # a diverged run's last row
-    fig = figures.curves_figure(history, pd.DataFrame(columns=["loss", "seed", "step", "key", "value"]),
-                                ["wgan-gp"], palette)
+    history = pd.DataFrame(
+        [
+            {
+                "loss": "wgan-gp",
+                "seed": seed,
+                "step": step,
+                "d_loss": -2.0 - step - seed,
+                "g_loss": -1.0 * step,
+                "d_real": np.nan,
+                "d_fake": np.nan,
+            }
+            for seed in range(3)
+            for step in (1, 5, 10)
+        ]
+    )
+    history.loc[len(history)] = {
+        "loss": "wgan-gp",
+        "seed": 0,
+        "step": 11,
+        "d_loss": np.inf,
+        "g_loss": -np.inf,
+        "d_real": np.nan,
+        "d_fake": np.nan,
+    }  # a diverged run's last row
+    fig = figures.curves_figure(
+        history, pd.DataFrame(columns=["loss", "seed", "step", "key", "value"]), ["wgan-gp"], palette
+    )
     d_axis, g_axis = fig.axes[0], fig.axes[1]
     for ax in fig.axes:
         assert ax.get_yscale() == "linear" and ax.get_xscale() == "linear"
@@ -131,16 +181,25 @@ def test_loss_axes_are_linear_and_show_negative_losses() -> None:
     mean_line = d_axis.lines[0]
     np.testing.assert_allclose(mean_line.get_ydata(), [-4.0, -8.0, -13.0])  # mean over seeds 0, 1, 2
     assert g_axis.get_ylim()[0] <= -10
-    run = figures.run_curves_figure(history[history["seed"] == 0], pd.DataFrame(columns=["step", "key", "value"]),
-                                    palette["wgan-gp"], None, failed_step=11)
+    run = figures.run_curves_figure(
+        history[history["seed"] == 0],
+        pd.DataFrame(columns=["step", "key", "value"]),
+        palette["wgan-gp"],
+        None,
+        failed_step=11,
+    )
     assert all(ax.get_yscale() == "linear" for ax in run.axes)
     assert run.axes[0].get_ylim()[0] <= -12
 
 
 def test_heatmap_annotates_the_median_of_each_loss_and_model() -> None:
     rows = []
-    medians = {("hinge", "mlp"): 1.25, ("hinge", "dcgan"): 4104.6,
-               ("wgan-gp", "mlp"): 0.333, ("wgan-gp", "dcgan"): 12.0}
+    medians = {
+        ("hinge", "mlp"): 1.25,
+        ("hinge", "dcgan"): 4104.6,
+        ("wgan-gp", "mlp"): 0.333,
+        ("wgan-gp", "dcgan"): 12.0,
+    }
     for (loss, model), median in medians.items():
         rows.append({"dataset": "ring8", "model": model, "loss": loss, "metric": "fid", "median": median})
     fig = figures.heatmap_figure(pd.DataFrame(rows), "fid", "FID [coordinates]")
@@ -149,8 +208,12 @@ def test_heatmap_annotates_the_median_of_each_loss_and_model() -> None:
     index = [t.get_text() for t in ax.get_yticklabels()]
     assert columns == ["dcgan", "mlp"] and index == ["hinge", "wgan-gp"]
     annotations = {(round(t.get_position()[1] - 0.5), round(t.get_position()[0] - 0.5)): t.get_text() for t in ax.texts}
-    expected = {("hinge", "mlp"): "1.25", ("hinge", "dcgan"): "4,105", ("wgan-gp", "mlp"): "0.333",
-                ("wgan-gp", "dcgan"): "12"}
+    expected = {
+        ("hinge", "mlp"): "1.25",
+        ("hinge", "dcgan"): "4,105",
+        ("wgan-gp", "mlp"): "0.333",
+        ("wgan-gp", "dcgan"): "12",
+    }
     for (loss, model), text in expected.items():
         assert annotations[(index.index(loss), columns.index(model))] == text
     assert "FID [coordinates]" in fig.axes[1].get_ylabel()
@@ -241,8 +304,9 @@ def test_metric_labels_name_the_feature_space() -> None:
 
 
 def test_saved_figure_is_a_decodable_png(tmp_path) -> None:
-    fig = figures.heatmap_figure(pd.DataFrame([{"dataset": "d", "model": "m", "loss": "l", "metric": "fid",
-                                                "median": 1.0}]), "fid")
+    fig = figures.heatmap_figure(
+        pd.DataFrame([{"dataset": "d", "model": "m", "loss": "l", "metric": "fid", "median": 1.0}]), "fid"
+    )
     path = figures.save_figure(fig, tmp_path / "sub" / "f.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -53,8 +53,12 @@ def test_sigkill_mid_grid_then_resume_equals_uninterrupted(tmp_path: Path) -> No
     reference = run_lossbench(*grid, cwd=reference_dir)
     assert reference.returncode == 0, reference.stderr
 
-    process = subprocess.Popen([sys.executable, "-m", "lossbench.cli", *grid], cwd=killed_dir,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lossbench.cli", *grid],
+        cwd=killed_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db = killed_dir / "results" / "lossbench.db"
     deadline = time.monotonic() + 240
     try:

@@ -67,7 +67,7 @@ def test_rst_literal_blocks_become_fenced_markdown() -> None:
 
     End.""")
     assert text == (
-        "Intro with `code`:\n\n```toml\n[project.entry-points.lossbench]\nmine = \"pkg.plugin\"\n```\n\n"
+        'Intro with `code`:\n\n```toml\n[project.entry-points.lossbench]\nmine = "pkg.plugin"\n```\n\n'
         "Then python:\n\n```python\ndef f():\n    return 1\n```\n\nEnd.\n"
     )
 
@@ -83,6 +83,9 @@ def test_the_writing_plugins_guide_links_the_reference_and_names_every_hook() ->
 def test_every_hook_is_implemented_by_some_test(name: str) -> None:
     """A test that defines an implementation of the hook (in a test module or a plugin source a test writes)."""
     pattern = re.compile(rf"@hookimpl\s+def {name}\(")
-    implementing = [path.name for path in sorted((REPO / "tests").glob("*.py"))
-                    if path.name != Path(__file__).name and pattern.search(path.read_text(encoding="utf-8"))]
+    implementing = [
+        path.name
+        for path in sorted((REPO / "tests").glob("*.py"))
+        if path.name != Path(__file__).name and pattern.search(path.read_text(encoding="utf-8"))
+    ]
     assert implementing, f"no test implements the hook {name!r}; add one that exercises it"

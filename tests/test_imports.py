@@ -40,8 +40,9 @@ print("\\n#loaded " + json.dumps(sorted({name.split(".")[0] for name in sys.modu
 def loaded(*args: str, cwd: Path = REPO) -> set[str]:
     """Top-level packages in ``sys.modules`` of a fresh interpreter after ``--import MODULE...``/``lossbench ARGS``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.rsplit("#loaded ", 1)[1]))
 
@@ -71,16 +72,29 @@ def test_a_pytest_session_with_the_plugin_loaded_imports_nothing_heavy(tmp_path:
         "import sys\n\n\n"
         "def test_light(pytestconfig):\n"
         "    assert pytestconfig.pluginmanager.get_plugin('lossbench').__name__ == 'lossbench.testing'\n"
-        f"    assert sorted(set({HEAVY!r}).intersection(m.split('.')[0] for m in sys.modules)) == []\n")
+        f"    assert sorted(set({HEAVY!r}).intersection(m.split('.')[0] for m in sys.modules)) == []\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_light.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_light.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_plugin_api_and_the_package_import_without_torch() -> None:
-    assert "torch" not in loaded("--import", "lossbench", "lossbench.api", "lossbench.hookspecs",
-                                 "lossbench.plugin.registry", "lossbench.plan.grid")
+    assert "torch" not in loaded(
+        "--import",
+        "lossbench",
+        "lossbench.api",
+        "lossbench.hookspecs",
+        "lossbench.plugin.registry",
+        "lossbench.plan.grid",
+    )
 
 
 def test_records_store_and_tables_import_without_torch() -> None:
@@ -115,8 +129,11 @@ def hand_made_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for loss, covered in (("nonsaturating", 3.0), ("lsgan", 7.0)):
             for seed in (0, 1):
                 spec = RunSpec(loss, "mlp", "ring8", seed, 10, 8, 5, 5, 10, 10)
-                store.commit(RunResult(spec, "ok", metrics={"modes_covered": covered + seed},
-                                       texts={"modes_directions": directions}))
+                store.commit(
+                    RunResult(
+                        spec, "ok", metrics={"modes_covered": covered + seed}, texts={"modes_directions": directions}
+                    )
+                )
     return results
 
 

@@ -105,10 +105,21 @@ def write_pngs(pixels: np.ndarray, folder: Path) -> list[Path]:
 
 
 def context(dataset: Dataset, real: torch.Tensor, fake: torch.Tensor) -> EvaluationContext:
-    spec = RunSpec(loss="nonsaturating", model="dcgan", dataset=dataset.name, seed=0, steps=1, batch_size=8,
-                   log_every=1, eval_every=1, eval_samples=N_IMAGES, final_samples=N_IMAGES)
-    return EvaluationContext(real=Samples(real), fake=Samples(fake), dataset=dataset, spec=spec,
-                             history=pd.DataFrame(), final=False)
+    spec = RunSpec(
+        loss="nonsaturating",
+        model="dcgan",
+        dataset=dataset.name,
+        seed=0,
+        steps=1,
+        batch_size=8,
+        log_every=1,
+        eval_every=1,
+        eval_samples=N_IMAGES,
+        final_samples=N_IMAGES,
+    )
+    return EvaluationContext(
+        real=Samples(real), fake=Samples(fake), dataset=dataset, spec=spec, history=pd.DataFrame(), final=False
+    )
 
 
 def test_fid_equals_pytorch_fid_on_the_same_images(planted, tmp_path, monkeypatch) -> None:
@@ -127,9 +138,12 @@ def test_fid_equals_pytorch_fid_on_the_same_images(planted, tmp_path, monkeypatc
     paths = {"real": write_pngs(real_pixels, tmp_path / "real"), "fake": write_pngs(fake_pixels, tmp_path / "fake")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = {name: fid_score.get_activations([str(p) for p in files], model, batch_size=N_IMAGES, dims=2048,
-                                                  device="cpu", num_workers=0)
-                  for name, files in paths.items()}
+        theirs = {
+            name: fid_score.get_activations(
+                [str(p) for p in files], model, batch_size=N_IMAGES, dims=2048, device="cpu", num_workers=0
+            )
+            for name, files in paths.items()
+        }
     np.testing.assert_allclose(ours_real, theirs["real"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours_fake, theirs["fake"], rtol=1e-4, atol=1e-5)
 
@@ -149,8 +163,11 @@ def test_fid_equals_pytorch_fid_on_the_same_images(planted, tmp_path, monkeypatc
             reference = float(fid_score.calculate_frechet_distance(*stats_real, *stats_fake))
     except TypeError as exc:  # SciPy >= 1.18 removed sqrtm's disp argument that pytorch-fid 0.3.0 passes
         reference = frechet_distance(*stats_real, *stats_fake)
-        warnings.warn(f"pytorch-fid's calculate_frechet_distance does not run on this SciPy ({exc}); "
-                      "compared with lossbench's statistics form instead", stacklevel=1)
+        warnings.warn(
+            f"pytorch-fid's calculate_frechet_distance does not run on this SciPy ({exc}); "
+            "compared with lossbench's statistics form instead",
+            stacklevel=1,
+        )
     assert values["fid"] == pytest.approx(reference, rel=1e-4)
 
 

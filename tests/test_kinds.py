@@ -30,9 +30,11 @@ PLUGIN = Path(kinds.__file__).parent
 
 def test_each_kind_registers_through_its_own_hookspec_in_table_order() -> None:
     registering = [name for name in hookspecs.HOOK_NAMES if name.startswith("register_")]
-    assert [kind.hook for kind in KINDS] == registering == ["register_losses", "register_models",
-                                                             "register_datasets", "register_metrics",
-                                                                 "register_feature_spaces"]
+    assert (
+        [kind.hook for kind in KINDS]
+        == registering
+        == ["register_losses", "register_models", "register_datasets", "register_metrics", "register_feature_spaces"]
+    )
 
 
 def test_hook_names_are_read_off_the_hookspec_declarations() -> None:
@@ -60,7 +62,8 @@ def test_the_scaffold_offers_exactly_the_kinds_with_templates() -> None:
         assert "$name" in kind.try_it
         for template in kind.templates:
             assert {template} <= set(scaffold_templates.MODULES) & set(scaffold_templates.TESTS) & set(
-                scaffold_templates.DESCRIPTIONS)
+                scaffold_templates.DESCRIPTIONS
+            )
         files = scaffold.plugin_files("probe", kind.singular)
         plugin = next(text for path, text in files.items() if path.endswith("plugin.py"))
         tests = next(text for path, text in files.items() if path.startswith("tests/"))
@@ -99,8 +102,14 @@ def test_list_shows_each_kinds_facts(cli) -> None:
     listing = json.loads(cli("list", "--json").stdout)
     assert list(listing) == [kind.name for kind in KINDS]
     ring8 = next(row for row in listing["datasets"] if row["name"] == "ring8")
-    assert ring8 == {"name": "ring8", "plugin": "lossbench.builtin.datasets", "description": ring8["description"],
-                     "kind": "points", "shape": [2], "modes": 8}
+    assert ring8 == {
+        "name": "ring8",
+        "plugin": "lossbench.builtin.datasets",
+        "description": ring8["description"],
+        "kind": "points",
+        "shape": [2],
+        "modes": 8,
+    }
     assert next(row for row in listing["losses"] if row["name"] == "vae")["family"] == "vae"
     assert set(next(row for row in listing["metrics"] if row["name"] == "fid")) == {"name", "plugin", "description"}
 
@@ -125,6 +134,7 @@ def test_the_kinds_table_imports_nothing_heavy() -> None:
 
 # -- one rule for metric values ---------------------------------------------------------------------------------
 
+
 class Probe(Metric):
     """Returns one value chosen by the test."""
 
@@ -140,7 +150,10 @@ class Probe(Metric):
 ACCEPTED = [1.5, 2, np.float32(0.25), np.float64(-3.0), np.int64(7), math.nan, math.inf]
 REJECTED = [
     (True, "value of 'probe' is bool; expected a float (or a str fact) (write float(flag) for a rate"),
-    (np.bool_(False), f"value of 'probe' is {type(np.bool_(False)).__name__}; expected a float (or a str fact) (write float(flag)"),
+    (
+        np.bool_(False),
+        f"value of 'probe' is {type(np.bool_(False)).__name__}; expected a float (or a str fact) (write float(flag)",
+    ),
     (torch.tensor(1.0), "value of 'probe' is Tensor; expected a float (or a str fact) (return value.item()"),
     (torch.tensor([1.0, 2.0]), "value of 'probe' is Tensor; expected a float"),
     (np.array(1.0), "value of 'probe' is ndarray; expected a float (or a str fact) (return value.item()"),
@@ -188,8 +201,10 @@ def test_a_metric_that_breaks_the_rule_contributes_nothing_and_the_others_still_
 
     outcome = run_metrics([Mixed(), Probe(0.5)], ctx)
     assert outcome.values == {"probe": 0.5}
-    assert outcome.errors == {"mixed": "value of 'mixed_flag' is bool; expected a float (or a str fact) (write "
-                                       "float(flag) for a rate, or return a str fact)"}
+    assert outcome.errors == {
+        "mixed": "value of 'mixed_flag' is bool; expected a float (or a str fact) (write "
+        "float(flag) for a rate, or return a str fact)"
+    }
 
 
 FLAG_PLUGIN = """
@@ -219,11 +234,14 @@ def test_a_run_names_the_metric_its_plugin_and_the_key_that_broke_the_rule(tmp_p
     env = load_environment(PluginConfig(plugins_dir=tmp_path, entry_points=False))
     result = run_safely(make_spec(steps=2), env.catalog)
     assert result.status == "ok" and "fid" in result.metrics and "flag_rate" not in result.metrics
-    assert result.reason == ("metric 'flag' (plugin 'flags') failed: value of 'flag' is bool; expected a float (or a "
-                             "str fact) (write float(flag) for a rate, or return a str fact)")
+    assert result.reason == (
+        "metric 'flag' (plugin 'flags') failed: value of 'flag' is bool; expected a float (or a "
+        "str fact) (write float(flag) for a rate, or return a str fact)"
+    )
 
 
 # -- the context a metric reads -----------------------------------------------------------------------------------
+
 
 def _protocol_members(protocol: type) -> set[str]:
     names = set(protocol.__annotations__)
@@ -233,8 +251,11 @@ def _protocol_members(protocol: type) -> set[str]:
 
 def test_the_harness_context_is_exactly_the_public_protocol(ctx) -> None:
     fields = {f.name for f in dataclasses.fields(EvaluationContext) if not f.name.startswith("_")}
-    methods = {name for name, value in vars(EvaluationContext).items()
-               if inspect.isfunction(value) and not name.startswith("_")}
+    methods = {
+        name
+        for name, value in vars(EvaluationContext).items()
+        if inspect.isfunction(value) and not name.startswith("_")
+    }
     assert _protocol_members(MetricContext) == fields | methods
     assert isinstance(ctx, MetricContext)
     assert lossbench.EvaluationContext is EvaluationContext and lossbench.MetricContext is MetricContext

@@ -52,8 +52,9 @@ def installed_rival(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     sys.modules.pop("rival_plugin", None)
 
 
-def test_unrelated_plugins_of_the_machine_do_not_reach_a_smoke_run(workdir: Path, tmp_path: Path, installed_rival,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unrelated_plugins_of_the_machine_do_not_reach_a_smoke_run(
+    workdir: Path, tmp_path: Path, installed_rival, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (workdir / "plugins").mkdir()
     (workdir / "plugins" / "broken.py").write_text("raise RuntimeError('not mine')\n")
     elsewhere = tmp_path / "elsewhere"
@@ -67,13 +68,15 @@ def test_unrelated_plugins_of_the_machine_do_not_reach_a_smoke_run(workdir: Path
     assert result.statuses == {"ok": 1} and result.problems == [] and result.other_problems == []
 
     # the environment back: the rival registers 'mine' first, which concerns the plugin under test
-    with pytest.raises(ConformanceError, match=r"plugin problems: plugin 'mine_plugin': loss 'mine' is already "
-                                               r"registered by plugin 'rival'"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"plugin problems: plugin 'mine_plugin': loss 'mine' is already "
+        r"registered by plugin 'rival'",
+    ):
         smoke_run(**GRID, modules=[module], environment=True, results_dir=tmp_path / "r2")
 
     # ... while problems of plugins that are not under test are kept aside and never fail the run
-    kept = smoke_run(losses=["mine"], models=["mlp"], datasets=["ring8"], environment=True,
-                     results_dir=tmp_path / "r3")
+    kept = smoke_run(losses=["mine"], models=["mlp"], datasets=["ring8"], environment=True, results_dir=tmp_path / "r3")
     assert kept.statuses == {"ok": 1} and kept.problems == []
     assert [p.split(":")[0] for p in kept.other_problems] == ["plugin 'also_broken'"]
 
@@ -91,6 +94,11 @@ def test_a_module_also_loaded_from_the_plugins_folder_is_registered_once(workdir
     path = workdir / "plugins" / "mine.py"
     path.write_text(MINE)
     module = import_file(path, "mine")  # the test imports the file that ./plugins also holds
-    result = smoke_run(**GRID, modules=[module], plugins_dir=None if environment else "plugins",
-                       environment=environment, results_dir=workdir / "results")
+    result = smoke_run(
+        **GRID,
+        modules=[module],
+        plugins_dir=None if environment else "plugins",
+        environment=environment,
+        results_dir=workdir / "results",
+    )
     assert result.statuses == {"ok": 1} and result.problems == []

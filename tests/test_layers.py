@@ -32,8 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 # The package itself re-exports the public API (lossbench.api) and, lazily, two types plugins annotate with.
 # Edges still to remove (issue 13): each helper deletes its entry when its fix lands. Must end empty.
-KNOWN_EXCEPTIONS = {
-}
+KNOWN_EXCEPTIONS = {}
 PACKAGE_REEXPORTS = {"lossbench.api", "lossbench.scoring.evaluate", "lossbench.plan.grid"}
 
 
@@ -61,8 +60,9 @@ def layer_of(name: str) -> int:
     for index, stage in enumerate(LAYERS):
         if any(name == prefix or name.startswith(prefix + ".") for prefix in stage):
             return index
-    raise AssertionError(f"{name} belongs to no stage in LAYERS: add it to tests/test_layers.py and "
-                         "docs/architecture.md")
+    raise AssertionError(
+        f"{name} belongs to no stage in LAYERS: add it to tests/test_layers.py and docs/architecture.md"
+    )
 
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
@@ -76,8 +76,11 @@ def test_every_module_has_a_stage() -> None:
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n != "lossbench"))
 def test_no_import_from_a_later_stage(name: str) -> None:
-    later = sorted(dep for dep in imported_modules(MODULES[name]) if (name, dep) not in KNOWN_EXCEPTIONS
-                   and not dep.startswith(name + ".") and layer_of(dep) > layer_of(name))
+    later = sorted(
+        dep
+        for dep in imported_modules(MODULES[name])
+        if (name, dep) not in KNOWN_EXCEPTIONS and not dep.startswith(name + ".") and layer_of(dep) > layer_of(name)
+    )
     assert not later, f"{name} (stage {layer_of(name)}) imports from later stages: {later}"
 
 
@@ -86,9 +89,15 @@ def test_the_package_reexports_only_the_public_api() -> None:
 
 
 def test_no_import_circles() -> None:
-    graph = {name: {dep for dep in imported_modules(path)
-                    if dep != name and not dep.startswith(name + ".") and (name, dep) not in KNOWN_EXCEPTIONS}
-             for name, path in MODULES.items() if name != "lossbench"}
+    graph = {
+        name: {
+            dep
+            for dep in imported_modules(path)
+            if dep != name and not dep.startswith(name + ".") and (name, dep) not in KNOWN_EXCEPTIONS
+        }
+        for name, path in MODULES.items()
+        if name != "lossbench"
+    }
     graph = {name: {dep for dep in deps if dep in graph} for name, deps in graph.items()}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     path: list[str] = []
@@ -98,7 +107,7 @@ def test_no_import_circles() -> None:
         path.append(node)
         for dep in sorted(graph[node]):
             if state.get(dep) == 1:
-                cycle = path[path.index(dep):] + [dep]
+                cycle = path[path.index(dep) :] + [dep]
                 raise AssertionError("import circle: " + " -> ".join(cycle))
             if dep not in state:
                 visit(dep)
@@ -113,15 +122,22 @@ def test_no_import_circles() -> None:
 def test_the_checker_sees_lazy_and_type_only_imports(tmp_path: Path) -> None:
     """A hand-made module: its function-level and TYPE_CHECKING imports are found like top-level ones."""
     source = tmp_path / "probe.py"
-    source.write_text("import os\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lossbench.api import Metric\n"
-                      "def f():\n    import lossbench.results.store\n    from lossbench.plan import grid\n")
+    source.write_text(
+        "import os\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lossbench.api import Metric\n"
+        "def f():\n    import lossbench.results.store\n    from lossbench.plan import grid\n"
+    )
     known = {"lossbench.api", "lossbench.results.store", "lossbench.plan", "lossbench.plan.grid", "lossbench.cli"}
-    assert imported_modules(source, known) == {"lossbench.api", "lossbench.results.store", "lossbench.plan",
-                                               "lossbench.plan.grid"}
+    assert imported_modules(source, known) == {
+        "lossbench.api",
+        "lossbench.results.store",
+        "lossbench.plan",
+        "lossbench.plan.grid",
+    }
 
 
 def test_known_exceptions_are_still_real() -> None:
     """An exception whose import is gone must leave the list, so that the list only ever shrinks to empty."""
     for importer, imported in KNOWN_EXCEPTIONS:
-        assert imported in imported_modules(MODULES[importer]), f"{importer} no longer imports {imported}: " \
-                                                                "delete the entry from KNOWN_EXCEPTIONS"
+        assert imported in imported_modules(MODULES[importer]), (
+            f"{importer} no longer imports {imported}: delete the entry from KNOWN_EXCEPTIONS"
+        )

@@ -18,7 +18,7 @@ from lossbench.plugin import live
 from lossbench.results.store import Store
 
 STEPS = 60  # smoke preset: a history row at step 1 and every 10 steps, a light evaluation at 20 and 40
-RECORDER = '''
+RECORDER = """
 import json, os
 from lossbench import hookimpl
 
@@ -29,9 +29,23 @@ def run_logged(batch):
                               "step": batch["step"], "final": batch["final"], "status": batch["status"],
                               "rows": batch["history"]["step"].tolist(), "curves": batch["curves"]["step"].tolist(),
                               "metrics": batch["metrics"]}) + "\\n")
-'''
-RUN = ["run", "--preset", "smoke", "--steps", str(STEPS), "-l", "nonsaturating", "-m", "mlp", "-d", "ring8",
-       "--device", "cpu", "--no-report"]
+"""
+RUN = [
+    "run",
+    "--preset",
+    "smoke",
+    "--steps",
+    str(STEPS),
+    "-l",
+    "nonsaturating",
+    "-m",
+    "mlp",
+    "-d",
+    "ring8",
+    "--device",
+    "cpu",
+    "--no-report",
+]
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -40,16 +54,18 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_run_logged_gets_batches_on_the_schedule_in_the_training_process(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_logged_gets_batches_on_the_schedule_in_the_training_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "recorder.py").write_text(RECORDER)
     record = tmp_path / "batches.jsonl"
     monkeypatch.setenv("LOSSBENCH_RECORD_TO", str(record))  # LOSSBENCH_* reaches the workers
     monkeypatch.setenv("RECORD_TO", str(record))
-    code, output = invoke(*RUN, "--seeds", "0,1", "--workers", "2", "--results", str(tmp_path / "results"),
-                          "--plugins-dir", str(plugins))
+    code, output = invoke(
+        *RUN, "--seeds", "0,1", "--workers", "2", "--results", str(tmp_path / "results"), "--plugins-dir", str(plugins)
+    )
     assert code == 0, output
     batches = [json.loads(line) for line in record.read_text().splitlines()]
     with Store.open(tmp_path / "results", create=False) as store:
@@ -79,8 +95,21 @@ def test_tensorboard_logger_writes_one_folder_per_run_that_tensorboard_reads(tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logs = tmp_path / "tb"
-    code, output = invoke(*RUN, "--seeds", "3", "--workers", "1", "--results", str(tmp_path / "results"),
-                          "--plugins-dir", str(tmp_path), "--log", "tensorboard", "--log-dir", str(logs))
+    code, output = invoke(
+        *RUN,
+        "--seeds",
+        "3",
+        "--workers",
+        "1",
+        "--results",
+        str(tmp_path / "results"),
+        "--plugins-dir",
+        str(tmp_path),
+        "--log",
+        "tensorboard",
+        "--log-dir",
+        str(logs),
+    )
     assert code == 0, output
     with Store.open(tmp_path / "results", create=False) as store:
         runs, history, metrics = store.runs(), store.history(), store.metrics()
@@ -114,12 +143,21 @@ def test_progress_lines_count_runs_and_extrapolate_the_eta() -> None:
     progress = RunLines(4, lines.append, clock=lambda: now[0])
     spec = SimpleNamespace(label="ring8/mlp/hinge/seed0")
     now[0] = 130.0  # first run done after 30 s: three left at 30 s each
-    progress.finished(SimpleNamespace(spec=spec, status="ok", reason="", metrics={"fid": 0.123456, "kid": 1.0},
-                                      texts={"fid_features": "inception-v3-pool3"}))
+    progress.finished(
+        SimpleNamespace(
+            spec=spec,
+            status="ok",
+            reason="",
+            metrics={"fid": 0.123456, "kid": 1.0},
+            texts={"fid_features": "inception-v3-pool3"},
+        )
+    )
     now[0] = 3700.0
     progress.finished(SimpleNamespace(spec=spec, status="failed", reason="ValueError: boom", metrics={}, texts={}))
-    assert lines == ["[1/4] ring8/mlp/hinge/seed0 ok, fid 0.1235 · elapsed 0:00:30, ETA 0:01:30",
-                     "[2/4] ring8/mlp/hinge/seed0 failed: ValueError: boom · elapsed 1:00:00, ETA 1:00:00"]
+    assert lines == [
+        "[1/4] ring8/mlp/hinge/seed0 ok, fid 0.1235 · elapsed 0:00:30, ETA 0:01:30",
+        "[2/4] ring8/mlp/hinge/seed0 failed: ValueError: boom · elapsed 1:00:00, ETA 1:00:00",
+    ]
     assert clock_text(59.6) == "0:01:00"
 
 

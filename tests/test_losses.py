@@ -53,9 +53,17 @@ def test_all_builtin_losses_are_registered_by_the_builtin_plugin(tmp_path, losse
 
 
 PAPERS = {
-    "minimax": "Goodfellow", "nonsaturating": "Goodfellow", "wgan": "Arjovsky", "wgan-gp": "Gulrajani",
-    "lsgan": "Mao", "hinge": "Lim", "dragan": "Kodali", "r1": "Mescheder", "vae": "Kingma",
-    "beta-vae": "Higgins", "vae-perceptual": "Hou",
+    "minimax": "Goodfellow",
+    "nonsaturating": "Goodfellow",
+    "wgan": "Arjovsky",
+    "wgan-gp": "Gulrajani",
+    "lsgan": "Mao",
+    "hinge": "Lim",
+    "dragan": "Kodali",
+    "r1": "Mescheder",
+    "vae": "Kingma",
+    "beta-vae": "Higgins",
+    "vae-perceptual": "Hou",
 }
 
 
@@ -151,10 +159,19 @@ def test_vae_recipe_is_adam_1e3(losses, name):
     assert (recipe.optimizer, recipe.lr_g) == ("adam", 1e-3)
 
 
-@pytest.mark.parametrize("name,logits", [
-    ("minimax", True), ("nonsaturating", True), ("dragan", True), ("r1", True),
-    ("wgan", False), ("wgan-gp", False), ("lsgan", False), ("hinge", False),
-])
+@pytest.mark.parametrize(
+    "name,logits",
+    [
+        ("minimax", True),
+        ("nonsaturating", True),
+        ("dragan", True),
+        ("r1", True),
+        ("wgan", False),
+        ("wgan-gp", False),
+        ("lsgan", False),
+        ("hinge", False),
+    ],
+)
 def test_scores_are_logits_flag(losses, name, logits):
     assert losses[name].scores_are_logits is logits
 
@@ -172,7 +189,7 @@ EXPECTED = {
     "wgan": (lambda r, f: mean(f) - mean(r), lambda f: -mean(f)),
     "wgan-gp": (lambda r, f: mean(f) - mean(r), lambda f: -mean(f)),
     "lsgan": (
-        lambda r, f: 0.5 * mean((s - 1) ** 2 for s in r) + 0.5 * mean(s ** 2 for s in f),
+        lambda r, f: 0.5 * mean((s - 1) ** 2 for s in r) + 0.5 * mean(s**2 for s in f),
         lambda f: 0.5 * mean((s - 1) ** 2 for s in f),
     ),
     "hinge": (
@@ -342,10 +359,13 @@ def test_penalties_on_a_real_image_discriminator_are_finite_and_differentiable(l
 
 
 # -- weight clipping -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("factory,spec", [
-    (MLPGAN(), DataSpec((2,), "points", 8)),
-    (DCGAN(), DataSpec((3, 8, 8), "image", 1000)),
-])
+@pytest.mark.parametrize(
+    "factory,spec",
+    [
+        (MLPGAN(), DataSpec((2,), "points", 8)),
+        (DCGAN(), DataSpec((3, 8, 8), "image", 1000)),
+    ],
+)
 def test_wgan_clips_every_critic_weight_after_each_step(losses, factory, spec):
     loss = losses["wgan"]
     torch.manual_seed(0)
@@ -477,10 +497,13 @@ def test_perceptual_vae_replaces_the_pixel_term_by_the_feature_term(losses):
     mu, logvar = t64([[0.5, -1.0], [0.0, 0.2], [1.0, 1.0]]), t64([[0.1, -0.3], [0.0, 0.4], [-1.0, 0.5]])
     # identical reconstruction: no pixel term (Hou et al. replace it), so exactly the KL is left
     assert bound.loss(x, x.clone(), mu, logvar).item() == pytest.approx(
-        kl_by_hand(mu.tolist(), logvar.tolist()), rel=1e-12)
+        kl_by_hand(mu.tolist(), logvar.tolist()), rel=1e-12
+    )
     network = bound.network.double()
-    feature = sum(0.5 * (a - b).pow(2).reshape(3, -1).sum(dim=1).mean()
-                  for a, b in zip(stage_outputs(network, x), stage_outputs(network, r.detach())))
+    feature = sum(
+        0.5 * (a - b).pow(2).reshape(3, -1).sum(dim=1).mean()
+        for a, b in zip(stage_outputs(network, x), stage_outputs(network, r.detach()))
+    )
     expected = kl_by_hand(mu.tolist(), logvar.tolist()) + 0.5 * feature.item()  # alpha = 1, beta = 0.5
     value = bound.loss(x, r, mu, logvar)
     assert value.item() == pytest.approx(expected, rel=1e-9)
@@ -512,7 +535,9 @@ def test_perceptual_feature_network_differs_from_every_evaluation_feature_space(
     for space in spaces:
         theirs = torch.as_tensor(space(x))
         assert ours.shape != theirs.shape or not torch.allclose(ours.double(), theirs.double())
-    classifier_parameters = [p.detach().flatten() for p in digits.classifier().copy_on(torch.device("cpu")).parameters()]
+    classifier_parameters = [
+        p.detach().flatten() for p in digits.classifier().copy_on(torch.device("cpu")).parameters()
+    ]
     for parameter in bound.network.parameters():  # no weight of the classifier is reused
         flat = parameter.detach().flatten()
         assert not any(p.shape == flat.shape and torch.equal(p, flat) for p in classifier_parameters)

@@ -29,8 +29,14 @@ from lossbench.scoring.evaluate import EvaluationContext, run_metrics
 from lossbench.scoring.frechet import frechet_distance_features, prdc
 from lossbench.training.train import run_safely
 
-BUILTIN = [FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(), ModeCoverage(), Stability(),
-           TargetReached()]  # the built-in metrics, whose declared directions the ranks follow
+BUILTIN = [
+    FrechetDistance(),
+    KernelInceptionDistance(),
+    PrecisionRecallDensityCoverage(),
+    ModeCoverage(),
+    Stability(),
+    TargetReached(),
+]  # the built-in metrics, whose declared directions the ranks follow
 
 RING_STD = 0.01  # PacGAN's 2D-ring
 
@@ -60,21 +66,25 @@ def balanced_real() -> Samples:
     return Samples(ring_centres()[y], y)
 
 
-def context(dataset: Dataset, real: Samples, fake: Samples, reference: Samples | None = None,
-            final: bool = True) -> EvaluationContext:
-    return EvaluationContext(real=real, fake=fake, dataset=dataset, spec=spec(), history=pd.DataFrame(),
-                             reference=reference, final=final)
+def context(
+    dataset: Dataset, real: Samples, fake: Samples, reference: Samples | None = None, final: bool = True
+) -> EvaluationContext:
+    return EvaluationContext(
+        real=real, fake=fake, dataset=dataset, spec=spec(), history=pd.DataFrame(), reference=reference, final=final
+    )
 
 
 def test_three_of_eight_modes(ring8) -> None:
     centres = ring_centres()
     offset = torch.tensor([0.025, 0.0])  # 2.5 std from the centre: high quality (within 3 std)
-    fake = torch.cat([
-        centres[0].repeat(1000, 1),
-        (centres[1] + offset).repeat(500, 1),
-        centres[2].repeat(500, 1),
-        torch.zeros(500, 2),  # the ring's middle: 1 away from every centre, not high quality
-    ])
+    fake = torch.cat(
+        [
+            centres[0].repeat(1000, 1),
+            (centres[1] + offset).repeat(500, 1),
+            centres[2].repeat(500, 1),
+            torch.zeros(500, 2),  # the ring's middle: 1 away from every centre, not high quality
+        ]
+    )
     values = ModeCoverage().compute(context(ring8, balanced_real(), Samples(fake)))
     assert values["modes_covered"] == 3
     assert values["modes_covered_share"] == 3 / 8
@@ -119,8 +129,11 @@ def test_true_histogram_is_uniform_unless_the_dataset_gives_weights(ring8) -> No
 
 def test_fid_kid_prdc_in_coordinates_with_floor(ring8) -> None:
     data = ring8.load(None)
-    real, reference, fake = data.subset(torch.arange(500)), data.subset(torch.arange(500, 1000)), Samples(
-        data.x[1000:1500] * 1.1)
+    real, reference, fake = (
+        data.subset(torch.arange(500)),
+        data.subset(torch.arange(500, 1000)),
+        Samples(data.x[1000:1500] * 1.1),
+    )
     ctx = context(ring8, real, fake, reference)
     evaluation = run_metrics([FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage()], ctx)
     assert not evaluation.errors
@@ -164,8 +177,9 @@ def test_image_metrics_use_the_dataset_feature_network(monkeypatch, tmp_path) ->
     values = FrechetDistance().compute(context(dataset, real, fake))
     assert values["fid_features"] == "grey-images-classifier"
     network = GreyImages.Network()
-    expected = frechet_distance_features(network.features(real.x).double().numpy(),
-                                         network.features(fake.x).double().numpy())
+    expected = frechet_distance_features(
+        network.features(real.x).double().numpy(), network.features(fake.x).double().numpy()
+    )
     assert values["fid"] == pytest.approx(expected, rel=1e-9)
 
 
@@ -182,20 +196,29 @@ def test_worst_mode_kl_is_the_largest_kl_over_histograms() -> None:
     assert worst_mode_kl(skewed) == pytest.approx(math.log(4))  # all mass on a 1/4 mode
     none_hq = torch.zeros(10, dtype=torch.bool)
     assert mode_statistics(torch.zeros(10, dtype=torch.long), none_hq, 3, [2, 1, 1])["modes_kl"] == pytest.approx(
-        math.log(4))
+        math.log(4)
+    )
 
 
 def test_unranked_keys_are_declared_by_their_metric() -> None:
     for key in ("fid_floor", "kid_std", "kid_floor", "stability_g_grad_early", "stability_g_grad_ratio"):
         assert better_direction(key, BUILTIN) == "none", key
-    assert better_direction("stability_diverged_step", BUILTIN) == "higher"  # later is better; never-diverged = all steps
+    assert (
+        better_direction("stability_diverged_step", BUILTIN) == "higher"
+    )  # later is better; never-diverged = all steps
 
 
 def test_directions() -> None:
     assert better_direction("fid", BUILTIN) == "lower" and better_direction("kid", BUILTIN) == "lower"
     assert better_direction("modes_kl", BUILTIN) == "lower" and better_direction("modes_collapsed", BUILTIN) == "lower"
-    for key in ("prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage", "modes_covered",
-                "modes_high_quality"):
+    for key in (
+        "prdc_precision",
+        "prdc_recall",
+        "prdc_density",
+        "prdc_coverage",
+        "modes_covered",
+        "modes_high_quality",
+    ):
         assert better_direction(key, BUILTIN) == "higher", key
 
     class Plugin:
@@ -209,10 +232,24 @@ def test_registered_and_computed_in_a_real_run(catalog) -> None:
     result = run_safely(spec(), catalog)
     assert result.status == "ok", result.reason
     assert not any(key.endswith("_error") for key in result.texts), result.texts
-    for key in ("fid", "fid_floor", "kid", "kid_floor", "prdc_precision", "prdc_recall", "prdc_density",
-                "prdc_coverage", "modes_covered", "modes_high_quality", "stability_diverged",
-                "stability_equilibrium_gap", "stability_d_overpowering", "stability_g_grad_early",
-                "stability_loss_oscillation", "stability_fid_variability"):
+    for key in (
+        "fid",
+        "fid_floor",
+        "kid",
+        "kid_floor",
+        "prdc_precision",
+        "prdc_recall",
+        "prdc_density",
+        "prdc_coverage",
+        "modes_covered",
+        "modes_high_quality",
+        "stability_diverged",
+        "stability_equilibrium_gap",
+        "stability_d_overpowering",
+        "stability_g_grad_early",
+        "stability_loss_oscillation",
+        "stability_fid_variability",
+    ):
         assert key in result.metrics and np.isfinite(result.metrics[key]), key
     assert result.texts["fid_features"] == "coordinates"
     assert set(result.curves["key"]) >= {"fid", "modes_covered", "modes_high_quality"}
@@ -273,16 +310,33 @@ def test_a_gaussian_blob_ranks_below_a_sampler_on_the_8_centres(ring8) -> None:
         for loss, fake in (("blob", blob), ("sampler", sampler(ring_centres(), RING_STD, 2500, seed))):
             ctx = context(ring8, real, Samples(fake), reference)
             values = run_metrics([FrechetDistance(), ModeCoverage()], ctx)
-            rows.append({"run_id": f"{loss}{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
-                         "preset": "test", "steps": 1, "device": "cpu", "status": "ok", **values.values,
-                         **values.texts, **facts_texts([FrechetDistance(), ModeCoverage()])})
+            rows.append(
+                {
+                    "run_id": f"{loss}{seed}",
+                    "dataset": "ring8",
+                    "model": "mlp",
+                    "loss": loss,
+                    "seed": seed,
+                    "preset": "test",
+                    "steps": 1,
+                    "device": "cpu",
+                    "status": "ok",
+                    **values.values,
+                    **values.texts,
+                    **facts_texts([FrechetDistance(), ModeCoverage()]),
+                }
+            )
     wide = pd.DataFrame(rows)
     blob, perfect = wide[wide["loss"] == "blob"], wide[wide["loss"] == "sampler"]
     assert (perfect["modes_covered"] == 8).all() and (blob["modes_covered"] < 8).all()
     assert (blob["modes_high_quality"] < 0.01).all() and (perfect["modes_high_quality"] > 0.97).all()
-    present = sorted(k for k in wide.columns if k not in ("run_id", "dataset", "model", "loss", "seed", "preset",
-                                                          "steps", "device", "status", "fid_features")
-                     and not k.endswith("_facts"))
+    present = sorted(
+        k
+        for k in wide.columns
+        if k
+        not in ("run_id", "dataset", "model", "loss", "seed", "preset", "steps", "device", "status", "fid_features")
+        and not k.endswith("_facts")
+    )
     primary, headline, _compact = leading_metrics(wide, present)
     assert primary == "modes_covered" and headline[:3] == ["modes_covered", "modes_high_quality", "modes_kl"]
     assert headline.index("fid") > 2  # the coordinate Fréchet distance stays, after the protocol's measures
@@ -306,5 +360,9 @@ def test_target_reached_reads_the_other_metrics_values(catalog) -> None:
     assert values.values["target_reached"] == 1.0 and not values.errors
     assert values.texts["target_rule"] == "modes_high_quality >= 0.8; modes_covered >= 6"
     collapsed = Samples(sampler(ring_centres()[:5], RING_STD, 2500, 0))  # 5 of 8 modes: 1 short of PacGAN's 6
-    assert run_metrics([TargetReached(), ModeCoverage()], context(ring, balanced_real(), collapsed)).values[
-        "target_reached"] == 0.0
+    assert (
+        run_metrics([TargetReached(), ModeCoverage()], context(ring, balanced_real(), collapsed)).values[
+            "target_reached"
+        ]
+        == 0.0
+    )

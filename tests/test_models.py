@@ -34,16 +34,22 @@ def factories() -> dict:
 
 def test_builtin_models_and_families(factories):
     assert {name: f.family for name, f in factories.items()} == {
-        "mlp": "gan", "dcgan": "gan", "mlp-vae": "vae", "conv-vae": "vae",
+        "mlp": "gan",
+        "dcgan": "gan",
+        "mlp-vae": "vae",
+        "conv-vae": "vae",
     }
 
 
-@pytest.mark.parametrize("name,supported,rejected", [
-    ("mlp", POINTS, IMAGES + UNSUPPORTED_POINTS),
-    ("mlp-vae", POINTS, IMAGES + UNSUPPORTED_POINTS),
-    ("dcgan", IMAGES, POINTS + UNSUPPORTED_IMAGES),
-    ("conv-vae", IMAGES, POINTS + UNSUPPORTED_IMAGES),
-])
+@pytest.mark.parametrize(
+    "name,supported,rejected",
+    [
+        ("mlp", POINTS, IMAGES + UNSUPPORTED_POINTS),
+        ("mlp-vae", POINTS, IMAGES + UNSUPPORTED_POINTS),
+        ("dcgan", IMAGES, POINTS + UNSUPPORTED_IMAGES),
+        ("conv-vae", IMAGES, POINTS + UNSUPPORTED_IMAGES),
+    ],
+)
 def test_supports_is_exact(factories, name, supported, rejected):
     factory = factories[name]
     assert all(factory.supports(spec) for spec in supported)
@@ -191,8 +197,18 @@ def test_models_train_a_few_steps_through_the_engine(factories, one_thread, mode
     registered: list = []
     builtin_losses.register_losses(registered.append)
     catalog.losses.add(next(made for made in registered if made.name == loss), "lossbench.builtin.losses")
-    run = RunSpec(loss=loss, model=model, dataset=dataset.name, seed=0, steps=3, batch_size=8,
-                  log_every=1, eval_every=100, eval_samples=16, final_samples=32)
+    run = RunSpec(
+        loss=loss,
+        model=model,
+        dataset=dataset.name,
+        seed=0,
+        steps=3,
+        batch_size=8,
+        log_every=1,
+        eval_every=100,
+        eval_samples=16,
+        final_samples=32,
+    )
     result = train_run(run, catalog)
     assert result.status == "ok", result.reason
     assert list(result.history["step"]) == [1, 2, 3]

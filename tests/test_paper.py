@@ -29,12 +29,30 @@ WIGGLE = [0.01, -0.02, 0.03, -0.04, 0.05, -0.06, 0.07]
 def hand_made() -> pd.DataFrame:
     rows = []
     for seed in SEEDS:
-        for loss, fid, modes in (("nonsaturating", 10 + 0.1 * seed, 7.0), ("hinge", 5 + 0.1 * seed, 8.0),
-                                 ("lsgan", 10 + 0.1 * seed + WIGGLE[seed], 6.0)):
-            rows.append({"run_id": f"{loss}{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
-                         "preset": "smoke", "steps": 10, "device": "cpu", "status": "ok", "reason": None,
-                         "failed_step": None, "fid": fid, "modes_covered": modes, "fid_features": "coordinates",
-                         **STORED_FACTS})
+        for loss, fid, modes in (
+            ("nonsaturating", 10 + 0.1 * seed, 7.0),
+            ("hinge", 5 + 0.1 * seed, 8.0),
+            ("lsgan", 10 + 0.1 * seed + WIGGLE[seed], 6.0),
+        ):
+            rows.append(
+                {
+                    "run_id": f"{loss}{seed}",
+                    "dataset": "ring8",
+                    "model": "mlp",
+                    "loss": loss,
+                    "seed": seed,
+                    "preset": "smoke",
+                    "steps": 10,
+                    "device": "cpu",
+                    "status": "ok",
+                    "reason": None,
+                    "failed_step": None,
+                    "fid": fid,
+                    "modes_covered": modes,
+                    "fid_features": "coordinates",
+                    **STORED_FACTS,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -76,8 +94,10 @@ def test_mean_plus_minus_is_half_the_bootstrap_interval() -> None:
 def test_median_iqr_cells_are_the_quartiles() -> None:
     _, rows = markdown_rows(paper.render(grids("median-iqr"), "markdown"))
     values = 5 + 0.1 * np.arange(7)  # hinge's FIDs: median 5.3, quartiles 5.15 and 5.45
-    assert rows["hinge"][0] == f"**{np.median(values):.4g} [{np.percentile(values, 25):.4g}, " \
-                               f"{np.percentile(values, 75):.4g}]**†"
+    assert (
+        rows["hinge"][0] == f"**{np.median(values):.4g} [{np.percentile(values, 25):.4g}, "
+        f"{np.percentile(values, 75):.4g}]**†"
+    )
     assert rows["hinge"][0] == "**5.3 [5.15, 5.45]**†"
 
 
@@ -93,8 +113,10 @@ def test_csv_parses_back_to_the_summary_and_pairwise_numbers() -> None:
     assert list(fid["best"]) == [True, False, False]
     assert fid.at["hinge", "vs_reference"] == "better" and fid.at["hinge", "p_holm"] == pytest.approx(2 * 2 / 2**7)
     assert pd.isna(fid.at["lsgan", "vs_reference"]) and pd.isna(fid.at["nonsaturating", "p_holm"])
-    assert set(frame["reference"]) == {"nonsaturating"} and set(frame["label"]) == {"FID [coordinates] ↓",
-                                                                                    "modes covered ↑"}
+    assert set(frame["reference"]) == {"nonsaturating"} and set(frame["label"]) == {
+        "FID [coordinates] ↓",
+        "modes covered ↑",
+    }
     as_json = json.loads(paper.render(grids(), "json"))
     assert [r["center"] for r in as_json] == pytest.approx(list(frame["center"]))
 
@@ -110,9 +132,15 @@ def test_latex_uses_booktabs_and_escapes_names() -> None:
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex installed: the LaTeX is not compiled")
 def test_latex_compiles_with_booktabs(tmp_path: Path) -> None:
     body = paper.render(grids(), "latex") + paper.render(grids("median-iqr"), "latex")
-    (tmp_path / "t.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-                                    + body + "\\end{document}\n")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "t.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 0

@@ -24,7 +24,8 @@ def test_the_example_in_the_docs_is_the_example_source(document: str) -> None:
     blocks = hookdoc.example_blocks((REPO / document).read_text(encoding="utf-8"))
     assert blocks == [(hookdoc.EXAMPLE, hookdoc.example_source())], (
         f"{document}: the example block differs from {hookdoc.EXAMPLE}; run "
-        f"python -m lossbench.authoring.hookdoc --sync-examples {document}")
+        f"python -m lossbench.authoring.hookdoc --sync-examples {document}"
+    )
 
 
 def test_the_reference_shows_the_example_and_no_other_recipe() -> None:
@@ -35,8 +36,10 @@ def test_the_reference_shows_the_example_and_no_other_recipe() -> None:
 
 def test_sync_examples_rewrites_a_stale_copy() -> None:
     stale = f"intro\n<!-- example: {hookdoc.EXAMPLE} -->\n```python\nold code\n```\n<!-- /example -->\nend\n"
-    assert hookdoc.sync_examples(stale) == (f"intro\n<!-- example: {hookdoc.EXAMPLE} -->\n```python\n"
-                                            f"{hookdoc.example_source()}```\n<!-- /example -->\nend\n")
+    assert hookdoc.sync_examples(stale) == (
+        f"intro\n<!-- example: {hookdoc.EXAMPLE} -->\n```python\n"
+        f"{hookdoc.example_source()}```\n<!-- /example -->\nend\n"
+    )
 
 
 def test_the_example_keeps_the_contract_has_its_formula_and_trains(tmp_path: Path) -> None:
@@ -45,8 +48,9 @@ def test_the_example_keeps_the_contract_has_its_formula_and_trains(tmp_path: Pat
     zeros = torch.zeros(4)
     assert loss.discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log1p(math.e))  # 2 softplus(1)
     assert loss.generator_loss(torch.full((4,), 3.0), zeros).item() == -3.0
-    result = smoke_run(losses=["softplus-hinge"], models=["mlp"], datasets=["ring8"], modules=[softplus_hinge],
-                       results_dir=tmp_path)
+    result = smoke_run(
+        losses=["softplus-hinge"], models=["mlp"], datasets=["ring8"], modules=[softplus_hinge], results_dir=tmp_path
+    )
     assert result.statuses == {"ok": 1}
 
 
@@ -55,7 +59,8 @@ def test_every_public_member_of_a_plugin_facing_class_is_documented(module_name:
     cls = getattr(importlib.import_module(module_name), class_name)
     members = hookdoc.members(cls)
     public = {name for name in vars(cls) if not name.startswith("_")} | {
-        name for name in getattr(cls, "__annotations__", {}) if not name.startswith("_")}
+        name for name in getattr(cls, "__annotations__", {}) if not name.startswith("_")
+    }
     assert {m.name for m in members} >= public
     text = HOOKS_MD.read_text(encoding="utf-8")
     section = text.split(f"\n### {class_name}\n", 1)[1].split("\n### ", 1)[0]
@@ -65,13 +70,16 @@ def test_every_public_member_of_a_plugin_facing_class_is_documented(module_name:
         assert marker in section, f"{class_name}.{member.name} is not in docs/hooks.md"
 
 
-@pytest.mark.parametrize("row", [
-    "| `better` | `dict[str, str]` | `{}` | Key -> \"higher\", \"lower\" or \"none\" (not ranked)",
-    "| `centres` | `Tensor \\| None` | `None` | `(n_modes, *shape)` mode centres",
-    "| `mode` | `Tensor` |  | `(N,)` int64: the mode each sample belongs to",
-    "| `high_quality` | `Tensor` |  | `(N,)` bool",
-    "the harness seeds it once per run, after building the model, from the seed, loss, model and dataset",
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        '| `better` | `dict[str, str]` | `{}` | Key -> "higher", "lower" or "none" (not ranked)',
+        "| `centres` | `Tensor \\| None` | `None` | `(n_modes, *shape)` mode centres",
+        "| `mode` | `Tensor` |  | `(N,)` int64: the mode each sample belongs to",
+        "| `high_quality` | `Tensor` |  | `(N,)` bool",
+        "the harness seeds it once per run, after building the model, from the seed, loss, model and dataset",
+    ],
+)
 def test_the_reference_answers_what_authors_asked(row: str) -> None:
     assert row in HOOKS_MD.read_text(encoding="utf-8")
 

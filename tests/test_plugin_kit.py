@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # -- losses: the three must-show failures, and more -----------------------------------------------------------------
 
+
 class GoodLoss(AdversarialLoss):
     """Non-saturating GAN written with softplus."""
 
@@ -118,15 +119,27 @@ class R1Loss(GoodLoss):
         return 5.0 * grad.pow(2).sum(dim=1).mean()
 
 
-@pytest.mark.parametrize("loss, message", [
-    (VectorLoss(), r"loss 'vector': discriminator_loss returned a tensor of shape \[16\]; expected a scalar"),
-    (NaNLoss(), r"loss 'nan-loss': generator_loss returned nan \(not finite\) on random scores"),
-    (DetachedGeneratorLoss(), r"loss 'detached': generator_loss has no gradient with respect to fake_scores"),
-    (ItemGeneratorLoss(), r"loss 'item': generator_loss has no gradient with respect to fake_scores"),
-    (FakeOnlyDiscriminatorLoss(), r"loss 'fake-only': discriminator_loss has no gradient with respect to real_scores"),
-    (NaiveLogSigmoidLoss(), r"loss 'naive': discriminator_loss returned inf \(not finite\) on scores of magnitude 30"),
-    (FirstOrderPenaltyLoss(), r"loss 'flat-penalty': penalty has no gradient with respect to the critic's parameters"),
-])
+@pytest.mark.parametrize(
+    "loss, message",
+    [
+        (VectorLoss(), r"loss 'vector': discriminator_loss returned a tensor of shape \[16\]; expected a scalar"),
+        (NaNLoss(), r"loss 'nan-loss': generator_loss returned nan \(not finite\) on random scores"),
+        (DetachedGeneratorLoss(), r"loss 'detached': generator_loss has no gradient with respect to fake_scores"),
+        (ItemGeneratorLoss(), r"loss 'item': generator_loss has no gradient with respect to fake_scores"),
+        (
+            FakeOnlyDiscriminatorLoss(),
+            r"loss 'fake-only': discriminator_loss has no gradient with respect to real_scores",
+        ),
+        (
+            NaiveLogSigmoidLoss(),
+            r"loss 'naive': discriminator_loss returned inf \(not finite\) on scores of magnitude 30",
+        ),
+        (
+            FirstOrderPenaltyLoss(),
+            r"loss 'flat-penalty': penalty has no gradient with respect to the critic's parameters",
+        ),
+    ],
+)
 def test_check_loss_names_the_problem(loss: AdversarialLoss, message: str) -> None:
     with pytest.raises(ConformanceError, match=message):
         check_loss(loss)
@@ -163,7 +176,7 @@ class GoodVAELoss(VAELoss):
     name = "good-vae"
 
     def loss(self, x, reconstruction, mu, logvar):
-        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp())).sum(dim=1).mean()
+        kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(dim=1).mean()
         return (x - reconstruction).pow(2).sum(dim=1).mean() + kl
 
 
@@ -202,6 +215,7 @@ def test_every_loss_that_needs_no_dataset_passes_including_the_examples() -> Non
 
 # -- models --------------------------------------------------------------------------------------------------------
 
+
 class MLPFactory(ModelFactory):
     """A small GAN for points or (flattened) images."""
 
@@ -220,8 +234,9 @@ class MLPFactory(ModelFactory):
         return nn.Sequential(*layers, nn.Unflatten(1, data.shape))
 
     def discriminator(self, data):
-        return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data.shape), 16), nn.ReLU(), nn.Linear(16, 1),
-                             nn.Flatten(0))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(data.shape), 16), nn.ReLU(), nn.Linear(16, 1), nn.Flatten(0)
+        )
 
     def build(self, data):
         return GAN(self.generator(data), self.discriminator(data), self.latent)
@@ -245,8 +260,7 @@ class NoTanh(MLPFactory):
     name = "no-tanh"
 
     def generator(self, data):
-        return nn.Sequential(nn.Linear(self.latent, math.prod(data.shape)), nn.Unflatten(1, data.shape),
-                             _Scale(10.0))
+        return nn.Sequential(nn.Linear(self.latent, math.prod(data.shape)), nn.Unflatten(1, data.shape), _Scale(10.0))
 
 
 class _Scale(nn.Module):
@@ -298,13 +312,16 @@ def test_check_model_passes_a_good_model_and_the_builtins() -> None:
         check_model(factory)
 
 
-@pytest.mark.parametrize("factory, spec, message", [
-    (WrongShape(), POINTS, r"model 'wrong-shape': generator\(z\) returned shape \[8, 5\]; expected \[8, 2\]"),
-    (ScoresNotFlat(), POINTS, r"model 'scores-2d': discriminator\(x\) returned shape \[8, 1\]; expected \[8\]"),
-    (NoTanh(), IMAGES, r"model 'no-tanh': generator\(z\) returned values in .*; images must be in \[-1, 1\]"),
-    (OwnRandomness(), IMAGES, r"model 'own-rng': build\(\) is not reproducible"),
-    (Cached(), IMAGES, r"model 'cached': build\(\) returned modules that share parameters"),
-])
+@pytest.mark.parametrize(
+    "factory, spec, message",
+    [
+        (WrongShape(), POINTS, r"model 'wrong-shape': generator\(z\) returned shape \[8, 5\]; expected \[8, 2\]"),
+        (ScoresNotFlat(), POINTS, r"model 'scores-2d': discriminator\(x\) returned shape \[8, 1\]; expected \[8\]"),
+        (NoTanh(), IMAGES, r"model 'no-tanh': generator\(z\) returned values in .*; images must be in \[-1, 1\]"),
+        (OwnRandomness(), IMAGES, r"model 'own-rng': build\(\) is not reproducible"),
+        (Cached(), IMAGES, r"model 'cached': build\(\) returned modules that share parameters"),
+    ],
+)
 def test_check_model_names_the_problem(factory: ModelFactory, spec: DataSpec, message: str) -> None:
     with pytest.raises(ConformanceError, match=message):
         check_model(factory, spec)
@@ -317,6 +334,7 @@ def test_check_model_refuses_a_spec_the_model_does_not_support() -> None:
 
 
 # -- datasets ------------------------------------------------------------------------------------------------------
+
 
 class TinyImages(Dataset):
     """16 deterministic 1x4x4 images in [-1, 1], two modes."""
@@ -366,18 +384,25 @@ def test_check_dataset_passes_good_datasets_and_returns_the_samples() -> None:
     assert loaded.y is not None and sorted(loaded.y.unique().tolist()) == list(range(8))
 
 
-@pytest.mark.parametrize("dataset, message", [
-    (UnscaledImages(), r"dataset 'unscaled': image samples are in \[.*\]; images must be scaled to \[-1, 1\]"),
-    (WrongDeclaredShape(), r"dataset 'wrong-declared': samples.x has shape \[16, 1, 8, 8\]; expected \(N, 1, 4, 4\)"),
-    (RandomEachLoad(), r"dataset 'random-each-load': load\(\) is not deterministic"),
-    (LabelsOutOfRange(), r"dataset 'bad-labels': samples.y has labels in \[5, 6\]; expected \[0, 2\)"),
-])
+@pytest.mark.parametrize(
+    "dataset, message",
+    [
+        (UnscaledImages(), r"dataset 'unscaled': image samples are in \[.*\]; images must be scaled to \[-1, 1\]"),
+        (
+            WrongDeclaredShape(),
+            r"dataset 'wrong-declared': samples.x has shape \[16, 1, 8, 8\]; expected \(N, 1, 4, 4\)",
+        ),
+        (RandomEachLoad(), r"dataset 'random-each-load': load\(\) is not deterministic"),
+        (LabelsOutOfRange(), r"dataset 'bad-labels': samples.y has labels in \[5, 6\]; expected \[0, 2\)"),
+    ],
+)
 def test_check_dataset_names_the_problem(dataset: Dataset, message: str) -> None:
     with pytest.raises(ConformanceError, match=message):
         check_dataset(dataset)
 
 
 # -- metrics -------------------------------------------------------------------------------------------------------
+
 
 class SampleCounts(Metric):
     """How many real and fake samples the evaluation saw."""
@@ -415,11 +440,17 @@ def test_check_metric_passes_and_returns_values_from_a_harness_like_context() ->
     assert modes["modes_covered"] == 8  # fake = other ring8 samples + noise 0.05: every mode is hit
 
 
-@pytest.mark.parametrize("metric, message", [
-    (Unprefixed(), r"metric 'unprefixed': returned key 'real'; keys must be 'unprefixed' or start with 'unprefixed_'"),
-    (TensorValued(), r"metric 'tensor-valued': value of 'tensor-valued' is Tensor; expected a float"),
-    (ListReturning(), r"metric 'listy': compute\(\) returned list on dataset 'ring8'; expected a dict"),
-])
+@pytest.mark.parametrize(
+    "metric, message",
+    [
+        (
+            Unprefixed(),
+            r"metric 'unprefixed': returned key 'real'; keys must be 'unprefixed' or start with 'unprefixed_'",
+        ),
+        (TensorValued(), r"metric 'tensor-valued': value of 'tensor-valued' is Tensor; expected a float"),
+        (ListReturning(), r"metric 'listy': compute\(\) returned list on dataset 'ring8'; expected a dict"),
+    ],
+)
 def test_check_metric_names_the_problem(metric: Metric, message: str) -> None:
     with pytest.raises(ConformanceError, match=message):
         check_metric(metric)
@@ -507,25 +538,38 @@ EVERY_HOOK_PLUGIN = textwrap.dedent('''
 ''')
 
 
-def test_smoke_run_trains_a_plugin_implementing_every_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
+def test_smoke_run_trains_a_plugin_implementing_every_hook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
     folder = tmp_path / "kit-plugins"
     folder.mkdir()
     (folder / "kit.py").write_text(EVERY_HOOK_PLUGIN)
     records = tmp_path / "records.jsonl"
     monkeypatch.setenv("KIT_RECORDS", str(records))
 
-    result = smoke_run(losses=["kit-loss"], models=["kit-mlp"], datasets=["kit-line"], plugins_dir=folder,
-                       results_dir=tmp_path / "results")
+    result = smoke_run(
+        losses=["kit-loss"],
+        models=["kit-mlp"],
+        datasets=["kit-line"],
+        plugins_dir=folder,
+        results_dir=tmp_path / "results",
+    )
     assert result.ok and result.statuses == {"ok": 1}
     run = result.runs[0]
-    assert (run.spec.loss, run.spec.model, run.spec.dataset, run.spec.preset) == ("kit-loss", "kit-mlp", "kit-line", "smoke")
+    assert (run.spec.loss, run.spec.model, run.spec.dataset, run.spec.preset) == (
+        "kit-loss",
+        "kit-mlp",
+        "kit-line",
+        "smoke",
+    )
     assert run.history["step"].iloc[-1] == run.spec.steps == 40  # the smoke preset's points steps
     # final evaluation: min(final_samples = 500, half of the 1,000 samples) real and as many fake samples
     assert run.metrics["kit-count_real"] == run.metrics["kit-count_fake"] == 500
     assert "modes_covered" in run.metrics  # the built-in mode metric used the plugin's mode_of
     logged = [json.loads(line) for line in records.read_text().splitlines()]
-    assert logged == [{"run_id": run.run_id, "loss": "kit-loss", "model": "kit-mlp", "dataset": "kit-line",
-                       "status": "ok"}]
+    assert logged == [
+        {"run_id": run.run_id, "loss": "kit-loss", "model": "kit-mlp", "dataset": "kit-line", "status": "ok"}
+    ]
     assert (tmp_path / "results" / "lossbench.db").is_file()
     assert result.frame().loc[0, "kit-count_fake"] == 500
 
@@ -533,10 +577,15 @@ def test_smoke_run_trains_a_plugin_implementing_every_hook(tmp_path: Path, monke
     assert listed.exit_code == 0, listed.output
     info = {p["name"]: p for p in json.loads(listed.output)["plugins"]}["kit"]
     assert info["source"] == "plugins folder" and info["distribution"] is None
-    assert info["hooks"] == sorted(["register_datasets", "register_losses", "register_metrics", "register_models",
-                                    "run_finished"])
-    assert info["registered"] == {"losses": ["kit-loss"], "models": ["kit-mlp"], "datasets": ["kit-line"],
-                                  "metrics": ["kit-count"]}
+    assert info["hooks"] == sorted(
+        ["register_datasets", "register_losses", "register_metrics", "register_models", "run_finished"]
+    )
+    assert info["registered"] == {
+        "losses": ["kit-loss"],
+        "models": ["kit-mlp"],
+        "datasets": ["kit-line"],
+        "metrics": ["kit-count"],
+    }
     text = cli("plugins", "--plugins-dir", str(folder))
     assert "kit  [plugins folder: no distribution]" in text.output
     assert "  metrics: kit-count" in text.output
@@ -546,15 +595,26 @@ def test_smoke_run_trains_a_plugin_implementing_every_hook(tmp_path: Path, monke
 
 def test_smoke_run_raises_with_the_reason_when_a_run_fails(tmp_path: Path) -> None:
     module = _module_with(VectorLoss(), "vector_plugin")
-    with pytest.raises(ConformanceError, match=r"smoke run did not finish ok: ring8/mlp/vector/seed0: failed "
-                                               r"\(.*discriminator_loss returned a tensor of shape \[64\]"):
-        smoke_run(losses=["vector"], models=["mlp"], datasets=["ring8"], modules=[module],
-                  plugins_dir=tmp_path, results_dir=tmp_path / "results")
+    with pytest.raises(
+        ConformanceError,
+        match=r"smoke run did not finish ok: ring8/mlp/vector/seed0: failed "
+        r"\(.*discriminator_loss returned a tensor of shape \[64\]",
+    ):
+        smoke_run(
+            losses=["vector"],
+            models=["mlp"],
+            datasets=["ring8"],
+            modules=[module],
+            plugins_dir=tmp_path,
+            results_dir=tmp_path / "results",
+        )
 
 
 def test_smoke_run_reports_plugin_problems(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
-    with pytest.raises(ConformanceError, match=r"plugin problems: plugin 'broken': failed to import .*RuntimeError: boom"):
+    with pytest.raises(
+        ConformanceError, match=r"plugin problems: plugin 'broken': failed to import .*RuntimeError: boom"
+    ):
         smoke_run(losses=["nonsaturating"], datasets=["ring8"], plugins_dir=tmp_path, results_dir=tmp_path / "r")
 
 
@@ -574,7 +634,6 @@ def _module_with(loss: AdversarialLoss, name: str):
     return module
 
 
-
 def test_the_pytest_plugin_provides_its_fixtures(request: pytest.FixtureRequest, lossbench_environment) -> None:
     """lossbench.testing is loaded through its pytest11 entry point (reinstall lossbench if this fails)."""
     assert request.config.pluginmanager.hasplugin("lossbench")
@@ -586,12 +645,21 @@ class DeclaresBetter(SampleCounts):
     name = "counts"
 
 
-@pytest.mark.parametrize("better, message", [
-    (["counts_real"], r"metric 'counts': better is list; expected a dict"),
-    ({"real": "higher"}, r"metric 'counts': better names key 'real'; keys must be 'counts' or start with 'counts_'"),
-    ({"counts_real": "up"}, r"metric 'counts': better\['counts_real'\] is 'up'; expected one of 'higher', 'lower', 'none'"),
-    ({"counts_space": "lower"}, r"metric 'counts': better names key 'counts_space', whose value is a str fact"),
-])
+@pytest.mark.parametrize(
+    "better, message",
+    [
+        (["counts_real"], r"metric 'counts': better is list; expected a dict"),
+        (
+            {"real": "higher"},
+            r"metric 'counts': better names key 'real'; keys must be 'counts' or start with 'counts_'",
+        ),
+        (
+            {"counts_real": "up"},
+            r"metric 'counts': better\['counts_real'\] is 'up'; expected one of 'higher', 'lower', 'none'",
+        ),
+        ({"counts_space": "lower"}, r"metric 'counts': better names key 'counts_space', whose value is a str fact"),
+    ],
+)
 def test_check_metric_validates_better(better, message: str) -> None:
     metric = DeclaresBetter()
     metric.better = better
@@ -601,7 +669,11 @@ def test_check_metric_validates_better(better, message: str) -> None:
 
 def test_check_metric_accepts_every_known_direction_and_the_builtins() -> None:
     metric = DeclaresBetter()
-    metric.better = {"counts_real": "higher", "counts_fake": "none", "counts_other": "lower"}  # _other: not returned here
+    metric.better = {
+        "counts_real": "higher",
+        "counts_fake": "none",
+        "counts_other": "lower",
+    }  # _other: not returned here
     assert check_metric(metric, n=100)["counts_real"] == 100
     for builtin in _catalog().metrics:
         check_metric(builtin, allow_empty=True)

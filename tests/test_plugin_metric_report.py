@@ -47,18 +47,31 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (plugins / "spread_metric.py").write_text(SPREAD_PLUGIN)
     # the smoke preset's 40 steps: one light evaluation (step 20), so the curve metrics have a curve
     args = ["--preset", "smoke", "-m", "mlp", "-d", "ring8", "--seeds", "0", "--device", "cpu"]
-    code, output = run_cli("run", "--grid", *args, *(f"-l{loss}" for loss in LOSSES), "--no-report",
-                           "--results", str(root / "results"), "--plugins-dir", str(plugins))
+    code, output = run_cli(
+        "run",
+        "--grid",
+        *args,
+        *(f"-l{loss}" for loss in LOSSES),
+        "--no-report",
+        "--results",
+        str(root / "results"),
+        "--plugins-dir",
+        str(plugins),
+    )
     assert code == 0, output
-    code, output = run_cli("report", "--results", str(root / "results"), "--reports", str(root / "reports"),
-                           "--plugins-dir", str(empty))
+    code, output = run_cli(
+        "report", "--results", str(root / "results"), "--reports", str(root / "reports"), "--plugins-dir", str(empty)
+    )
     assert code == 0, output
-    code, shown = run_cli("show", "--results", str(root / "results"), "--metric", "spread",
-                          "--plugins-dir", str(empty))
+    code, shown = run_cli("show", "--results", str(root / "results"), "--metric", "spread", "--plugins-dir", str(empty))
     assert code == 0, shown
     summary = pd.read_csv(root / "results" / "summary.csv")
-    return {"root": root, "reports": root / "reports", "show": shown,
-            "spread": summary[summary["metric"] == "spread"].set_index("loss")}
+    return {
+        "root": root,
+        "reports": root / "reports",
+        "show": shown,
+        "spread": summary[summary["metric"] == "spread"].set_index("loss"),
+    }
 
 
 def test_a_higher_is_better_plugin_metric_ranks_its_highest_value_first(grid: dict) -> None:
@@ -69,8 +82,12 @@ def test_a_higher_is_better_plugin_metric_ranks_its_highest_value_first(grid: di
     assert spread["rank"].to_dict() == {loss: float(i + 1) for i, loss in enumerate(by_value.index)}
     # the report rebuilt without the plugin: its leaderboard column carries the same ranks and the label
     dom = parse(grid["reports"] / "index.html")
-    cells = {tr.attrs["data-loss"]: td for tr in dom.find_all("tr", cls="leaderboard-row")
-             for td in tr.find_all("td", cls="metric") if td.attrs["data-metric"] == "spread"}
+    cells = {
+        tr.attrs["data-loss"]: td
+        for tr in dom.find_all("tr", cls="leaderboard-row")
+        for td in tr.find_all("td", cls="metric")
+        if td.attrs["data-metric"] == "spread"
+    }
     assert {loss: int(td.attrs["data-rank"]) for loss, td in cells.items()} == spread["rank"].astype(int).to_dict()
     assert {loss: float(td.attrs["data-mean"]) for loss, td in cells.items()} == spread["mean"].to_dict()
     headers = [th.text for th in dom.find_all("th") if th.attrs.get("data-metric") == "spread"]
@@ -84,8 +101,11 @@ def test_a_higher_is_better_plugin_metric_ranks_its_highest_value_first(grid: di
 def test_a_plugin_headline_key_gets_a_figure_and_its_curve_is_plotted(grid: dict) -> None:
     reports = grid["reports"]
     dom = parse(reports / "index.html")
-    captions = {fig.find_all("img")[0].attrs["src"]: fig.find_all("figcaption")[0].text
-                for fig in dom.find_all("figure") if fig.find_all("img")}
+    captions = {
+        fig.find_all("img")[0].attrs["src"]: fig.find_all("figcaption")[0].text
+        for fig in dom.find_all("figure")
+        if fig.find_all("img")
+    }
     own = [src for src in captions if "metric-spread" in src]
     assert len(own) == 1 and LABEL in captions[own[0]]  # the headline key's own figure, named by its label
     curves = [src for src in captions if src.endswith("--curves.png")]

@@ -96,20 +96,20 @@ def test_installed_distribution_with_entry_point_is_discovered(tmp_path: Path) -
 
 BROKEN = {
     "fails_import": "import lossbench_no_such_module\n",
-    "raises_in_hook": textwrap.dedent('''
+    "raises_in_hook": textwrap.dedent("""
         from lossbench import hookimpl
 
         @hookimpl
         def register_losses(register):
             raise RuntimeError("boom while registering")
-    '''),
-    "typo_hook": textwrap.dedent('''
+    """),
+    "typo_hook": textwrap.dedent("""
         from lossbench import hookimpl
 
         @hookimpl
         def register_loss(register):
             pass
-    '''),
+    """),
 }
 
 
@@ -134,8 +134,23 @@ def test_broken_plugins_are_reported_by_name_and_the_rest_still_work(cli, workdi
     assert env.catalog.losses.plugin_of("nonsaturating") == "lossbench.builtin.losses"
     assert {"healthy-loss", "vector-loss", "nan-loss"} <= set(env.catalog.losses.names())
 
-    result = cli("run", "-l", "healthy-loss", "-l", "vector-loss", "-l", "nan-loss", "-l", "nonsaturating",
-                 "-d", "ring8", "--preset", "smoke", "--seeds", "0")
+    result = cli(
+        "run",
+        "-l",
+        "healthy-loss",
+        "-l",
+        "vector-loss",
+        "-l",
+        "nan-loss",
+        "-l",
+        "nonsaturating",
+        "-d",
+        "ring8",
+        "--preset",
+        "smoke",
+        "--seeds",
+        "0",
+    )
     assert result.exit_code == 1, result.output  # a failed run makes the command fail, after finishing the grid
     for stem in ("fails_import", "raises_in_hook", "typo_hook", "duplicate"):
         assert f"warning: plugin '{stem}'" in result.output

@@ -58,8 +58,22 @@ def register_metrics(register):
     register(MeanShift())
 '''
 
-GRID = ["run", "-l", "mine", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke", "--seeds", "0",
-        "--no-report"]
+GRID = [
+    "run",
+    "-l",
+    "mine",
+    "-l",
+    "nonsaturating",
+    "-m",
+    "mlp",
+    "-d",
+    "ring8",
+    "--preset",
+    "smoke",
+    "--seeds",
+    "0",
+    "--no-report",
+]
 
 
 def write_loss(folder: Path, margin: str) -> Path:
@@ -83,8 +97,12 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
         old = store.runs_wide().set_index("loss")
     mine_id = old.loc["mine", "run_id"]
     assert recorded[mine_id]["loss"] == {"name": "mine", "plugin": "mine", "source": file_hash(path)}
-    assert recorded[mine_id]["model"] == {"name": "mlp", "plugin": "lossbench.builtin.models",
-                                          "distribution": "lossbench", "version": __version__}
+    assert recorded[mine_id]["model"] == {
+        "name": "mlp",
+        "plugin": "lossbench.builtin.models",
+        "distribution": "lossbench",
+        "version": __version__,
+    }
     assert recorded[mine_id]["lossbench"] == __version__
 
     same = cli(*GRID)
@@ -93,14 +111,17 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     write_loss(workdir / "plugins", "2.0")
     kept = cli(*GRID, "--reuse-stale")
     assert kept.exit_code == 0, kept.output
-    assert ("warning: 1 stored run came from other code (loss 'mine': source changed): kept because of "
-            "--reuse-stale") in kept.output
+    assert (
+        "warning: 1 stored run came from other code (loss 'mine': source changed): kept because of --reuse-stale"
+    ) in kept.output
     assert "0 to train, 2 already stored" in kept.output
 
     edited = cli(*GRID)
     assert edited.exit_code == 0, edited.output
-    assert ("1 stored run came from other code (loss 'mine': source changed): retraining them (the old records "
-            "are kept as superseded); --reuse-stale keeps them") in edited.output
+    assert (
+        "1 stored run came from other code (loss 'mine': source changed): retraining them (the old records "
+        "are kept as superseded); --reuse-stale keeps them"
+    ) in edited.output
     assert "2 runs in the grid: 1 to train, 1 already stored (resumed)" in edited.output
     with Store.open(workdir / "results") as store:
         new = store.runs_wide().set_index("loss")
@@ -113,10 +134,12 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     assert json.loads(superseded.loc[0, "provenance_json"])["loss"]["source"] == recorded[mine_id]["loss"]["source"]
     with sqlite3.connect(workdir / "results" / "lossbench.db") as connection:
         generation = int(superseded.loc[0, "generation"])
-        old_fid = connection.execute("SELECT value FROM superseded_metrics WHERE generation = ? AND key = 'fid'",
-                                     (generation,)).fetchone()[0]
-        old_steps = connection.execute("SELECT COUNT(*) FROM superseded_history WHERE generation = ?",
-                                       (generation,)).fetchone()[0]
+        old_fid = connection.execute(
+            "SELECT value FROM superseded_metrics WHERE generation = ? AND key = 'fid'", (generation,)
+        ).fetchone()[0]
+        old_steps = connection.execute(
+            "SELECT COUNT(*) FROM superseded_history WHERE generation = ?", (generation,)
+        ).fetchone()[0]
     assert old_fid == old.loc["mine", "fid"] and old_steps == 5  # steps 1, 10, 20, 30, 40 of the smoke preset
     assert len(pd.read_csv(workdir / "results" / "runs.csv")) == 2
 
@@ -129,7 +152,9 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     assert {row["provenance"]["loss"]["name"] for row in as_json} == {"mine", "nonsaturating"}
 
     listed = {p["name"]: p for p in json.loads(cli("plugins", "--json").output)["plugins"]}
-    assert listed["mine"]["source_hash"] == file_hash(path) and listed["lossbench.builtin.losses"]["source_hash"] is None
+    assert (
+        listed["mine"]["source_hash"] == file_hash(path) and listed["lossbench.builtin.losses"]["source_hash"] is None
+    )
     assert f"  source hash: {file_hash(path)} (stored with every run it takes part in)" in cli("plugins").output
 
     report = cli("report")
@@ -138,20 +163,24 @@ def test_edited_plugin_is_retrained_and_the_old_record_kept(cli, workdir: Path) 
     assert f"loss mine: mine, source {file_hash(path)[:8]}" in html
 
 
-def test_run_finished_hooks_receive_the_provenance_that_is_stored(cli, workdir: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_finished_hooks_receive_the_provenance_that_is_stored(
+    cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_loss(workdir / "plugins", "1.0")
     (workdir / "plugins" / "logger.py").write_text(
         "import json, os\nfrom lossbench import hookimpl\n\n@hookimpl\ndef run_finished(record):\n"
         "    with open(os.environ['CODE_LOG'], 'a') as log:\n"
-        "        log.write(json.dumps([record['run_id'], record['provenance']]) + '\\n')\n")
+        "        log.write(json.dumps([record['run_id'], record['provenance']]) + '\\n')\n"
+    )
     monkeypatch.setenv("CODE_LOG", str(workdir / "code.jsonl"))
     assert cli(*GRID).exit_code == 0
     logged = dict(json.loads(line) for line in (workdir / "code.jsonl").read_text().splitlines())
     with Store.open(workdir / "results") as store:
         assert logged == store.provenances()
     assert {entry["loss"]["name"]: entry["loss"].get("source") for entry in logged.values()} == {
-        "mine": file_hash(path), "nonsaturating": None}
+        "mine": file_hash(path),
+        "nonsaturating": None,
+    }
     assert set(next(iter(logged.values()))["metrics"]) == {"fid", "kid", "prdc", "modes", "stability", "target"}
 
 
@@ -160,8 +189,15 @@ def test_a_store_without_provenance_is_migrated_and_its_runs_are_kept(cli, workd
     assert cli(*GRID).exit_code == 0
     db = workdir / "results" / "lossbench.db"
     with sqlite3.connect(db) as connection:  # the store as the lossbench before provenance wrote it
-        for table in ("provenance", "checkpoints", "superseded_runs", "superseded_metrics", "superseded_history",
-                      "superseded_curves", "superseded_samples"):
+        for table in (
+            "provenance",
+            "checkpoints",
+            "superseded_runs",
+            "superseded_metrics",
+            "superseded_history",
+            "superseded_curves",
+            "superseded_samples",
+        ):
             connection.execute(f"DROP TABLE {table}")
     with Store.open(workdir / "results") as store:
         assert len(store.runs()) == 2 and store.provenances() == {} and store.superseded().empty
@@ -173,8 +209,9 @@ def test_a_store_without_provenance_is_migrated_and_its_runs_are_kept(cli, workd
 
 
 def test_checkpoint_is_content_addressed_and_reproduces_the_stored_samples(cli, workdir: Path) -> None:
-    result = cli("run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke", "--seeds", "0",
-                 "--no-report")
+    result = cli(
+        "run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke", "--seeds", "0", "--no-report"
+    )
     assert result.exit_code == 0, result.output
     env = load_environment(PluginConfig())
     with Store.open(workdir / "results") as store:
@@ -189,22 +226,39 @@ def test_checkpoint_is_content_addressed_and_reproduces_the_stored_samples(cli, 
     sampling_network(model)[1].load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
     from lossbench.plan import seeding
 
-    fake = generate(model, len(samples), seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval"),
-                    torch.device("cpu"))
+    fake = generate(
+        model, len(samples), seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval"), torch.device("cpu")
+    )
     assert torch.equal(fake.x, torch.from_numpy(samples))
 
 
 def test_a_metric_added_after_a_grid_is_rescored_to_the_values_of_a_fresh_grid(cli, workdir: Path) -> None:
-    grid = ["run", "-l", "nonsaturating", "-l", "wgan-gp", "-m", "mlp", "-d", "ring8", "--preset", "smoke",
-            "--seeds", "0", "--no-report"]
+    grid = [
+        "run",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "wgan-gp",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--preset",
+        "smoke",
+        "--seeds",
+        "0",
+        "--no-report",
+    ]
     plugins = workdir / "plugins"
     plugins.mkdir()
     assert cli(*grid).exit_code == 0
     (plugins / "meanshift.py").write_text(METRIC, encoding="utf-8")
 
     resumed = cli(*grid)
-    assert ("2 stored runs lack metrics or were scored by other metric code (metric 'meanshift': not computed): "
-            "`lossbench rescore` scores them without training") in resumed.output
+    assert (
+        "2 stored runs lack metrics or were scored by other metric code (metric 'meanshift': not computed): "
+        "`lossbench rescore` scores them without training"
+    ) in resumed.output
     assert "0 to train, 2 already stored" in resumed.output
 
     rescored = cli("rescore", "--no-report")
@@ -249,33 +303,58 @@ def test_rescore_skips_runs_it_cannot_score_and_says_why(cli, workdir: Path) -> 
     assert "rescored 0 run(s), 2 skipped" in result.output
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    (None, {}, ["no provenance recorded (stored by an older lossbench)"]),
-    ({"lossbench": "0.1.0", "loss": {"name": "a", "plugin": "p", "source": "1"}, "model": {"name": "m"},
-      "dataset": {"name": "d"}},
-     {"lossbench": "0.2.0", "loss": {"name": "a", "plugin": "p", "source": "2"}, "model": {"name": "m"},
-      "dataset": {"name": "d"}},
-     ["lossbench 0.1.0 -> 0.2.0", "loss 'a': source changed"]),
-    ({"lossbench": "1", "loss": {"name": "a", "plugin": "x", "distribution": "lossbench-a", "version": "0.1"},
-      "model": {"name": "m"}, "dataset": {"name": "d", "plugin": "p"}},
-     {"lossbench": "1", "loss": {"name": "a", "plugin": "x", "distribution": "lossbench-a", "version": "0.2"},
-      "model": {"name": "m"}, "dataset": {"name": "d", "plugin": "q"}},
-     ["loss 'a': version 0.1 -> 0.2", "dataset 'd': now from q, was p"]),
-])
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        (None, {}, ["no provenance recorded (stored by an older lossbench)"]),
+        (
+            {
+                "lossbench": "0.1.0",
+                "loss": {"name": "a", "plugin": "p", "source": "1"},
+                "model": {"name": "m"},
+                "dataset": {"name": "d"},
+            },
+            {
+                "lossbench": "0.2.0",
+                "loss": {"name": "a", "plugin": "p", "source": "2"},
+                "model": {"name": "m"},
+                "dataset": {"name": "d"},
+            },
+            ["lossbench 0.1.0 -> 0.2.0", "loss 'a': source changed"],
+        ),
+        (
+            {
+                "lossbench": "1",
+                "loss": {"name": "a", "plugin": "x", "distribution": "lossbench-a", "version": "0.1"},
+                "model": {"name": "m"},
+                "dataset": {"name": "d", "plugin": "p"},
+            },
+            {
+                "lossbench": "1",
+                "loss": {"name": "a", "plugin": "x", "distribution": "lossbench-a", "version": "0.2"},
+                "model": {"name": "m"},
+                "dataset": {"name": "d", "plugin": "q"},
+            },
+            ["loss 'a': version 0.1 -> 0.2", "dataset 'd': now from q, was p"],
+        ),
+    ],
+)
 def test_training_changes_name_what_differs(old, new, expected) -> None:
     assert provenance.training_changes(old, new) == expected
 
 
 def test_metric_changes_and_reason_summary() -> None:
     old = {"metrics": {"fid": {"plugin": "b", "version": "1"}, "x": {"plugin": "x", "source": "1"}}}
-    new = {"metrics": {"fid": {"plugin": "b", "version": "1"}, "x": {"plugin": "x", "source": "2"},
-                       "y": {"plugin": "y"}}}
+    new = {
+        "metrics": {"fid": {"plugin": "b", "version": "1"}, "x": {"plugin": "x", "source": "2"}, "y": {"plugin": "y"}}
+    }
     assert provenance.metric_changes(old, new) == {"x": "source changed", "y": "not computed"}
     assert provenance.summarise_reasons([["a", "b"], ["b"], ["c"], ["d"]], limit=2) == "b; a; and 2 more"
 
 
-def test_an_editable_install_is_identified_by_a_hash_of_its_package(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_editable_install_is_identified_by_a_hash_of_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A real dist-info on sys.path, marked editable by its PEP 610 direct_url.json, whose entry point is a module
     of a package: the hash covers the whole package (a helper module changes the plugin too)."""
     site = tmp_path / "site"
@@ -312,12 +391,23 @@ def test_an_editable_install_is_identified_by_a_hash_of_its_package(tmp_path: Pa
 
 
 def test_a_read_only_older_store_is_still_read(cli, workdir: Path) -> None:
-    assert cli("run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke", "--seeds", "0",
-               "--no-report").exit_code == 0
+    assert (
+        cli(
+            "run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke", "--seeds", "0", "--no-report"
+        ).exit_code
+        == 0
+    )
     db = workdir / "results" / "lossbench.db"
     with sqlite3.connect(db) as connection:
-        for table in ("provenance", "checkpoints", "superseded_runs", "superseded_metrics", "superseded_history",
-                      "superseded_curves", "superseded_samples"):
+        for table in (
+            "provenance",
+            "checkpoints",
+            "superseded_runs",
+            "superseded_metrics",
+            "superseded_history",
+            "superseded_curves",
+            "superseded_samples",
+        ):
             connection.execute(f"DROP TABLE {table}")
     store = Store(db, sqlite3.connect(f"file:{db}?mode=ro", uri=True))  # a real read-only connection
     try:

@@ -27,19 +27,44 @@ from scale_helpers import (
 from lossbench.errors import DeviceUnavailable
 from lossbench.plan.grid import RunSpec
 
-RAY_GRID = ["run", *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash", "hold"]), []), *SMOKE_ARGS,
-            "--executor", "ray", "--workers", "2"]
+RAY_GRID = [
+    "run",
+    *sum((["-l", loss] for loss in [*OK_LOSSES, "boom", "crash", "hold"]), []),
+    *SMOKE_ARGS,
+    "--executor",
+    "ray",
+    "--workers",
+    "2",
+]
 N_RUNS = 10  # 5 losses x 2 seeds
 
+
 def spec(device: str) -> RunSpec:
-    return RunSpec("nonsaturating", "mlp", "ring8", 0, steps=2, batch_size=8, log_every=1, eval_every=2,
-                   eval_samples=8, final_samples=8, device=device)
+    return RunSpec(
+        "nonsaturating",
+        "mlp",
+        "ring8",
+        0,
+        steps=2,
+        batch_size=8,
+        log_every=1,
+        eval_every=2,
+        eval_samples=8,
+        final_samples=8,
+        device=device,
+    )
 
 
 def lossbench(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    return subprocess.Popen([sys.executable, "-m", "lossbench.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lossbench.cli", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def stored(results: Path, where: str = "") -> int:
@@ -86,7 +111,6 @@ def test_ray_grid_interrupted_resumed_equals_serial(workdir: Path) -> None:
     assert second.returncode == (1 if failed_before < 4 else 0), err
     assert f"{N_RUNS} runs in the grid: {N_RUNS - kept} to train, {kept} already stored (resumed)" in err
     assert f"trained {N_RUNS - kept} runs" in out
-
 
     runs = tables(workdir / "results")["runs"].set_index("run_id")
     assert len(runs) == N_RUNS and runs["status"].value_counts().to_dict() == {"ok": 6, "failed": 4}

@@ -47,8 +47,13 @@ class Element:
             yield from child.iter()
 
     def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Element]:
-        return [e for e in self.iter() if (tag is None or e.tag == tag) and (cls is None or cls in e.classes)
-                and all(e.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+        return [
+            e
+            for e in self.iter()
+            if (tag is None or e.tag == tag)
+            and (cls is None or cls in e.classes)
+            and all(e.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]
 
 
 class TreeBuilder(HTMLParser):
@@ -114,10 +119,32 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("report-smoke")
     empty_plugins = root / "no-plugins"
     empty_plugins.mkdir()
-    code, output = run_cli("run", "--grid", "--preset", "smoke", "--steps", "20", "-l", "nonsaturating",
-                           "-l", "wgan-gp", "-m", "mlp", "-d", "ring8", "--seeds", "0,1", "--device", "cpu",
-                           "--results", str(root / "results"), "--reports", str(root / "reports"),
-                           "--plugins-dir", str(empty_plugins))
+    code, output = run_cli(
+        "run",
+        "--grid",
+        "--preset",
+        "smoke",
+        "--steps",
+        "20",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "wgan-gp",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0,1",
+        "--device",
+        "cpu",
+        "--results",
+        str(root / "results"),
+        "--reports",
+        str(root / "reports"),
+        "--plugins-dir",
+        str(empty_plugins),
+    )
     assert code == 0, output
     return {"root": root, "results": root / "results", "reports": root / "reports", "output": output}
 
@@ -129,10 +156,34 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> dict:
     plugins = root / "plugins"
     plugins.mkdir()
     (plugins / "faulty_losses.py").write_text(FAULTY_LOSSES)
-    code, output = run_cli("run", "--grid", "--preset", "smoke", "--steps", "30", "-l", "boom", "-l", "nan-later",
-                           "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--seeds", "0", "--device", "cpu",
-                           "--results", str(root / "results"), "--reports", str(root / "reports"),
-                           "--plugins-dir", str(plugins))
+    code, output = run_cli(
+        "run",
+        "--grid",
+        "--preset",
+        "smoke",
+        "--steps",
+        "30",
+        "-l",
+        "boom",
+        "-l",
+        "nan-later",
+        "-l",
+        "nonsaturating",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0",
+        "--device",
+        "cpu",
+        "--results",
+        str(root / "results"),
+        "--reports",
+        str(root / "reports"),
+        "--plugins-dir",
+        str(plugins),
+    )
     assert code == 1, output  # a failed run makes the grid exit non-zero, after building the report
     return {"root": root, "results": root / "results", "reports": root / "reports", "output": output}
 
@@ -183,8 +234,10 @@ def test_report_names_every_run_and_every_figure_is_a_valid_image(smoke: dict) -
     # self-contained: inline script only (the runs table sorts and filters), nothing fetched from elsewhere
     assert "<script src" not in html.lower() and "cdn" not in html.lower()
     # every file in figures/ is referenced (stale figures are pruned), beside the list of the files lossbench wrote
-    referenced = {(folder / image.attrs["src"]).resolve().relative_to(index.parent.resolve()).as_posix()
-                  for folder, image in images}
+    referenced = {
+        (folder / image.attrs["src"]).resolve().relative_to(index.parent.resolve()).as_posix()
+        for folder, image in images
+    }
     drawn = {f"figures/{p.name}" for p in (index.parent / "figures").iterdir() if p.name != MARKER}
     assert drawn == referenced and (index.parent / "figures" / MARKER).is_file()
 
@@ -200,8 +253,11 @@ def test_header_states_configuration_device_and_feature_spaces(smoke: dict) -> N
     assert counts["data-runs"] == "4"
     with Store.open(smoke["results"], create=False) as store:
         wide = store.runs_wide()
-    spaces = {(row.attrs["data-dataset"], row.attrs["data-metric"].lower(), row.attrs["data-space"])
-              for row in dom.find_all("tr") if "data-space" in row.attrs}
+    spaces = {
+        (row.attrs["data-dataset"], row.attrs["data-metric"].lower(), row.attrs["data-space"])
+        for row in dom.find_all("tr")
+        if "data-space" in row.attrs
+    }
     feature_columns = [c for c in wide.columns if c.endswith("_features")]
     assert "fid_features" in feature_columns
     for column in feature_columns:
@@ -220,16 +276,21 @@ def test_summary_numbers_in_the_html_equal_summary_csv(smoke: dict) -> None:
     # read the CSV's text and convert it ourselves: float(repr(x)) == x, so equality is exact
     summary = pd.read_csv(smoke["results"] / "summary.csv", dtype=str, keep_default_na=False)
     dom = parse(smoke["reports"] / "index.html")
-    rows = {(r.attrs["data-dataset"], r.attrs["data-model"], r.attrs["data-loss"], r.attrs["data-metric"]): r
-            for r in dom.find_all("tr", cls="summary-row")}
+    rows = {
+        (r.attrs["data-dataset"], r.attrs["data-model"], r.attrs["data-loss"], r.attrs["data-metric"]): r
+        for r in dom.find_all("tr", cls="summary-row")
+    }
     assert len(rows) == len(summary) > 0
     numeric = [c for c in summary.columns if c not in ("dataset", "model", "loss", "metric", "better")]
     checked = 0
     for record in summary.to_dict("records"):
         row = rows[(record["dataset"], record["model"], record["loss"], record["metric"])]
         assert row.attrs["data-better"] == record["better"]  # the direction, a word, carried as it is
-        cells = {td.attrs["data-column"]: number(td.attrs["data-value"]) for td in row.find_all("td")
-                 if "data-column" in td.attrs}
+        cells = {
+            td.attrs["data-column"]: number(td.attrs["data-value"])
+            for td in row.find_all("td")
+            if "data-column" in td.attrs
+        }
         assert set(cells) == set(numeric)
         for column in numeric:
             assert same(cells[column], number(record[column])), (record, column, cells[column])
@@ -240,8 +301,9 @@ def test_summary_numbers_in_the_html_equal_summary_csv(smoke: dict) -> None:
     leaderboard_cells = 0
     for tr in dom.find_all("tr", cls="leaderboard-row"):
         for td in tr.find_all("td", cls="metric"):
-            expected = by_key.loc[(tr.attrs["data-dataset"], tr.attrs["data-model"], tr.attrs["data-loss"],
-                                   td.attrs["data-metric"])]
+            expected = by_key.loc[
+                (tr.attrs["data-dataset"], tr.attrs["data-model"], tr.attrs["data-loss"], td.attrs["data-metric"])
+            ]
             for attribute, column in (("data-mean", "mean"), ("data-ci-low", "ci_low"), ("data-ci-high", "ci_high")):
                 assert same(number(td.attrs[attribute]), number(expected[column]))
             leaderboard_cells += 1
@@ -290,13 +352,27 @@ def test_report_shows_failed_and_diverged_runs_flagged(faulty: dict) -> None:
 @pytest.mark.slow
 def test_report_command_rebuilds_from_the_store_and_reuses_run_figures(smoke: dict, tmp_path: Path) -> None:
     reports = tmp_path / "rebuilt"
-    code, output = run_cli("report", "--results", str(smoke["results"]), "--reports", str(reports),
-                           "--plugins-dir", str(smoke["root"] / "no-plugins"))
+    code, output = run_cli(
+        "report",
+        "--results",
+        str(smoke["results"]),
+        "--reports",
+        str(reports),
+        "--plugins-dir",
+        str(smoke["root"] / "no-plugins"),
+    )
     assert code == 0, output
     assert f"report: {(reports / 'index.html').resolve()}" in output
     first = {p.name: p.stat().st_mtime_ns for p in (reports / "figures").iterdir()}
-    code, output = run_cli("report", "--results", str(smoke["results"]), "--reports", str(reports),
-                           "--plugins-dir", str(smoke["root"] / "no-plugins"))
+    code, output = run_cli(
+        "report",
+        "--results",
+        str(smoke["results"]),
+        "--reports",
+        str(reports),
+        "--plugins-dir",
+        str(smoke["root"] / "no-plugins"),
+    )
     assert code == 0, output
     second = {p.name: p.stat().st_mtime_ns for p in (reports / "figures").iterdir()}
     assert set(first) == set(second)
@@ -304,16 +380,28 @@ def test_report_command_rebuilds_from_the_store_and_reuses_run_figures(smoke: di
     assert len(run_figures) == 8 and all(first[n] == second[n] for n in run_figures)  # not redrawn
     fresh = parse(reports / "index.html")
     original = parse(smoke["reports"] / "index.html")
+
     def numbers(dom):
-        return sorted((td.attrs["data-column"], td.attrs["data-value"])
-                      for td in dom.find_all("td") if "data-column" in td.attrs)
+        return sorted(
+            (td.attrs["data-column"], td.attrs["data-value"]) for td in dom.find_all("td") if "data-column" in td.attrs
+        )
 
     assert numbers(fresh) == numbers(original)
 
 
 def test_report_on_a_missing_store_is_one_clear_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "nothing"), "--reports",
-                                       str(tmp_path / "r"), "--plugins-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "--results",
+            str(tmp_path / "nothing"),
+            "--reports",
+            str(tmp_path / "r"),
+            "--plugins-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code != 0
     assert "no results store" in result.output and "Traceback" not in result.output
 

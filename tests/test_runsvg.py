@@ -13,8 +13,15 @@ NS = "{http://www.w3.org/2000/svg}"
 
 
 def test_curves_svg_draws_each_logged_series_and_marks_the_stop() -> None:
-    history = pd.DataFrame({"step": [1, 10, 20], "d_loss": [1.0, 0.5, np.inf], "g_loss": [-1.0, -2.0, -3.0],
-                            "d_real": [0.6, 0.7, 0.8], "d_fake": [0.4, 0.3, 0.2]})
+    history = pd.DataFrame(
+        {
+            "step": [1, 10, 20],
+            "d_loss": [1.0, 0.5, np.inf],
+            "g_loss": [-1.0, -2.0, -3.0],
+            "d_real": [0.6, 0.7, 0.8],
+            "d_fake": [0.4, 0.3, 0.2],
+        }
+    )
     curves = pd.DataFrame({"step": [10, 20], "key": ["fid", "fid"], "value": [3.0, 2.0]})
     root = ET.fromstring(runsvg.curves_svg(history, curves, "#0173b2", "fid", failed_step=20, label="FID"))
     assert root.tag == f"{NS}svg"

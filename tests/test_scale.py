@@ -43,9 +43,12 @@ def test_two_workers_store_bitwise_the_serial_results(workdir: Path) -> None:
     serial, plugins = serial_reference()
     config = PluginConfig(plugins_dir=plugins)
     listener = Recorder()
-    outcome = run_grid(load_environment(config), config,
-                       GridOptions(losses=[*OK_LOSSES, "boom"], results=workdir / "results", workers=2, **SMOKE),
-                       listener)
+    outcome = run_grid(
+        load_environment(config),
+        config,
+        GridOptions(losses=[*OK_LOSSES, "boom"], results=workdir / "results", workers=2, **SMOKE),
+        listener,
+    )
 
     assert outcome.counts == {"ok": 4, "failed": 2}
     runs = tables(workdir / "results")["runs"]
@@ -108,8 +111,9 @@ def test_runs_pin_their_threads_whatever_the_process_uses(monkeypatch: pytest.Mo
 def test_throttled_progress_sends_first_and_last_steps() -> None:
     from lossbench.plan.grid import RunSpec
 
-    spec = RunSpec("l", "m", "d", 0, steps=100, batch_size=8, log_every=1, eval_every=50, eval_samples=8,
-                   final_samples=8)
+    spec = RunSpec(
+        "l", "m", "d", 0, steps=100, batch_size=8, log_every=1, eval_every=50, eval_samples=8, final_samples=8
+    )
     sent: list[int] = []
     progress = ThrottledProgress(lambda _run_id, step: sent.append(step), interval=3600)
     for step in range(1, 101):

@@ -37,8 +37,24 @@ from lossbench.scoring.chosen import SPACES_ENV
 from lossbench.training.train import evaluation_sets, generate, load_data
 
 EXAMPLE = Path(resnet18_space.__file__)
-GRID = ("run", "-l", "nonsaturating", "-m", "dcgan", "-d", "digits", "--preset", "smoke", "--steps", "40",
-        "--seeds", "0", "--workers", "1", "--no-report")  # 40 steps: one light evaluation (at 20) besides the final
+GRID = (
+    "run",
+    "-l",
+    "nonsaturating",
+    "-m",
+    "dcgan",
+    "-d",
+    "digits",
+    "--preset",
+    "smoke",
+    "--steps",
+    "40",
+    "--seeds",
+    "0",
+    "--workers",
+    "1",
+    "--no-report",
+)  # 40 steps: one light evaluation (at 20) besides the final
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -64,8 +80,9 @@ def grid(tmp_path_factory) -> dict:
     mp = pytest.MonkeyPatch()
     mp.setenv(resnet18_space.WEIGHTS_ENV, str(weights))
     results = root / "results"
-    code, output = run_cli(*GRID, "--feature-space", "resnet18", "--results", str(results),
-                           "--plugins-dir", str(plugins))
+    code, output = run_cli(
+        *GRID, "--feature-space", "resnet18", "--results", str(results), "--plugins-dir", str(plugins)
+    )
     yield {"code": code, "output": output, "results": results, "plugins": plugins, "weights": weights, "mp": mp}
     mp.undo()
 
@@ -90,7 +107,9 @@ def run_samples(spec, checkpoint: bytes, plugins: Path):
     model = catalog.models.get(spec.model).build(dataset.spec)
     model.generator.load_state_dict(torch.load(io.BytesIO(checkpoint), weights_only=True))
     real, reference = evaluation_sets(load_data(dataset), spec)
-    fake = generate(model, len(real), seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval"), torch.device("cpu"))
+    fake = generate(
+        model, len(real), seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval"), torch.device("cpu")
+    )
     return real.x, reference.x, fake.x
 
 
@@ -100,8 +119,15 @@ def test_fid_in_a_plugin_space_is_the_frechet_distance_of_its_features(grid) -> 
     values, texts, (spec, checkpoint) = stored(grid["results"])
     assert texts["fid@resnet18_features"] == "resnet18-avgpool"
     assert texts["fid_features"] == "digits-classifier"  # the default space's keys are unchanged
-    assert {"fid", "kid", "prdc_recall", "fid@resnet18", "fid@resnet18_floor", "kid@resnet18",
-            "prdc@resnet18_recall"} <= set(values)
+    assert {
+        "fid",
+        "kid",
+        "prdc_recall",
+        "fid@resnet18",
+        "fid@resnet18_floor",
+        "kid@resnet18",
+        "prdc@resnet18_recall",
+    } <= set(values)
     real, reference, fake = run_samples(spec, checkpoint, grid["plugins"])
     extractor = resnet18_space.ResNet18Features(grid["weights"], torch.device("cpu"))
     with torch.no_grad():
@@ -119,12 +145,21 @@ def test_fid_in_a_plugin_space_is_the_frechet_distance_of_its_features(grid) -> 
 @pytest.mark.filterwarnings("ignore:Matrix is singular")
 def test_rescore_adds_a_space_to_stored_runs_and_run_says_they_lack_it(grid) -> None:
     assert grid["code"] == 0, grid["output"]
-    code, output = run_cli(*GRID, "--feature-space", "raw", "--results", str(grid["results"]),
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        *GRID, "--feature-space", "raw", "--results", str(grid["results"]), "--plugins-dir", str(grid["plugins"])
+    )
     assert code == 0 and "trained 0 runs" in output, output  # resumed, not trained again ...
     assert "1 stored run lacks values in feature space(s) raw: `lossbench rescore --feature-space raw`" in output
-    code, output = run_cli("rescore", "--feature-space", "raw", "--results", str(grid["results"]), "--no-report",
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        "rescore",
+        "--feature-space",
+        "raw",
+        "--results",
+        str(grid["results"]),
+        "--no-report",
+        "--plugins-dir",
+        str(grid["plugins"]),
+    )
     assert code == 0 and "rescored 1 run(s)" in output, output
     values, texts, (spec, checkpoint) = stored(grid["results"])
     real, _reference, fake = run_samples(spec, checkpoint, grid["plugins"])
@@ -132,16 +167,25 @@ def test_rescore_adds_a_space_to_stored_runs_and_run_says_they_lack_it(grid) -> 
     assert texts["fid@raw_features"] == "pixels"
     assert values["fid@raw"] == pytest.approx(frechet(*pixels), rel=1e-6)
     assert "fid@resnet18" in values  # the other space is kept
-    code, output = run_cli("rescore", "--feature-space", "raw", "--results", str(grid["results"]), "--no-report",
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        "rescore",
+        "--feature-space",
+        "raw",
+        "--results",
+        str(grid["results"]),
+        "--no-report",
+        "--plugins-dir",
+        str(grid["plugins"]),
+    )
     assert "rescored 0 run(s)" in output  # nothing lacks it any more
 
 
 def test_a_missing_weights_file_is_one_line_naming_the_space_and_path(grid, tmp_path, monkeypatch) -> None:
     missing = tmp_path / "nowhere" / "resnet18.pt"
     monkeypatch.setenv(resnet18_space.WEIGHTS_ENV, str(missing))
-    code, output = run_cli(*GRID, "--feature-space", "resnet18", "--results", str(tmp_path / "r"),
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        *GRID, "--feature-space", "resnet18", "--results", str(tmp_path / "r"), "--plugins-dir", str(grid["plugins"])
+    )
     assert code != 0
     lines = [line for line in output.splitlines() if line.startswith("Error")]
     assert lines == [f"Error: feature space 'resnet18': its weights file {missing} does not exist"], output
@@ -149,14 +193,32 @@ def test_a_missing_weights_file_is_one_line_naming_the_space_and_path(grid, tmp_
 
 
 def test_unknown_and_unsuitable_spaces_are_one_line(grid, tmp_path) -> None:
-    code, output = run_cli(*GRID, "--feature-space", "resnet81", "--results", str(tmp_path / "r"),
-                           "--plugins-dir", str(grid["plugins"]))
+    code, output = run_cli(
+        *GRID, "--feature-space", "resnet81", "--results", str(tmp_path / "r"), "--plugins-dir", str(grid["plugins"])
+    )
     assert code == 2 and "Error: unknown feature space 'resnet81'; did you mean 'resnet18'?" in output
-    code, output = run_cli("run", "-l", "nonsaturating", "-m", "mlp", "-d", "ring8", "--preset", "smoke",
-                           "--feature-space", "resnet18", "--results", str(tmp_path / "r"), "--no-report",
-                           "--plugins-dir", str(grid["plugins"]))
-    assert code == 2 and ("Error: feature space 'resnet18' cannot score dataset 'ring8': it takes images, not "
-                          "points") in output, output
+    code, output = run_cli(
+        "run",
+        "-l",
+        "nonsaturating",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--preset",
+        "smoke",
+        "--feature-space",
+        "resnet18",
+        "--results",
+        str(tmp_path / "r"),
+        "--no-report",
+        "--plugins-dir",
+        str(grid["plugins"]),
+    )
+    assert (
+        code == 2
+        and ("Error: feature space 'resnet18' cannot score dataset 'ring8': it takes images, not points") in output
+    ), output
     assert SPACES_ENV not in os.environ  # the choice ends with the command (runs later in this process are plain)
 
 
@@ -199,8 +261,10 @@ def test_spaces_register_through_the_hook_and_malformed_ones_are_named() -> None
     assert catalog.feature_spaces.names() == ["inception", "classifier", "raw", "mean-std"]
     assert catalog.feature_spaces.plugin_of("inception") == "lossbench.builtin.spaces"
     problems = [str(p) for p in loaded.problems]
-    assert problems == ["plugin 'tiny': feature space 'bad-inputs' inputs must be one of image, vector, not 'audio'",
-                        "plugin 'tiny': feature space 'bad-width' width must be a positive int or None, not 0"]
+    assert problems == [
+        "plugin 'tiny': feature space 'bad-inputs' inputs must be one of image, vector, not 'audio'",
+        "plugin 'tiny': feature space 'bad-width' width must be a positive int or None, not 0",
+    ]
 
 
 def test_declared_input_decides_what_a_space_takes() -> None:

@@ -24,8 +24,19 @@ def history(**columns) -> pd.DataFrame:
     """Logged every 5 steps (and at step 1), like the engine; unspecified columns are a flat, healthy GAN."""
     steps = [1] + list(range(5, STEPS + 1, 5))
     n = len(steps)
-    flat = {"d_loss": 1.386, "g_loss": 0.693, "penalty": math.nan, "d_real": 0.5, "d_fake": 0.5, "d_accuracy": 0.5,
-            "score_real": 0.0, "score_fake": 0.0, "grad_norm_g": 1.0, "grad_norm_d": 1.0, "seconds": 0.0}
+    flat = {
+        "d_loss": 1.386,
+        "g_loss": 0.693,
+        "penalty": math.nan,
+        "d_real": 0.5,
+        "d_fake": 0.5,
+        "d_accuracy": 0.5,
+        "score_real": 0.0,
+        "score_fake": 0.0,
+        "grad_norm_g": 1.0,
+        "grad_norm_d": 1.0,
+        "seconds": 0.0,
+    }
     data = {"step": steps}
     for column in HISTORY_COLUMNS[1:]:
         value = columns.get(column, flat[column])
@@ -55,8 +66,7 @@ def test_flat_history_raises_no_flag() -> None:
 
 def test_divergence_at_step_k_is_reported_at_k() -> None:
     frame = history()
-    frame = pd.concat([frame[frame["step"] <= 35], pd.DataFrame([{"step": 37, "d_loss": math.inf}])],
-                      ignore_index=True)
+    frame = pd.concat([frame[frame["step"] <= 35], pd.DataFrame([{"step": 37, "d_loss": math.inf}])], ignore_index=True)
     values = stats(frame, diverged_at=37)
     assert values["stability_diverged"] == 1 and values["stability_diverged_step"] == 37
     assert values["stability_equilibrium_gap"] == 0  # the non-finite row is left out, not propagated
@@ -78,8 +88,9 @@ def test_equilibrium_gap_and_critics() -> None:
 
 def critic_history(**columns) -> pd.DataFrame:
     """A critic (raw scores, no probabilities) whose mean scores are far apart: midpoint accuracy 1."""
-    return history(**{"d_real": math.nan, "d_fake": math.nan, "d_accuracy": 1.0, "score_real": 5.0,
-                      "score_fake": -5.0, **columns})
+    return history(
+        **{"d_real": math.nan, "d_fake": math.nan, "d_accuracy": 1.0, "score_real": 5.0, "score_fake": -5.0, **columns}
+    )
 
 
 def test_a_critic_with_separated_means_and_a_healthy_generator_is_not_overpowering() -> None:
@@ -108,6 +119,7 @@ def test_early_generator_gradient_and_oscillation() -> None:
         return np.array([{1: 0.1, 5: 0.2, 10: 0.9}.get(s, 50.0) for s in steps])
 
     assert stats(history(grad_norm_g=grads))["stability_g_grad_early"] == pytest.approx(0.2)
+
     # last 5 g_loss values alternate 0, 2, 0, 2, 0: sample std sqrt(1.2)
     def wobble(index, steps):
         return np.where(index >= len(index) - 5, 2.0 * (index % 2 == 1), 0.7)
@@ -143,8 +155,20 @@ class NaNFromStep(AdversarialLoss):
 def test_a_real_diverged_run_is_scored_from_its_history() -> None:
     catalog = load_environment().catalog
     catalog.losses.add(NaNFromStep(), "test-plugin")
-    spec = RunSpec(loss="nan-from-13", model="mlp", dataset="ring8", seed=0, steps=30, batch_size=32, log_every=2,
-                   eval_every=5, eval_samples=100, final_samples=200, device="cpu", preset="test")
+    spec = RunSpec(
+        loss="nan-from-13",
+        model="mlp",
+        dataset="ring8",
+        seed=0,
+        steps=30,
+        batch_size=32,
+        log_every=2,
+        eval_every=5,
+        eval_samples=100,
+        final_samples=200,
+        device="cpu",
+        preset="test",
+    )
     result = run_safely(spec, catalog)
     assert result.status == "diverged" and result.failed_step == 13
     assert result.metrics["stability_diverged"] == 1 and result.metrics["stability_diverged_step"] == 13
@@ -153,9 +177,20 @@ def test_a_real_diverged_run_is_scored_from_its_history() -> None:
 
 
 def test_metric_reads_the_context() -> None:
-    spec = RunSpec(loss="x", model="mlp", dataset="ring8", seed=0, steps=STEPS, batch_size=8, log_every=5,
-                   eval_every=10, eval_samples=10, final_samples=10)
-    ctx = EvaluationContext(real=None, fake=None, dataset=None, spec=spec, history=history(d_accuracy=1.0),
-                            diverged_at=None)
+    spec = RunSpec(
+        loss="x",
+        model="mlp",
+        dataset="ring8",
+        seed=0,
+        steps=STEPS,
+        batch_size=8,
+        log_every=5,
+        eval_every=10,
+        eval_samples=10,
+        final_samples=10,
+    )
+    ctx = EvaluationContext(
+        real=None, fake=None, dataset=None, spec=spec, history=history(d_accuracy=1.0), diverged_at=None
+    )
     assert Stability().compute(ctx)["stability_d_overpowering"] == 1
     assert Stability.needs_samples is False

@@ -43,8 +43,13 @@ def _weights(result) -> dict[str, torch.Tensor]:
 def _assert_same_run(stacked, alone, rtol=RTOL, atol=ATOL) -> None:
     assert stacked.status == alone.status, (stacked.spec.label, stacked.reason, alone.reason)
     assert stacked.failed_step == alone.failed_step
-    np.testing.assert_allclose(stacked.history[COLUMNS].to_numpy(float), alone.history[COLUMNS].to_numpy(float),
-                               rtol=rtol, atol=atol, err_msg=stacked.spec.label)
+    np.testing.assert_allclose(
+        stacked.history[COLUMNS].to_numpy(float),
+        alone.history[COLUMNS].to_numpy(float),
+        rtol=rtol,
+        atol=atol,
+        err_msg=stacked.spec.label,
+    )
     a, b = _weights(stacked), _weights(alone)
     assert a.keys() == b.keys()
     for key in a:
@@ -58,8 +63,11 @@ def test_first_20_steps_of_a_group_match_sequential_runs(catalog) -> None:
     # divides each update by the root of the mean squared gradient, so where a clipped weight's gradient is ~1e-10 a
     # reassociation difference in that gradient becomes a difference of order lr (5e-5) in the update. Measured on
     # ring8 (PacGAN's ring): 3e-8 after 2 steps, then 7e-5 after 3, as between any two float orders of the sum.
-    specs = [make_spec(loss=loss, seed=seed, steps=2 if loss == "wgan" else 20)
-             for loss in ("nonsaturating", "hinge", "lsgan", "r1", "dragan", "wgan") for seed in (0, 1)]
+    specs = [
+        make_spec(loss=loss, seed=seed, steps=2 if loss == "wgan" else 20)
+        for loss in ("nonsaturating", "hinge", "lsgan", "r1", "dragan", "wgan")
+        for seed in (0, 1)
+    ]
     groups = plan_groups(specs, catalog, None)
     assert sorted(len(g) for g in groups) == [2, 2, 8]  # dragan joins the Adam, n_critic 1 group (its own lr, betas)
     big = max(groups, key=len)
@@ -73,8 +81,10 @@ def test_first_20_steps_of_a_group_match_sequential_runs(catalog) -> None:
 
 def test_dcgan_members_with_batchnorm_under_vmap_match_sequential_runs(catalog) -> None:
     # the generator's BatchNorm running statistics are stacked buffers, updated in place under vmap
-    specs = [make_spec(loss="hinge", model="dcgan", dataset="digits", seed=seed, steps=10, final_samples=200)
-             for seed in (0, 1)]
+    specs = [
+        make_spec(loss="hinge", model="dcgan", dataset="digits", seed=seed, steps=10, final_samples=200)
+        for seed in (0, 1)
+    ]
     stacked = _by_id(train_group(specs, catalog))
     for spec in specs:
         _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
@@ -88,8 +98,11 @@ def test_whole_smoke_runs_give_the_same_metrics(catalog) -> None:
         result = stacked[spec.run_id]
         assert result.status == alone.status == "ok" and result.metrics.keys() == alone.metrics.keys()
         for key, value in alone.metrics.items():
-            assert (math.isnan(value) and math.isnan(result.metrics[key])  # undefined for critics: NaN on both sides
-                    or math.isclose(result.metrics[key], value, abs_tol=METRIC_ATOL)), (spec.label, key)
+            assert (
+                math.isnan(value)
+                and math.isnan(result.metrics[key])  # undefined for critics: NaN on both sides
+                or math.isclose(result.metrics[key], value, abs_tol=METRIC_ATOL)
+            ), (spec.label, key)
 
 
 class NaNFromCall(AdversarialLoss):
@@ -124,13 +137,21 @@ def test_one_members_divergence_and_failure_leave_the_others_alone(catalog) -> N
     recipe = catalog.losses.get("nonsaturating").recipe
     catalog.losses.add(NaNFromCall("nan-at-4", 4, recipe), "test-plugin")
     catalog.losses.add(RaisesFromCall("raise-at-6", 6, recipe), "test-plugin")
-    specs = [make_spec(loss="nonsaturating", seed=0, steps=12), make_spec(loss="nan-at-4", seed=0, steps=12),
-             make_spec(loss="raise-at-6", seed=1, steps=12), make_spec(loss="nonsaturating", seed=1, steps=12)]
+    specs = [
+        make_spec(loss="nonsaturating", seed=0, steps=12),
+        make_spec(loss="nan-at-4", seed=0, steps=12),
+        make_spec(loss="raise-at-6", seed=1, steps=12),
+        make_spec(loss="nonsaturating", seed=1, steps=12),
+    ]
     assert len(plan_groups(specs, catalog, None)) == 1
     stacked = _by_id(train_group(specs, catalog))
     diverged, failed = stacked[specs[1].run_id], stacked[specs[2].run_id]
     assert diverged.status == "diverged" and diverged.failed_step == 4 and "discriminator loss" in diverged.reason
-    assert failed.status == "failed" and failed.failed_step == 6 and "RuntimeError: boom in the generator loss" in failed.reason
+    assert (
+        failed.status == "failed"
+        and failed.failed_step == 6
+        and "RuntimeError: boom in the generator loss" in failed.reason
+    )
     for spec in (specs[0], specs[3]):  # the others trained as if alone
         _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
     # the diverged member was frozen at its step: the weights it had when it diverged alone
@@ -201,13 +222,16 @@ def test_a_model_vmap_rejects_falls_back_to_the_sequential_engine_with_one_line(
     results = train_group(specs, catalog, notice=lines.append)
     assert len(lines) == 1 and "cannot train stacked" in lines[0] and "one at a time" in lines[0]
     assert [r.status for r in results] == ["ok", "ok"]
-    assert all(r.environment["engine"] == "sequential" and "vmap" in r.environment["stacked_fallback"]
-               for r in results)
+    assert all(r.environment["engine"] == "sequential" and "vmap" in r.environment["stacked_fallback"] for r in results)
 
 
 def test_vae_runs_and_singletons_form_groups_of_one(catalog) -> None:
-    specs = [make_spec(loss="vae", model="mlp-vae", seed=0), make_spec(seed=0), make_spec(seed=1),
-             make_spec(loss="wgan-gp", seed=0)]
+    specs = [
+        make_spec(loss="vae", model="mlp-vae", seed=0),
+        make_spec(seed=0),
+        make_spec(seed=1),
+        make_spec(loss="wgan-gp", seed=0),
+    ]
     assert [len(g) for g in plan_groups(specs, catalog, None)] == [1, 2, 1]
     assert [len(g) for g in plan_groups(specs[1:3] * 3, catalog, 4)] == [4, 2]
 
@@ -218,8 +242,26 @@ def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monke
 
     monkeypatch.setenv("LOSSBENCH_VECTORISE", "0")  # the CLI sets both for its executors; restored afterwards
     monkeypatch.setenv("LOSSBENCH_GROUP_SIZE", "32")
-    args = ["run", "-l", "nonsaturating", "-l", "hinge", "-m", "mlp", "-d", "ring8", "--seeds", "0,1",
-            "--preset", "smoke", "--steps", "10", "--device", "cpu", "--no-report"]
+    args = [
+        "run",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "hinge",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0,1",
+        "--preset",
+        "smoke",
+        "--steps",
+        "10",
+        "--device",
+        "cpu",
+        "--no-report",
+    ]
     first = cli(*args, "--vectorise", "--group-size", "3")
     assert first.exit_code == 0, first.output
     with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
@@ -252,9 +294,11 @@ def test_member_optimizer_steps_each_row_as_torchs_optimizer_steps_one_run(kind)
     lrs, betas = [2e-4, 1e-4, 5e-5], [(0.5, 0.999), (0.5, 0.9), (0.0, 0.9)]
     weights, grads = torch.randn(3, 50), torch.zeros(3, 50)
     alone = [torch.nn.Parameter(weights[k].clone()) for k in range(3)]
-    make = {"adam": lambda p, k: torch.optim.Adam([p], lr=lrs[k], betas=betas[k]),
-            "rmsprop": lambda p, k: torch.optim.RMSprop([p], lr=lrs[k]),
-            "sgd": lambda p, k: torch.optim.SGD([p], lr=lrs[k])}[kind]
+    make = {
+        "adam": lambda p, k: torch.optim.Adam([p], lr=lrs[k], betas=betas[k]),
+        "rmsprop": lambda p, k: torch.optim.RMSprop([p], lr=lrs[k]),
+        "sgd": lambda p, k: torch.optim.SGD([p], lr=lrs[k]),
+    }[kind]
     optimizers = [make(p, k) for k, p in enumerate(alone)]
     stacked = MemberOptimizer(kind, weights, grads, lrs, betas)
     for _ in range(20):

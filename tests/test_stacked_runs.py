@@ -53,8 +53,21 @@ def register_losses(register):
     register(HeldLoss())
 '''
 
-BASE = ["-m", "mlp", "-d", "ring8", "--seeds", "0", "--preset", "smoke", "--steps", "8", "--device", "cpu",
-        "--no-report"]
+BASE = [
+    "-m",
+    "mlp",
+    "-d",
+    "ring8",
+    "--seeds",
+    "0",
+    "--preset",
+    "smoke",
+    "--steps",
+    "8",
+    "--device",
+    "cpu",
+    "--no-report",
+]
 GRID = ["run", "-l", "nonsaturating", "-l", "nan-loss", "-l", "held", *BASE, "--vectorise"]
 
 
@@ -72,8 +85,9 @@ def test_a_killed_group_resumes_its_unfinished_members(workdir: Path) -> None:
     (plugins / "gated.py").write_text(PLUGIN.format(gate=str(gate)))
     args = [*GRID, "--plugins-dir", str(plugins)]
     with open(workdir / "driver.err", "w") as err:
-        driver = subprocess.Popen([sys.executable, "-m", "lossbench.cli", *args], cwd=workdir,
-                                  stdout=subprocess.DEVNULL, stderr=err)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "lossbench.cli", *args], cwd=workdir, stdout=subprocess.DEVNULL, stderr=err
+        )
     try:
         while not (gate / "claimed").exists():  # an event, not a timer
             assert driver.poll() is None, (workdir / "driver.err").read_text()
@@ -94,7 +108,10 @@ def test_a_killed_group_resumes_its_unfinished_members(workdir: Path) -> None:
     assert "2 to train, 1 already stored (resumed)" in resumed.stderr
     final = rows(workdir / "results")
     assert [(loss, status) for loss, status, _step, _env in final] == [
-        ("held", "ok"), ("nan-loss", "diverged"), ("nonsaturating", "ok")]
+        ("held", "ok"),
+        ("nan-loss", "diverged"),
+        ("nonsaturating", "ok"),
+    ]
     assert [json.loads(env)["group_size"] for loss, _s, _f, env in final if loss != "nan-loss"] == [2, 2]
 
 
@@ -105,17 +122,38 @@ def test_workers_train_a_group_each_and_record_it(cli, workdir: Path, monkeypatc
 
     monkeypatch.setenv("LOSSBENCH_VECTORISE", "0")  # the CLI sets it for its workers; restored afterwards
     monkeypatch.delenv("LOSSBENCH_GROUP_SIZE", raising=False)
-    result = cli("run", "-l", "nonsaturating", "-l", "hinge", "-m", "mlp", "-d", "ring8", "--seeds", "0,1",
-                 "--preset", "smoke", "--steps", "10", "--device", "cpu", "--no-report", "--vectorise",
-                 "--workers", "2")
+    result = cli(
+        "run",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "hinge",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0,1",
+        "--preset",
+        "smoke",
+        "--steps",
+        "10",
+        "--device",
+        "cpu",
+        "--no-report",
+        "--vectorise",
+        "--workers",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
         stored = db.execute("SELECT run_id, status, spec_json, environment_json FROM runs").fetchall()
         metrics = db.execute("SELECT run_id, key, value FROM metrics WHERE value IS NOT NULL").fetchall()
     environments = [json.loads(row[3]) for row in stored]
     # four compatible runs cut into two groups of two: one per worker process
-    assert sorted((e["engine"], e["executor"], e["group_size"]) for e in environments) == [
-        ("stacked", "processes", 2)] * 4
+    assert (
+        sorted((e["engine"], e["executor"], e["group_size"]) for e in environments) == [("stacked", "processes", 2)] * 4
+    )
     assert len({e["worker_pid"] for e in environments}) == 2
     catalog = load_environment().catalog
     for run_id, status, spec_json, _env in stored:  # each member as its run trains alone (test_stacked's bound)
@@ -130,9 +168,32 @@ def test_a_ray_task_trains_a_group(workdir: Path) -> None:
     import pytest
 
     pytest.importorskip("ray")
-    result = run_lossbench("run", "-l", "nonsaturating", "-l", "dragan", "-m", "mlp", "-d", "ring8", "--seeds", "0",
-                           "--preset", "smoke", "--steps", "5", "--device", "cpu", "--no-report", "--vectorise",
-                           "--executor", "ray", "--workers", "1", cwd=workdir)
+    result = run_lossbench(
+        "run",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "dragan",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0",
+        "--preset",
+        "smoke",
+        "--steps",
+        "5",
+        "--device",
+        "cpu",
+        "--no-report",
+        "--vectorise",
+        "--executor",
+        "ray",
+        "--workers",
+        "1",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
         environments = [json.loads(row[0]) for row in db.execute("SELECT environment_json FROM runs")]

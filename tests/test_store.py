@@ -17,8 +17,14 @@ SPEC = RunSpec("nonsaturating", "mlp", "ring8", 0, 10, 8, 5, 5, 10, 10)
 def test_commit_replaces_a_run_and_round_trips(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.commit(RunResult(SPEC, "failed", reason="first try", failed_step=3))
-        store.commit(RunResult(SPEC, "ok", metrics={"modes_covered": 7.0, "modes_kl": float("nan")},
-                               texts={"fid_features": "coordinates"}))
+        store.commit(
+            RunResult(
+                SPEC,
+                "ok",
+                metrics={"modes_covered": 7.0, "modes_kl": float("nan")},
+                texts={"fid_features": "coordinates"},
+            )
+        )
         assert store.finished_ids() == {SPEC.run_id}
         wide = store.runs_wide()
         assert len(wide) == 1 and wide.loc[0, "status"] == "ok" and wide.loc[0, "modes_covered"] == 7.0
@@ -59,8 +65,14 @@ def test_show_without_a_store_says_what_to_do(cli) -> None:
 
 def test_replace_metrics_replaces_exactly_one_metrics_keys(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.commit(RunResult(SPEC, "ok", metrics={"kid": 1.0, "kid_std": 0.5, "kidney": 9.0, "fid": 3.0},
-                               texts={"kid_features": "coordinates", "kid_error": "old failure"}))
+        store.commit(
+            RunResult(
+                SPEC,
+                "ok",
+                metrics={"kid": 1.0, "kid_std": 0.5, "kidney": 9.0, "fid": 3.0},
+                texts={"kid_features": "coordinates", "kid_error": "old failure"},
+            )
+        )
         store.replace_metrics(SPEC.run_id, ["kid"], {"kid": 2.0}, {"kid_features": "pixels"}, {"lossbench": "x"})
         stored = store.metrics().set_index("key")
         assert stored["value"].dropna().to_dict() == {"fid": 3.0, "kid": 2.0, "kidney": 9.0}
@@ -71,14 +83,30 @@ def test_replace_metrics_replaces_exactly_one_metrics_keys(tmp_path: Path) -> No
 def test_a_replaced_run_is_kept_as_superseded_with_its_rows(tmp_path: Path) -> None:
     import pandas as pd
 
-    history = pd.DataFrame([[1, 0.5] + [float("nan")] * 10], columns=["step", "d_loss", "g_loss", "penalty", "d_real",
-                           "d_fake", "d_accuracy", "score_real", "score_fake", "grad_norm_g", "grad_norm_d", "seconds"])
+    history = pd.DataFrame(
+        [[1, 0.5] + [float("nan")] * 10],
+        columns=[
+            "step",
+            "d_loss",
+            "g_loss",
+            "penalty",
+            "d_real",
+            "d_fake",
+            "d_accuracy",
+            "score_real",
+            "score_fake",
+            "grad_norm_g",
+            "grad_norm_d",
+            "seconds",
+        ],
+    )
     with Store.open(tmp_path) as store:
         store.commit(RunResult(SPEC, "ok", metrics={"fid": 1.0}, history=history), {"lossbench": "old"})
         store.commit(RunResult(SPEC, "ok", metrics={"fid": 2.0}), {"lossbench": "new"}, "stale: lossbench old -> new")
         superseded = store.superseded()
         assert superseded[["generation", "run_id", "reason"]].values.tolist() == [
-            [1, SPEC.run_id, "stale: lossbench old -> new"]]
+            [1, SPEC.run_id, "stale: lossbench old -> new"]
+        ]
         assert superseded.loc[0, "provenance_json"] == '{"lossbench": "old"}'
         rows = store.connection.execute("SELECT key, value FROM superseded_metrics WHERE generation = 1").fetchall()
         steps = store.connection.execute("SELECT step, d_loss FROM superseded_history WHERE generation = 1").fetchall()

@@ -26,15 +26,27 @@ from lossbench.results.tables import (
 )
 
 # what every stored run of the built-in metrics carries: their declared facts (directions among them)
-STORED_FACTS = facts_texts([FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(),
-                            ModeCoverage(), Stability()])
+STORED_FACTS = facts_texts(
+    [FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(), ModeCoverage(), Stability()]
+)
 
 
 def run(loss: str, seed: int, status: str = "ok", dataset: str = "ring8", model: str = "mlp", **metrics) -> dict:
-    row = {"run_id": f"{dataset}-{model}-{loss}-{seed}", "dataset": dataset, "model": model, "loss": loss,
-           "seed": seed, "preset": "quick", "steps": 1500, "device": "cpu", "status": status,
-           "reason": "" if status == "ok" else status, "failed_step": 7 if status == "diverged" else math.nan,
-           "fid_features": "coordinates", **STORED_FACTS}
+    row = {
+        "run_id": f"{dataset}-{model}-{loss}-{seed}",
+        "dataset": dataset,
+        "model": model,
+        "loss": loss,
+        "seed": seed,
+        "preset": "quick",
+        "steps": 1500,
+        "device": "cpu",
+        "status": status,
+        "reason": "" if status == "ok" else status,
+        "failed_step": 7 if status == "diverged" else math.nan,
+        "fid_features": "coordinates",
+        **STORED_FACTS,
+    }
     row.update(metrics)
     return row
 
@@ -210,8 +222,11 @@ def test_min_seeds_from_the_exact_test_and_holm() -> None:
 def test_ten_seeds_against_the_reference_are_significant_all_pairs_are_not() -> None:
     runs = ten_losses(10)
     versus = pairwise(runs, "fid")  # default: every loss against nonsaturating
-    assert len(versus) == 9 and set(versus["family"]) == {"vs nonsaturating"} and set(versus["loss_b"]) == {
-        "nonsaturating"}
+    assert (
+        len(versus) == 9
+        and set(versus["family"]) == {"vs nonsaturating"}
+        and set(versus["loss_b"]) == {"nonsaturating"}
+    )
     r1 = pair(versus, "r1", "nonsaturating")
     assert r1["p_value"] == pytest.approx(2 / 2**10) and r1["p_holm"] == pytest.approx(9 * 2 / 2**10)
     assert r1["significant"] and r1["better"] == "r1" and r1["min_seeds"] == 9
@@ -225,8 +240,10 @@ def test_reference_can_be_chosen_and_falls_back_to_the_defaults() -> None:
     runs = ten_losses(6)
     hinge = pairwise(runs, "fid", reference="hinge")
     assert set(hinge["loss_b"]) == {"hinge"} and set(hinge["family"]) == {"vs hinge"}
-    vae = table([run("vae", s, fid=1.0, model="mlp-vae") for s in range(3)]
-                + [run("beta-vae", s, fid=2.0, model="mlp-vae") for s in range(3)])
+    vae = table(
+        [run("vae", s, fid=1.0, model="mlp-vae") for s in range(3)]
+        + [run("beta-vae", s, fid=2.0, model="mlp-vae") for s in range(3)]
+    )
     assert set(pairwise(vae, "fid", reference="hinge")["loss_b"]) == {"vae"}  # no hinge there: vae
     with pytest.raises(ValueError, match="comparisons"):
         pairwise(runs, "fid", comparisons="some")
@@ -262,8 +279,9 @@ def test_a_loss_whose_every_seed_failed_ranks_last() -> None:
 def test_a_ranked_key_that_no_run_could_score_has_no_rank() -> None:
     """A metric undefined for every run of a dataset x model (NaN everywhere, e.g. a flag that does not apply to its
     losses) is summarised with no values and no rank, beside a key that does rank (the default grid met this)."""
-    rows = [run("a", s, fid=1.0 + s, kid=math.nan) for s in range(3)] + [run("b", s, fid=5.0 + s, kid=math.nan)
-                                                                        for s in range(3)]
+    rows = [run("a", s, fid=1.0 + s, kid=math.nan) for s in range(3)] + [
+        run("b", s, fid=5.0 + s, kid=math.nan) for s in range(3)
+    ]
     summary = summarise(table(rows))
     for loss in ("a", "b"):
         kid = one(summary, loss, "kid")
@@ -273,8 +291,11 @@ def test_a_ranked_key_that_no_run_could_score_has_no_rank() -> None:
 
 # -- directions -------------------------------------------------------------------------------------------------------
 def test_unranked_keys_have_no_rank_and_no_test() -> None:
-    rows = [run(loss, s, fid=1.0 + s + i, fid_floor=0.5 + i, kid_std=0.1 * i)
-            for i, loss in enumerate(["nonsaturating", "b"]) for s in range(3)]
+    rows = [
+        run(loss, s, fid=1.0 + s + i, fid_floor=0.5 + i, kid_std=0.1 * i)
+        for i, loss in enumerate(["nonsaturating", "b"])
+        for s in range(3)
+    ]
     summary = summarise(table(rows))
     for key in ("fid_floor", "kid_std"):
         assert one(summary, "b", key)["better"] == "none" and math.isnan(one(summary, "b", key)["rank"])
@@ -286,8 +307,9 @@ def test_stored_directions_rank_a_plugin_metric_without_its_plugin() -> None:
     import json
 
     stored = json.dumps({"mine_score": "higher"})
-    rows = [run(loss, s, mine_score=v, mine_directions=stored) for loss, v in (("a", 1.0), ("b", 5.0))
-            for s in range(3)]
+    rows = [
+        run(loss, s, mine_score=v, mine_directions=stored) for loss, v in (("a", 1.0), ("b", 5.0)) for s in range(3)
+    ]
     summary = summarise(table(rows))
     assert one(summary, "b", "mine_score")["rank"] == 1 and one(summary, "b", "mine_score")["better"] == "higher"
     without = summarise(table([{k: v for k, v in r.items() if k != "mine_directions"} for r in rows]))

@@ -188,8 +188,18 @@ def test_runs_store_metric_directions_and_the_loss_feature_space(catalog) -> Non
 def test_perceptual_vae_records_its_feature_network_with_the_run(catalog) -> None:
     from lossbench.builtin.losses import PerceptualVAE
 
-    result = train_run(spec("vae-perceptual", model="conv-vae", dataset="digits", steps=3, eval_every=10,
-                            eval_samples=50, final_samples=100), catalog)
+    result = train_run(
+        spec(
+            "vae-perceptual",
+            model="conv-vae",
+            dataset="digits",
+            steps=3,
+            eval_every=10,
+            eval_samples=50,
+            final_samples=100,
+        ),
+        catalog,
+    )
     assert result.status == "ok", result.reason
     seed = PerceptualVAE.feature_seed((1, 8, 8))
     assert result.texts["loss_feature_space"] == f"random-conv-1x8x8-seed{seed}"

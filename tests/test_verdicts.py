@@ -22,9 +22,29 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The smoke preset's 40 steps on ring8: no model gets near PacGAN's 80 % high-quality share."""
     root = tmp_path_factory.mktemp("undertrained")
     assert PRESETS["smoke"].steps_points == 40
-    code, output = run_cli("run", "--preset", "smoke", "-l", "nonsaturating", "-l", "hinge", "-m", "mlp",
-                           "-d", "ring8", "--seeds", "0,1", "--device", "cpu", "--workers", "1",
-                           "--results", str(root / "results"), "--reports", str(root / "reports"))
+    code, output = run_cli(
+        "run",
+        "--preset",
+        "smoke",
+        "-l",
+        "nonsaturating",
+        "-l",
+        "hinge",
+        "-m",
+        "mlp",
+        "-d",
+        "ring8",
+        "--seeds",
+        "0,1",
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--results",
+        str(root / "results"),
+        "--reports",
+        str(root / "reports"),
+    )
     assert code == 0, output
     return {"results": root / "results", "reports": root / "reports"}
 
@@ -52,10 +72,24 @@ def wide(reached: dict[str, list[float]]) -> pd.DataFrame:
     rows = []
     for loss, values in reached.items():
         for seed, value in enumerate(values):
-            rows.append({"run_id": f"{loss}{seed}", "dataset": "ring8", "model": "mlp", "loss": loss, "seed": seed,
-                         "preset": "quick", "steps": 10_000, "device": "cpu", "status": "ok",
-                         "modes_covered": 8.0 if value else 3.0, "modes_high_quality": 0.9 if value else 0.2,
-                         "target_reached": value, "target_rule": RULE, "fid_features": "coordinates"})
+            rows.append(
+                {
+                    "run_id": f"{loss}{seed}",
+                    "dataset": "ring8",
+                    "model": "mlp",
+                    "loss": loss,
+                    "seed": seed,
+                    "preset": "quick",
+                    "steps": 10_000,
+                    "device": "cpu",
+                    "status": "ok",
+                    "modes_covered": 8.0 if value else 3.0,
+                    "modes_high_quality": 0.9 if value else 0.2,
+                    "target_reached": value,
+                    "target_rule": RULE,
+                    "fid_features": "coordinates",
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -89,13 +89,18 @@ class TinyCritic(nn.Module):
 
 # -- losses --------------------------------------------------------------------------------------------------------
 
+
 def _scalar(kind: str, obj: object, value: object, what: str, where: str) -> Tensor:
     if not isinstance(value, Tensor):
         _fail(kind, obj, f"{what} returned {type(value).__name__}; expected a scalar tensor")
     assert isinstance(value, Tensor)
     if value.dim() != 0:
-        _fail(kind, obj, f"{what} returned a tensor of shape {list(value.shape)}; expected a scalar "
-                         "(reduce over the batch, e.g. with .mean())")
+        _fail(
+            kind,
+            obj,
+            f"{what} returned a tensor of shape {list(value.shape)}; expected a scalar "
+            "(reduce over the batch, e.g. with .mean())",
+        )
     if not value.is_floating_point():
         _fail(kind, obj, f"{what} returned a {value.dtype} tensor; expected a floating-point scalar")
     if not bool(torch.isfinite(value)):
@@ -103,12 +108,17 @@ def _scalar(kind: str, obj: object, value: object, what: str, where: str) -> Ten
     return value
 
 
-def _gradients(kind: str, obj: object, value: Tensor, inputs: dict[str, Tensor], what: str, where: str,
-               nonzero: bool = True) -> None:
+def _gradients(
+    kind: str, obj: object, value: Tensor, inputs: dict[str, Tensor], what: str, where: str, nonzero: bool = True
+) -> None:
     """``value`` must depend differentiably on every input: gradient present, finite and (by default) non-zero."""
     if not value.requires_grad:
-        _fail(kind, obj, f"{what} has no gradient with respect to {', '.join(inputs)} (is it detached, or built "
-                         "with .item(), numpy or torch.no_grad()?)")
+        _fail(
+            kind,
+            obj,
+            f"{what} has no gradient with respect to {', '.join(inputs)} (is it detached, or built "
+            "with .item(), numpy or torch.no_grad()?)",
+        )
     grads = torch.autograd.grad(value, list(inputs.values()), allow_unused=True, retain_graph=True)
     for name, grad in zip(inputs, grads):
         if grad is None:
@@ -116,8 +126,11 @@ def _gradients(kind: str, obj: object, value: Tensor, inputs: dict[str, Tensor],
         elif not bool(torch.isfinite(grad).all()):
             _fail(kind, obj, f"{what} has a non-finite gradient with respect to {name} on {where}")
         elif nonzero and not bool((grad != 0).any()):
-            _fail(kind, obj, f"{what} has a zero gradient with respect to {name} on {where}, so that player "
-                             "would never learn")
+            _fail(
+                kind,
+                obj,
+                f"{what} has a zero gradient with respect to {name} on {where}, so that player would never learn",
+            )
 
 
 def _check_adversarial(loss: AdversarialLoss, spec: DataSpec, batch_size: int, generator: torch.Generator) -> None:
@@ -137,8 +150,9 @@ def _check_adversarial(loss: AdversarialLoss, spec: DataSpec, batch_size: int, g
         high = torch.full((batch_size,), sign * EXTREME_SCORE, requires_grad=True)
         low = torch.full((batch_size,), -sign * EXTREME_SCORE, requires_grad=True)
         d_value = _scalar(kind, loss, loss.discriminator_loss(high, low), "discriminator_loss", extreme)
-        _gradients(kind, loss, d_value, {"real_scores": high, "fake_scores": low}, "discriminator_loss", extreme,
-                   nonzero=False)
+        _gradients(
+            kind, loss, d_value, {"real_scores": high, "fake_scores": low}, "discriminator_loss", extreme, nonzero=False
+        )
         g_value = _scalar(kind, loss, loss.generator_loss(low, high.detach()), "generator_loss", extreme)
         _gradients(kind, loss, g_value, {"fake_scores": low}, "generator_loss", extreme, nonzero=False)
 
@@ -149,8 +163,12 @@ def _check_adversarial(loss: AdversarialLoss, spec: DataSpec, batch_size: int, g
         where = "a small random critic"
         penalty = _scalar(kind, loss, penalty, "penalty", where)
         if not penalty.requires_grad:
-            _fail(kind, loss, "penalty has no gradient with respect to the critic's parameters (compute it from "
-                              "critic(x), with create_graph=True when it differentiates the critic)")
+            _fail(
+                kind,
+                loss,
+                "penalty has no gradient with respect to the critic's parameters (compute it from "
+                "critic(x), with create_graph=True when it differentiates the critic)",
+            )
         params = list(critic.parameters())
         grads = torch.autograd.grad(penalty, params, allow_unused=True)
         if all(grad is None for grad in grads):
@@ -172,8 +190,14 @@ def _check_vae(loss: VAELoss, spec: DataSpec, batch_size: int, generator: torch.
     _gradients(kind, loss, value, {"reconstruction": raw, "mu": mu, "logvar": logvar}, "loss", where)
 
 
-def check_loss(loss: AdversarialLoss | VAELoss, *, dataset: Dataset | None = None, spec: DataSpec | None = None,
-               batch_size: int = 16, seed: int = 0) -> None:
+def check_loss(
+    loss: AdversarialLoss | VAELoss,
+    *,
+    dataset: Dataset | None = None,
+    spec: DataSpec | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> None:
     """Check a loss the way the harness uses it; raises ``ConformanceError`` naming the loss and the problem.
 
     GAN losses: both losses are finite scalars on random scores, the discriminator's with a gradient with respect
@@ -196,6 +220,7 @@ def check_loss(loss: AdversarialLoss | VAELoss, *, dataset: Dataset | None = Non
 
 # -- models --------------------------------------------------------------------------------------------------------
 
+
 def _check_output(factory: ModelFactory, x: object, what: str, shape: tuple[int, ...], image: bool) -> Tensor:
     if not isinstance(x, Tensor):
         _fail("models", factory, f"{what} returned {type(x).__name__}; expected a tensor of shape {list(shape)}")
@@ -206,8 +231,11 @@ def _check_output(factory: ModelFactory, x: object, what: str, shape: tuple[int,
         _fail("models", factory, f"{what} returned non-finite values")
     low, high = float(x.detach().min()), float(x.detach().max())
     if image and (low < -1 - IMAGE_TOLERANCE or high > 1 + IMAGE_TOLERANCE):
-        _fail("models", factory, f"{what} returned values in [{low:.3g}, {high:.3g}]; images must be in [-1, 1] "
-                                 "(end with tanh)")
+        _fail(
+            "models",
+            factory,
+            f"{what} returned values in [{low:.3g}, {high:.3g}]; images must be in [-1, 1] (end with tanh)",
+        )
     return x
 
 
@@ -223,7 +251,9 @@ def _reaches(output: Tensor, module: nn.Module) -> bool:
     return any(grad is not None for grad in grads)
 
 
-def check_model(factory: ModelFactory, spec: DataSpec | None = None, *, batch_size: int = 8, seed: int = 0) -> GAN | VAE:
+def check_model(
+    factory: ModelFactory, spec: DataSpec | None = None, *, batch_size: int = 8, seed: int = 0
+) -> GAN | VAE:
     """Build the model for ``spec`` and check shapes, ranges, gradients and reproducibility; returns the model.
 
     A GAN's generator maps ``[B, latent_dim]`` to ``[B, *spec.shape]`` (images in [-1, 1]) and its discriminator
@@ -254,13 +284,19 @@ def check_model(factory: ModelFactory, spec: DataSpec | None = None, *, batch_si
         if state.keys() != first_state[role].keys() or not all(
             torch.equal(state[key], first_state[role][key]) for key in state
         ):
-            _fail(kind, factory, f"build() is not reproducible: two builds after torch.manual_seed({seed}) give different "
-                                 f"{role} weights (draw only from torch's global generator)")
+            _fail(
+                kind,
+                factory,
+                f"build() is not reproducible: two builds after torch.manual_seed({seed}) give different "
+                f"{role} weights (draw only from torch's global generator)",
+            )
     shared = {id(p) for m in _modules(model).values() for p in m.parameters()} & {
         id(p) for m in _modules(again).values() for p in m.parameters()
     }
     if shared:
-        _fail(kind, factory, "build() returned modules that share parameters with an earlier build; return fresh modules")
+        _fail(
+            kind, factory, "build() returned modules that share parameters with an earlier build; return fresh modules"
+        )
 
     generator = torch.Generator().manual_seed(seed)
     image = spec.kind == "image"
@@ -271,12 +307,21 @@ def check_model(factory: ModelFactory, spec: DataSpec | None = None, *, batch_si
         z = torch.randn((batch_size, model.latent_dim), generator=generator)
         x = _check_output(factory, model.generator(z), "generator(z)", shape, image)
         scores = _check_output(factory, model.discriminator(x), "discriminator(x)", (batch_size,), False)
-        _check_output(factory, model.discriminator(data_like(spec, batch_size, generator)), "discriminator(real)",
-                      (batch_size,), False)
+        _check_output(
+            factory,
+            model.discriminator(data_like(spec, batch_size, generator)),
+            "discriminator(real)",
+            (batch_size,),
+            False,
+        )
         total = scores.sum()
         for role in ("generator", "discriminator"):
             if not _reaches(total, getattr(model, role)):
-                _fail(kind, factory, f"discriminator(generator(z)) has no gradient with respect to the {role}'s parameters")
+                _fail(
+                    kind,
+                    factory,
+                    f"discriminator(generator(z)) has no gradient with respect to the {role}'s parameters",
+                )
     else:
         x = data_like(spec, batch_size, generator)
         encoded = model.encoder(x)
@@ -294,6 +339,7 @@ def check_model(factory: ModelFactory, spec: DataSpec | None = None, *, batch_si
 
 
 # -- datasets ------------------------------------------------------------------------------------------------------
+
 
 def check_dataset(dataset: Dataset, root: Any = None, *, n_check: int = 512) -> Samples:
     """Load the dataset and check its samples and mode assignment against its ``spec``; returns the samples.
@@ -315,19 +361,32 @@ def check_dataset(dataset: Dataset, root: Any = None, *, n_check: int = 512) -> 
     if not (isinstance(x, Tensor) and x.is_floating_point()):
         _fail(kind, dataset, f"samples.x is {getattr(x, 'dtype', type(x).__name__)}; expected a float32 tensor")
     if tuple(x.shape[1:]) != tuple(spec.shape) or x.shape[0] < 2:
-        _fail(kind, dataset, f"samples.x has shape {list(x.shape)}; expected (N, {', '.join(map(str, spec.shape))}) "
-                             "with N >= 2, as spec.shape declares")
+        _fail(
+            kind,
+            dataset,
+            f"samples.x has shape {list(x.shape)}; expected (N, {', '.join(map(str, spec.shape))}) "
+            "with N >= 2, as spec.shape declares",
+        )
     if not bool(torch.isfinite(x).all()):
         _fail(kind, dataset, "samples.x has non-finite values")
     if spec.kind == "image" and (float(x.min()) < -1 - IMAGE_TOLERANCE or float(x.max()) > 1 + IMAGE_TOLERANCE):
-        _fail(kind, dataset, f"image samples are in [{float(x.min()):.3g}, {float(x.max()):.3g}]; images must be "
-                             "scaled to [-1, 1]")
+        _fail(
+            kind,
+            dataset,
+            f"image samples are in [{float(x.min()):.3g}, {float(x.max()):.3g}]; images must be scaled to [-1, 1]",
+        )
     if y is not None:
         if not (isinstance(y, Tensor) and y.dtype == torch.int64 and tuple(y.shape) == (x.shape[0],)):
-            _fail(kind, dataset, f"samples.y must be an int64 tensor of shape [{x.shape[0]}], not "
-                                 f"{getattr(y, 'dtype', type(y).__name__)} {list(getattr(y, 'shape', []))}")
+            _fail(
+                kind,
+                dataset,
+                f"samples.y must be an int64 tensor of shape [{x.shape[0]}], not "
+                f"{getattr(y, 'dtype', type(y).__name__)} {list(getattr(y, 'shape', []))}",
+            )
         if spec.n_modes is not None and (int(y.min()) < 0 or int(y.max()) >= spec.n_modes):
-            _fail(kind, dataset, f"samples.y has labels in [{int(y.min())}, {int(y.max())}]; expected [0, {spec.n_modes})")
+            _fail(
+                kind, dataset, f"samples.y has labels in [{int(y.min())}, {int(y.max())}]; expected [0, {spec.n_modes})"
+            )
     again = dataset.load(root)
     if not (isinstance(again, Samples) and again.x.shape == x.shape and torch.equal(again.x, x)):
         _fail(kind, dataset, "load() is not deterministic: two loads differ (seed the generator of the data)")
@@ -346,12 +405,16 @@ def check_dataset(dataset: Dataset, root: Any = None, *, n_check: int = 512) -> 
         if not (isinstance(high, Tensor) and high.dtype == torch.bool and tuple(high.shape) == (n,)):
             _fail(kind, dataset, f"mode_of(x).high_quality must be a bool tensor of shape [{n}]")
         if int(mode.min()) < 0 or int(mode.max()) >= int(spec.n_modes or 0):
-            _fail(kind, dataset, f"mode_of(x).mode has modes in [{int(mode.min())}, {int(mode.max())}]; expected "
-                                 f"[0, {spec.n_modes})")
+            _fail(
+                kind,
+                dataset,
+                f"mode_of(x).mode has modes in [{int(mode.min())}, {int(mode.max())}]; expected [0, {spec.n_modes})",
+            )
     return samples
 
 
 # -- metrics -------------------------------------------------------------------------------------------------------
+
 
 def builtin(kind: str, name: str) -> Any:
     """A built-in object by name, collected through the built-ins' own ``register_<kind>`` hooks."""
@@ -368,8 +431,14 @@ def builtin(kind: str, name: str) -> Any:
     raise LookupError(f"no built-in {SINGULAR[kind]} called {name!r}")
 
 
-def make_context(dataset: Dataset | None = None, *, fake: Samples | Tensor | None = None, n: int = 256,
-                 final: bool = True, seed: int = 0) -> Any:
+def make_context(
+    dataset: Dataset | None = None,
+    *,
+    fake: Samples | Tensor | None = None,
+    n: int = 256,
+    final: bool = True,
+    seed: int = 0,
+) -> Any:
     """An ``EvaluationContext`` like the harness builds: ``n`` real samples, a disjoint reference set, and ``fake``.
 
     ``dataset`` defaults to the built-in ``ring8``; ``fake`` defaults to other real samples plus a little noise
@@ -393,13 +462,36 @@ def make_context(dataset: Dataset | None = None, *, fake: Samples | Tensor | Non
         fake = Samples(fake)
     steps = [1, 10, 20]
     history = pd.DataFrame(
-        [dict(zip(HISTORY_COLUMNS, (step, 1.35, 0.7, math.nan, 0.52, 0.48, 0.55, 0.1, -0.1, 0.8, 1.2, 0.01 * step)))
-         for step in steps], columns=list(HISTORY_COLUMNS),
+        [
+            dict(zip(HISTORY_COLUMNS, (step, 1.35, 0.7, math.nan, 0.52, 0.48, 0.55, 0.1, -0.1, 0.8, 1.2, 0.01 * step)))
+            for step in steps
+        ],
+        columns=list(HISTORY_COLUMNS),
     )
-    spec = RunSpec(loss="check", model="check", dataset=dataset.name, seed=seed, steps=steps[-1], batch_size=64,
-                   log_every=10, eval_every=20, eval_samples=n, final_samples=n, device="cpu", preset="smoke")
-    return EvaluationContext(real=real, fake=fake, dataset=dataset, spec=spec, history=history, reference=reference,
-                             final=final, curves=pd.DataFrame(columns=["step", "key", "value"]))
+    spec = RunSpec(
+        loss="check",
+        model="check",
+        dataset=dataset.name,
+        seed=seed,
+        steps=steps[-1],
+        batch_size=64,
+        log_every=10,
+        eval_every=20,
+        eval_samples=n,
+        final_samples=n,
+        device="cpu",
+        preset="smoke",
+    )
+    return EvaluationContext(
+        real=real,
+        fake=fake,
+        dataset=dataset,
+        spec=spec,
+        history=history,
+        reference=reference,
+        final=final,
+        curves=pd.DataFrame(columns=["step", "key", "value"]),
+    )
 
 
 def _check_values(metric: Metric, values: object, where: str) -> dict[str, Any]:
@@ -412,13 +504,20 @@ def _check_values(metric: Metric, values: object, where: str) -> dict[str, Any]:
     return values
 
 
-def check_metric(metric: Metric, dataset: Dataset | None = None, *, fake: Samples | Tensor | None = None,
-                 n: int = 256, allow_empty: bool = False) -> dict[str, Any]:
+def check_metric(
+    metric: Metric,
+    dataset: Dataset | None = None,
+    *,
+    fake: Samples | Tensor | None = None,
+    n: int = 256,
+    allow_empty: bool = False,
+) -> dict[str, Any]:
     """Compute the metric on a harness-like context and check its keys and values; returns the values.
 
     Keys are ``<name>`` or ``<name>_<part>``; values are numbers (NaN only where undefined) or ``str`` facts,
-    under the engine's own rule (``lossbench.plugin.metric_values``: bools and tensors are rejected). ``better`` maps keys the metric returns to "higher", "lower" or "none" (not ranked). A curve metric is
-    also computed as during training (``final=False``, fewer samples). An empty result fails unless
+    under the engine's own rule (``lossbench.plugin.metric_values``: bools and tensors are rejected). ``better``
+    maps keys the metric returns to "higher", "lower" or "none" (not ranked). A curve metric is also computed as
+    during training (``final=False``, fewer samples). An empty result fails unless
     ``allow_empty`` (pass a ``dataset`` the metric applies to).
     """
     kind = "metrics"
@@ -445,13 +544,19 @@ def _check_better(metric: Metric, values: dict[str, Any], where: str) -> None:
         _fail(kind, metric, f"better is {type(better).__name__}; expected a dict {{key: 'higher' | 'lower' | 'none'}}")
     for key, direction in better.items():
         if not isinstance(key, str) or not (key == metric.name or key.startswith(metric.name + "_")):
-            _fail(kind, metric, f"better names key {key!r}; keys must be {metric.name!r} or start with "
-                                f"{metric.name + '_'!r}")
+            _fail(
+                kind,
+                metric,
+                f"better names key {key!r}; keys must be {metric.name!r} or start with {metric.name + '_'!r}",
+            )
         if isinstance(values.get(key), str):
             _fail(kind, metric, f"better names key {key!r}, whose value is a str fact, not a number")
         if direction not in DIRECTIONS:
-            _fail(kind, metric, f"better[{key!r}] is {direction!r}; expected one of "
-                                f"{', '.join(repr(d) for d in DIRECTIONS)}")
+            _fail(
+                kind,
+                metric,
+                f"better[{key!r}] is {direction!r}; expected one of {', '.join(repr(d) for d in DIRECTIONS)}",
+            )
 
 
 def check_feature_space(space: FeatureSpace, dataset: Dataset | None = None, *, n: int = 64) -> Tensor:

@@ -90,11 +90,21 @@ def summary(function: FunctionType) -> str:
 
 # -- the objects plugins read and set ---------------------------------------------------------------------------
 OBJECTS = (  # (module, class): what a plugin subclasses, returns, or reads, in the order an author meets them
-    ("lossbench.api", "AdversarialLoss"), ("lossbench.api", "VAELoss"), ("lossbench.api", "Recipe"),
-    ("lossbench.api", "ModelFactory"), ("lossbench.api", "GAN"), ("lossbench.api", "VAE"),
-    ("lossbench.api", "Dataset"), ("lossbench.api", "DataSpec"), ("lossbench.api", "Samples"),
-    ("lossbench.api", "ModeAssignment"), ("lossbench.api", "FeatureNetwork"), ("lossbench.api", "FeatureSpace"),
-    ("lossbench.api", "Metric"), ("lossbench.api", "MetricContext"), ("lossbench.plan.grid", "RunSpec"),
+    ("lossbench.api", "AdversarialLoss"),
+    ("lossbench.api", "VAELoss"),
+    ("lossbench.api", "Recipe"),
+    ("lossbench.api", "ModelFactory"),
+    ("lossbench.api", "GAN"),
+    ("lossbench.api", "VAE"),
+    ("lossbench.api", "Dataset"),
+    ("lossbench.api", "DataSpec"),
+    ("lossbench.api", "Samples"),
+    ("lossbench.api", "ModeAssignment"),
+    ("lossbench.api", "FeatureNetwork"),
+    ("lossbench.api", "FeatureSpace"),
+    ("lossbench.api", "Metric"),
+    ("lossbench.api", "MetricContext"),
+    ("lossbench.plan.grid", "RunSpec"),
 )
 EXAMPLE = "lossbench/examples/softplus_hinge.py"  # the one plugin example: README, guide and this reference
 
@@ -119,12 +129,17 @@ def members(cls: type) -> list[Member]:
     body = tree.body
     for index, node in enumerate(body):
         following = body[index + 1] if index + 1 < len(body) else None
-        doc = (inspect.cleandoc(following.value.value) if isinstance(following, ast.Expr)
-               and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str) else "")
+        doc = (
+            inspect.cleandoc(following.value.value)
+            if isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+            else ""
+        )
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             annotation = ast.unparse(node.annotation)
             if annotation.startswith("ClassVar["):
-                annotation = annotation[len("ClassVar["):-1]
+                annotation = annotation[len("ClassVar[") : -1]
             default = ast.unparse(node.value) if node.value is not None else ""
             if default.startswith("field("):
                 default = ""
@@ -154,20 +169,34 @@ def _method_signature(cls: type, name: str) -> str:
 
 def render_objects() -> str:
     """One section per plugin-facing class: its docstring, a table of its attributes and its methods."""
-    parts = ["## Objects", "",
-             "What a plugin subclasses, returns or reads. Attributes are set on the class (or in `__init__`);",
-             "every one a plugin may read or set is listed with its type and default.", ""]
+    parts = [
+        "## Objects",
+        "",
+        "What a plugin subclasses, returns or reads. Attributes are set on the class (or in `__init__`);",
+        "every one a plugin may read or set is listed with its type and default.",
+        "",
+    ]
     for module_name, class_name in OBJECTS:
         cls = getattr(importlib.import_module(module_name), class_name)
         found = members(cls)
-        parts += [f"### {class_name}", "", f"`{module_name}.{class_name}`" if module_name != "lossbench.api"
-                  else f"`from lossbench import {class_name}`", "", rst_to_markdown(cls.__doc__ or "").strip(), ""]
+        parts += [
+            f"### {class_name}",
+            "",
+            f"`{module_name}.{class_name}`"
+            if module_name != "lossbench.api"
+            else f"`from lossbench import {class_name}`",
+            "",
+            rst_to_markdown(cls.__doc__ or "").strip(),
+            "",
+        ]
         attributes = [m for m in found if m.kind == "attribute"]
         if attributes:
             parts += ["| attribute | type | default | meaning |", "|---|---|---|---|"]
-            parts += [f"| `{m.name}` | {'`' + _cell(m.type) + '`' if m.type else ''} | "
-                      f"{'`' + _cell(m.default) + '`' if m.default else ''} | {_cell(rst_to_markdown(m.doc).strip())} |"
-                      for m in attributes]
+            parts += [
+                f"| `{m.name}` | {'`' + _cell(m.type) + '`' if m.type else ''} | "
+                f"{'`' + _cell(m.default) + '`' if m.default else ''} | {_cell(rst_to_markdown(m.doc).strip())} |"
+                for m in attributes
+            ]
             parts.append("")
         methods = [m for m in found if m.kind == "method"]
         for m in methods:
@@ -185,7 +214,9 @@ def example_source() -> str:
     return Path(example.__file__).read_text(encoding="utf-8")
 
 
-EXAMPLE_BLOCK = re.compile(r"(<!-- example: (?P<path>[^ ]+) -->\n```python\n)(?P<code>.*?)(```\n<!-- /example -->)", re.S)
+EXAMPLE_BLOCK = re.compile(
+    r"(<!-- example: (?P<path>[^ ]+) -->\n```python\n)(?P<code>.*?)(```\n<!-- /example -->)", re.S
+)
 
 
 def example_blocks(text: str) -> list[tuple[str, str]]:
@@ -214,12 +245,28 @@ def render(module: ModuleType = default_module) -> str:
         "",
     ]
     for name, function in functions.items():
-        parts += [f"## {name}", "", "```python", signature(function), "```", "", rst_to_markdown(function.__doc__ or "")]
-    parts += [render_objects(), "",
-              "## A plugin in one file", "",
-              f"`{EXAMPLE}`, the example of the README and of docs/writing-plugins.md (save it as",
-              "`plugins/softplus_hinge.py` where you run lossbench):", "",
-              "```python", example_source().rstrip(), "```", ""]
+        parts += [
+            f"## {name}",
+            "",
+            "```python",
+            signature(function),
+            "```",
+            "",
+            rst_to_markdown(function.__doc__ or ""),
+        ]
+    parts += [
+        render_objects(),
+        "",
+        "## A plugin in one file",
+        "",
+        f"`{EXAMPLE}`, the example of the README and of docs/writing-plugins.md (save it as",
+        "`plugins/softplus_hinge.py` where you run lossbench):",
+        "",
+        "```python",
+        example_source().rstrip(),
+        "```",
+        "",
+    ]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -227,8 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lossbench.authoring.hookdoc", description=__doc__.splitlines()[0])
     parser.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if FILE differs from the generated text")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write to FILE instead of standard output")
-    parser.add_argument("--sync-examples", type=Path, nargs="+", metavar="FILE",
-                        help=f"rewrite the example blocks of these Markdown files from {EXAMPLE}")
+    parser.add_argument(
+        "--sync-examples",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help=f"rewrite the example blocks of these Markdown files from {EXAMPLE}",
+    )
     args = parser.parse_args(argv)
     if args.sync_examples:
         for path in args.sync_examples:

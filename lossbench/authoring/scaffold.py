@@ -53,9 +53,14 @@ class PluginNames:
     def substitutions(self) -> dict[str, str]:
         kind = kind_named(self.kind)
         values = {
-            "name": self.name, "kind": self.kind, "distribution": self.distribution, "package": self.package,
-            "class_name": self.class_name, "registry": kind.name,
-            "description": templates.DESCRIPTIONS[self.chosen_template], "check": kind.check,
+            "name": self.name,
+            "kind": self.kind,
+            "distribution": self.distribution,
+            "package": self.package,
+            "class_name": self.class_name,
+            "registry": kind.name,
+            "description": templates.DESCRIPTIONS[self.chosen_template],
+            "check": kind.check,
         }
         values["try_it"] = Template(kind.try_it).substitute(values)
         return values
@@ -72,7 +77,9 @@ def plugin_files(name: str, kind: str = "loss", template: str = "") -> dict[str,
         "README.md": templates.README,
         f"{package}/__init__.py": templates.INIT,
         f"{package}/plugin.py": templates.MODULES[names.chosen_template],
-        f"tests/test_{names.package}.py": templates.TESTS[names.chosen_template],  # unique basename: several plugins test together
+        f"tests/test_{names.package}.py": templates.TESTS[
+            names.chosen_template
+        ],  # unique basename: several plugins test together
     }
     return {path: Template(text).substitute(values) for path, text in sources.items()}
 
@@ -83,17 +90,21 @@ def validate(name: str, kind: str, taken: Iterable[str] = (), template: str = ""
     if kind not in PLUGIN_KINDS:
         raise ScaffoldError(f"--kind {kind!r} is not a plugin kind; use one of {', '.join(PLUGIN_KINDS)}")
     if template and template not in templates.TEMPLATES[kind]:
-        raise ScaffoldError(f"--template {template!r} is not a {kind} template; use one of "
-                            f"{', '.join(templates.TEMPLATES[kind])}")
+        raise ScaffoldError(
+            f"--template {template!r} is not a {kind} template; use one of {', '.join(templates.TEMPLATES[kind])}"
+        )
     if not SLUG.match(name):
         raise ScaffoldError(f"plugin name {name!r} is not a lowercase slug like 'my-{kind}' (letters, digits, '-')")
     if name in set(taken):
-        raise ScaffoldError(f"a {kind} called {name!r} is already registered (see `lossbench list "
-                            f"{REGISTRY_KINDS[kind]}`); choose another name")
+        raise ScaffoldError(
+            f"a {kind} called {name!r} is already registered (see `lossbench list "
+            f"{REGISTRY_KINDS[kind]}`); choose another name"
+        )
 
 
-def create_plugin(name: str, kind: str = "loss", parent: Path | str = Path("."), taken: Iterable[str] = (),
-                  template: str = "") -> Path:
+def create_plugin(
+    name: str, kind: str = "loss", parent: Path | str = Path("."), taken: Iterable[str] = (), template: str = ""
+) -> Path:
     """Write the package ``lossbench-<name>`` under ``parent`` and return its folder.
 
     ``taken`` are the names of this kind already registered (a clash would be rejected at load time). An existing

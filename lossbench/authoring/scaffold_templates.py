@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lossbench.plugin.kinds import KINDS
 
-PYPROJECT = '''\
+PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=64"]
 build-backend = "setuptools.build_meta"
@@ -34,13 +34,13 @@ $name = "$package.plugin"
 [tool.pytest.ini_options]
 testpaths = ["tests"]
 pythonpath = ["src"]
-'''
+"""
 
 INIT = '''\
 """The lossbench $kind plugin '$name'; its hooks and description are in ``$package.plugin``."""
 '''
 
-README = '''\
+README = """\
 # $distribution
 
 A [lossbench](https://pypi.org/project/lossbench/) $kind plugin. It registers the $kind `$name`, whose
@@ -67,7 +67,7 @@ any break of the plugin contract, and the `lossbench_smoke` fixture trains the p
 The name `$name` is how users select it; it must stay a lowercase slug and must not clash with another
 plugin's names (lossbench reports a clash with both plugins' names). The hook reference is lossbench's
 `docs/hooks.md`.
-'''
+"""
 
 MODULES = {
     "hinge": '''\

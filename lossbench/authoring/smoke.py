@@ -55,11 +55,20 @@ class SmokeResult:
 
     def frame(self) -> pd.DataFrame:
         """One row per run: loss, model, dataset, seed, status, reason and every metric value."""
-        return pd.DataFrame([
-            {"loss": r.spec.loss, "model": r.spec.model, "dataset": r.spec.dataset, "seed": r.spec.seed,
-             "status": r.status, "reason": r.reason, **r.metrics}
-            for r in self.runs
-        ])
+        return pd.DataFrame(
+            [
+                {
+                    "loss": r.spec.loss,
+                    "model": r.spec.model,
+                    "dataset": r.spec.dataset,
+                    "seed": r.spec.seed,
+                    "status": r.status,
+                    "reason": r.reason,
+                    **r.metrics,
+                }
+                for r in self.runs
+            ]
+        )
 
 
 def _file_of(plugin: object) -> Path | None:
@@ -86,8 +95,13 @@ def add_module(loaded: LoadedPlugins, module: ModuleType) -> str | None:
         return None
     if manager.get_plugin(name) is not None:
         where = loaded.infos[name].location if name in loaded.infos else "another plugin"
-        loaded.problems.append(PluginProblem(name, f"module {name} ({file or 'no file'}) was not registered: a "
-                                                   f"plugin of that name is already loaded ({where})"))
+        loaded.problems.append(
+            PluginProblem(
+                name,
+                f"module {name} ({file or 'no file'}) was not registered: a "
+                f"plugin of that name is already loaded ({where})",
+            )
+        )
         return name
     register_plugin(loaded, name, module, PluginInfo(name, "module", str(file) if file else name))
     return name
@@ -99,8 +113,13 @@ def _add_entry_points(loaded: LoadedPlugins, names: Sequence[str]) -> None:
     for name in names:
         ep = found.get(name)
         if ep is None:
-            loaded.problems.append(PluginProblem(name, "no installed entry point of this name in the 'lossbench' "
-                                                       f"group (installed: {', '.join(sorted(found)) or 'none'})"))
+            loaded.problems.append(
+                PluginProblem(
+                    name,
+                    "no installed entry point of this name in the 'lossbench' "
+                    f"group (installed: {', '.join(sorted(found)) or 'none'})",
+                )
+            )
             continue
         if loaded.manager.get_plugin(name) is not None:
             continue
@@ -110,8 +129,12 @@ def _add_entry_points(loaded: LoadedPlugins, names: Sequence[str]) -> None:
         except Exception as exc:
             loaded.problems.append(PluginProblem(name, f"failed to import {ep.value}: {type(exc).__name__}: {exc}"))
             continue
-        register_plugin(loaded, name, module, PluginInfo(name, "entry point", ep.value, dist.name if dist else None,
-                                                         dist.version if dist else None))
+        register_plugin(
+            loaded,
+            name,
+            module,
+            PluginInfo(name, "entry point", ep.value, dist.name if dist else None, dist.version if dist else None),
+        )
 
 
 @dataclass
@@ -133,8 +156,12 @@ def kit_config(plugins_dir: Path | None, environment: bool) -> PluginConfig:
     return PluginConfig(plugins_dir=plugins_dir, entry_points=environment, default_folders=environment)
 
 
-def kit_environment(modules: Iterable[ModuleType] = (), plugins_dir: Path | None = None,
-                    entry_points: Sequence[str] = (), environment: bool = False) -> KitEnvironment:
+def kit_environment(
+    modules: Iterable[ModuleType] = (),
+    plugins_dir: Path | None = None,
+    entry_points: Sequence[str] = (),
+    environment: bool = False,
+) -> KitEnvironment:
     """The built-ins plus exactly the plugins under test: ``modules``, the files of ``plugins_dir`` and the
     installed ``entry_points`` named. With ``environment`` also everything ``lossbench`` itself would load here
     (every installed entry point, ``./plugins`` or ``$LOSSBENCH_PLUGINS_DIR``), whose problems then do not count.
@@ -163,11 +190,21 @@ def environment_with(modules: Iterable[ModuleType], config: PluginConfig) -> Env
     return Environment(loaded, build_catalog(loaded))
 
 
-def smoke_run(*, losses: Sequence[str] = (), models: Sequence[str] = (), datasets: Sequence[str] = (),
-              seeds: Sequence[int] = (0,), steps: int | None = None, preset: str = "smoke",
-              modules: Iterable[ModuleType] = (), plugins_dir: Path | str | None = None,
-              results_dir: Path | str | None = None, check: bool = True, entry_points: Sequence[str] = (),
-              environment: bool = False) -> SmokeResult:
+def smoke_run(
+    *,
+    losses: Sequence[str] = (),
+    models: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    seeds: Sequence[int] = (0,),
+    steps: int | None = None,
+    preset: str = "smoke",
+    modules: Iterable[ModuleType] = (),
+    plugins_dir: Path | str | None = None,
+    results_dir: Path | str | None = None,
+    check: bool = True,
+    entry_points: Sequence[str] = (),
+    environment: bool = False,
+) -> SmokeResult:
     """Train and score the selected grid on the CPU with the ``smoke`` preset; returns what ran.
 
     The plugins are lossbench's built-ins plus exactly the plugins under test: ``modules`` (plugin modules, e.g.
@@ -190,8 +227,19 @@ def smoke_run(*, losses: Sequence[str] = (), models: Sequence[str] = (), dataset
         raise ConformanceError("plugin problems: " + "; ".join(problems))
     config = kit_config(folder_of_plugins, environment)
     folder = Path(results_dir) if results_dir is not None else Path(tempfile.mkdtemp(prefix="lossbench-smoke-"))
-    options = GridOptions(losses=losses, models=models, datasets=datasets, seeds=list(seeds), preset=preset,
-                          steps=steps, device="cpu", executor="local", workers=1, results=folder, resume=False)
+    options = GridOptions(
+        losses=losses,
+        models=models,
+        datasets=datasets,
+        seeds=list(seeds),
+        preset=preset,
+        steps=steps,
+        device="cpu",
+        executor="local",
+        workers=1,
+        results=folder,
+        resume=False,
+    )
     result = SmokeResult(run_grid(kit.env, config, options), folder, problems, other_problems)
     if check and not result.ok:
         bad = [f"{run.spec.label}: {run.status} ({run.reason})" for run in result.runs if run.status != "ok"]

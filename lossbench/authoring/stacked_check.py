@@ -17,8 +17,16 @@ from lossbench.training.stacked import train_group
 from lossbench.training.train import run_safely
 
 
-def check_stacked(loss: AdversarialLoss, *, model: str = "mlp", dataset: str = "ring8", seeds: Sequence[int] = (0, 1),
-                  steps: int = 10, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+def check_stacked(
+    loss: AdversarialLoss,
+    *,
+    model: str = "mlp",
+    dataset: str = "ring8",
+    seeds: Sequence[int] = (0, 1),
+    steps: int = 10,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
     """Check that ``loss`` trains stacked (``lossbench run --vectorise``) as it trains alone; raises
     ``ConformanceError`` naming the loss and the first difference.
 
@@ -33,9 +41,23 @@ def check_stacked(loss: AdversarialLoss, *, model: str = "mlp", dataset: str = "
         catalog.losses.add(loss, "check_stacked")
     elif catalog.losses.get(name) is not loss:
         raise ConformanceError(f"loss {name!r}: the name is taken by a built-in loss; rename it to check it")
-    specs = [RunSpec(loss=name, model=model, dataset=dataset, seed=seed, steps=steps, batch_size=64, log_every=1,
-                     eval_every=steps + 1, eval_samples=100, final_samples=200, device="cpu", preset="check")
-             for seed in seeds]
+    specs = [
+        RunSpec(
+            loss=name,
+            model=model,
+            dataset=dataset,
+            seed=seed,
+            steps=steps,
+            batch_size=64,
+            log_every=1,
+            eval_every=steps + 1,
+            eval_samples=100,
+            final_samples=200,
+            device="cpu",
+            preset="check",
+        )
+        for seed in seeds
+    ]
     fallbacks: list[str] = []
     stacked = train_group(specs, catalog, notice=fallbacks.append)
     if fallbacks:
@@ -45,14 +67,18 @@ def check_stacked(loss: AdversarialLoss, *, model: str = "mlp", dataset: str = "
         alone = run_safely(spec, catalog)
         where = f"loss {name!r}, seed {spec.seed}"
         if (together.status, together.failed_step) != (alone.status, alone.failed_step):
-            raise ConformanceError(f"{where}: stacked {together.status} at step {together.failed_step} "
-                                   f"({together.reason}), alone {alone.status} at step {alone.failed_step} ({alone.reason})")
+            raise ConformanceError(
+                f"{where}: stacked {together.status} at step {together.failed_step} "
+                f"({together.reason}), alone {alone.status} at step {alone.failed_step} ({alone.reason})"
+            )
         a, b = together.history[columns].to_numpy(float), alone.history[columns].to_numpy(float)
         close = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True) if a.shape == b.shape else np.zeros((1, 1), bool)
         if not close.all():
             row, column = np.argwhere(~close)[0]
-            raise ConformanceError(f"{where}: history differs stacked vs alone at step {int(b[row, 0]) if len(b) > row else '?'}, "
-                                   f"{columns[column]}: {a[row, column]!r} vs {b[row, column]!r}")
+            raise ConformanceError(
+                f"{where}: history differs stacked vs alone at step {int(b[row, 0]) if len(b) > row else '?'}, "
+                f"{columns[column]}: {a[row, column]!r} vs {b[row, column]!r}"
+            )
         if together.checkpoint and alone.checkpoint:
             wa, wb = (torch.load(io.BytesIO(blob)) for blob in (together.checkpoint, alone.checkpoint))
             for key in wb:

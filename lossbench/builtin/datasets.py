@@ -42,8 +42,16 @@ class GaussianMixture(Dataset):
     n_samples = 20_000
     centres: Tensor  # always known for a mixture (``Dataset.centres`` may be None)
 
-    def __init__(self, name: str, centres: Tensor, std: float, seed: int, description: str,
-                 protocol: MixtureProtocol | None = None, target: TrainingTarget | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        centres: Tensor,
+        std: float,
+        seed: int,
+        description: str,
+        protocol: MixtureProtocol | None = None,
+        target: TrainingTarget | None = None,
+    ) -> None:
         self.name = name
         self.centres = centres.float()
         self.std = std
@@ -71,8 +79,11 @@ class GaussianMixture(Dataset):
 
 def _mixture_target(modes: int) -> TrainingTarget:
     """PacGAN Table 1's GAN row, rounded down: >= 80 % high quality and at least ``modes`` modes."""
-    return TrainingTarget((Threshold("modes_high_quality", at_least=0.8), Threshold("modes_covered", at_least=modes)),
-                          source=f"{PACGAN}, GAN row", families=("gan",))
+    return TrainingTarget(
+        (Threshold("modes_high_quality", at_least=0.8), Threshold("modes_covered", at_least=modes)),
+        source=f"{PACGAN}, GAN row",
+        families=("gan",),
+    )
 
 
 def ring8() -> GaussianMixture:
@@ -80,10 +91,15 @@ def ring8() -> GaussianMixture:
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     centres = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     return GaussianMixture(
-        "ring8", centres, 0.01, 1,
+        "ring8",
+        centres,
+        0.01,
+        1,
         "8 Gaussians on a circle of radius 1, std 0.01; scored by PacGAN's protocol (Lin et al. 2018, Table 1: "
         "2,500 samples, high quality within 3 std, a mode covered by 1 such sample)",
-        MixtureProtocol(PACGAN), _mixture_target(6))
+        MixtureProtocol(PACGAN),
+        _mixture_target(6),
+    )
 
 
 def grid25() -> GaussianMixture:
@@ -91,10 +107,15 @@ def grid25() -> GaussianMixture:
     axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
     centres = torch.cartesian_prod(axis, axis)
     return GaussianMixture(
-        "grid25", centres, 0.05, 2,
+        "grid25",
+        centres,
+        0.05,
+        2,
         "25 Gaussians on the grid {-4,-2,0,2,4}^2, std 0.05; scored by PacGAN's protocol (Lin et al. 2018, "
         "Table 1: 2,500 samples, high quality within 3 std, a mode covered by 1 such sample)",
-        MixtureProtocol(PACGAN), _mixture_target(17))
+        MixtureProtocol(PACGAN),
+        _mixture_target(17),
+    )
 
 
 class ClassifiedImages(Dataset, ABC):
@@ -162,7 +183,9 @@ class Digits(ClassifiedImages):
     # a trained GAN draws every digit (>= 9 of 10) at a classifier FID within 10x the real-vs-real floor
     target = TrainingTarget(
         (Threshold("modes_covered", at_least=9), Threshold("fid", at_most=10, relative_to="fid_floor")),
-        source="what a trained DCGAN reaches on 8x8 digits (docs/budgets.md)", families=("gan",))
+        source="what a trained DCGAN reaches on 8x8 digits (docs/budgets.md)",
+        families=("gan",),
+    )
 
     def read(self, root: Path | None = None) -> Samples:
         from sklearn.datasets import load_digits
@@ -254,13 +277,19 @@ class Cifar10(ClassifiedImages):
 
 
 def mnist() -> IdxImages:
-    return IdxImages("mnist", ondisk.IdxLayout("MNIST", "MNIST"),
-                     "MNIST 28x28 handwritten digits (60,000, 10 classes) read from --data-root/MNIST/raw/")
+    return IdxImages(
+        "mnist",
+        ondisk.IdxLayout("MNIST", "MNIST"),
+        "MNIST 28x28 handwritten digits (60,000, 10 classes) read from --data-root/MNIST/raw/",
+    )
 
 
 def fashion_mnist() -> IdxImages:
-    return IdxImages("fashion-mnist", ondisk.IdxLayout("Fashion-MNIST", "FashionMNIST"),
-                     "Fashion-MNIST 28x28 clothing images (60,000, 10 classes) read from --data-root/FashionMNIST/raw/")
+    return IdxImages(
+        "fashion-mnist",
+        ondisk.IdxLayout("Fashion-MNIST", "FashionMNIST"),
+        "Fashion-MNIST 28x28 clothing images (60,000, 10 classes) read from --data-root/FashionMNIST/raw/",
+    )
 
 
 def builtin_datasets() -> list[Dataset]:

@@ -112,8 +112,9 @@ class WGAN(WassersteinCritic):
     """
 
     name = "wgan"
-    recipe = Recipe(optimizer="rmsprop", n_critic=5, lr_g=5e-5, lr_d=5e-5,
-                    n_critic_burst=100, burst_steps=25, burst_every=500)
+    recipe = Recipe(
+        optimizer="rmsprop", n_critic=5, lr_g=5e-5, lr_d=5e-5, n_critic_burst=100, burst_steps=25, burst_every=500
+    )
     clip = 0.01
 
     @torch.no_grad()
@@ -151,7 +152,7 @@ class LSGAN(AdversarialLoss):
     scores_are_logits = False  # regression targets on the raw output, not logits
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return 0.5 * ((real_scores - 1) ** 2).mean() + 0.5 * (fake_scores ** 2).mean()
+        return 0.5 * ((real_scores - 1) ** 2).mean() + 0.5 * (fake_scores**2).mean()
 
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
         return 0.5 * ((fake_scores - 1) ** 2).mean()
@@ -242,7 +243,7 @@ def reconstruction_error(x: Tensor, reconstruction: Tensor) -> Tensor:
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over latent dimensions, mean over the batch."""
-    return (-0.5 * (1 + logvar - mu ** 2 - logvar.exp())).sum(dim=1).mean()
+    return (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(dim=1).mean()
 
 
 class StandardVAE(VAELoss):
@@ -277,8 +278,10 @@ class RandomConvFeatures(nn.Module):
     def __init__(self, shape: tuple[int, ...], seed: int) -> None:
         super().__init__()
         channels = (shape[0], *PERCEPTUAL_CHANNELS)
-        convs = [nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
-                 for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))]
+        convs = [
+            nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
+            for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
+        ]
         self.stages = nn.ModuleList(convs)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -335,8 +338,10 @@ class PerceptualVAE(StandardVAE):
     def bind(self, dataset: Dataset, device: torch.device) -> PerceptualVAE:
         shape = tuple(dataset.spec.shape)
         if dataset.spec.kind != "image" or len(shape) != 3:
-            raise LossbenchError(f"loss {self.name!r} needs images (C, H, W); dataset {dataset.name!r} has "
-                                 f"{dataset.spec.kind} of shape {list(shape)}")
+            raise LossbenchError(
+                f"loss {self.name!r} needs images (C, H, W); dataset {dataset.name!r} has "
+                f"{dataset.spec.kind} of shape {list(shape)}"
+            )
         bound = copy.copy(self)
         bound.network = RandomConvFeatures(shape, self.feature_seed(shape)).to(device)
         return bound

@@ -119,9 +119,14 @@ class PrecisionRecallDensityCoverage(Metric):
         return values
 
 
-def mode_statistics(mode: torch.Tensor, high_quality: torch.Tensor, n_modes: int,
-                    true_weights: object | None = None, min_covering: int = 1,
-                    strict_share: float | None = None) -> dict[str, float]:
+def mode_statistics(
+    mode: torch.Tensor,
+    high_quality: torch.Tensor,
+    n_modes: int,
+    true_weights: object | None = None,
+    min_covering: int = 1,
+    strict_share: float | None = None,
+) -> dict[str, float]:
     """Mode-collapse numbers from per-sample mode assignments (VEEGAN's measures, as PacGAN computes them).
 
     - ``modes_covered``: modes with at least ``min_covering`` (1) high-quality samples assigned to them.
@@ -188,9 +193,15 @@ class ModeCoverage(Metric):
 
     name = "modes"
     curve = True
-    better = {"modes_covered": "higher", "modes_covered_share": "higher", "modes_high_quality": "higher",
-              "modes_kl": "lower", "modes_collapsed": "lower", "modes_covered_strict": "higher",
-              "modes_samples": "none"}
+    better = {
+        "modes_covered": "higher",
+        "modes_covered_share": "higher",
+        "modes_high_quality": "higher",
+        "modes_kl": "lower",
+        "modes_collapsed": "lower",
+        "modes_covered_strict": "higher",
+        "modes_samples": "none",
+    }
     labels = {"modes_high_quality": "high-quality share", "modes_kl": "mode KL"}
     units = {"modes_kl": "nats"}
     headline = {"modes_covered": 2, "modes_high_quality": 6, "modes_kl": 9}
@@ -206,10 +217,14 @@ class ModeCoverage(Metric):
         assignment = ctx.dataset.mode_of(x)
         if assignment is None:
             return {}
-        return mode_statistics(assignment.mode, assignment.high_quality, n_modes,
-                               getattr(ctx.dataset, "mode_weights", None),
-                               min_covering=getattr(protocol, "min_covering", 1),
-                               strict_share=getattr(protocol, "strict_share", None))
+        return mode_statistics(
+            assignment.mode,
+            assignment.high_quality,
+            n_modes,
+            getattr(ctx.dataset, "mode_weights", None),
+            min_covering=getattr(protocol, "min_covering", 1),
+            strict_share=getattr(protocol, "strict_share", None),
+        )
 
 
 class TargetReached(Metric):
@@ -234,7 +249,7 @@ class TargetReached(Metric):
 
 def _last_window(frame: pd.DataFrame) -> pd.DataFrame:
     rows = max(LAST_WINDOW_MIN_ROWS, math.ceil(LAST_WINDOW * len(frame)))
-    return frame.iloc[len(frame) - rows:]
+    return frame.iloc[len(frame) - rows :]
 
 
 def _finite(series: pd.Series) -> np.ndarray:
@@ -251,8 +266,9 @@ def _scores_are_logits(history: pd.DataFrame) -> bool:
     return len(_finite(history["d_fake"])) > 0
 
 
-def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: int | None,
-                         curves: pd.DataFrame | None) -> dict[str, float | str]:
+def stability_statistics(
+    history: pd.DataFrame, total_steps: int, diverged_at: int | None, curves: pd.DataFrame | None
+) -> dict[str, float | str]:
     """Per-run stability numbers from the training history (columns of ``train.HISTORY_COLUMNS``).
 
     "Last window" = the last 20% of logged history rows (at least two); "early" = logged steps within the first
@@ -284,9 +300,17 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
         "stability_diverged_step": float(diverged_at) if diverged_at is not None else float(total_steps),
     }
     if history is None or history.empty:
-        values.update({key: math.nan for key in (
-            "stability_equilibrium_gap", "stability_d_overpowering", "stability_g_grad_early",
-            "stability_loss_oscillation")})
+        values.update(
+            {
+                key: math.nan
+                for key in (
+                    "stability_equilibrium_gap",
+                    "stability_d_overpowering",
+                    "stability_g_grad_early",
+                    "stability_loss_oscillation",
+                )
+            }
+        )
     else:
         history = history.sort_values("step")
         logits = _scores_are_logits(history)
@@ -303,14 +327,14 @@ def stability_statistics(history: pd.DataFrame, total_steps: int, diverged_at: i
         else:
             late = _finite(last["grad_norm_g"])
             values["stability_d_overpowering"] = (
-                float(np.median(late) < STARVED_GRADIENT * np.median(early)) if len(late) and len(early)
-                else math.nan)
+                float(np.median(late) < STARVED_GRADIENT * np.median(early)) if len(late) and len(early) else math.nan
+            )
         values["stability_g_grad_early"] = float(np.median(early)) if len(early) else math.nan
         values["stability_loss_oscillation"] = _std(_finite(last["g_loss"]))
     fid_curve = np.array([])
     if curves is not None and not curves.empty:
         fid_curve = _finite(curves[curves["key"] == "fid"].sort_values("step")["value"])
-    tail = fid_curve[-max(2, math.ceil(len(fid_curve) / 2)):]
+    tail = fid_curve[-max(2, math.ceil(len(fid_curve) / 2)) :]
     values["stability_fid_variability"] = _std(tail)
     return values
 
@@ -325,9 +349,13 @@ class Stability(Metric):
     name = "stability"
     needs_samples = False
     better = {
-        "stability_diverged": "lower", "stability_diverged_step": "higher", "stability_equilibrium_gap": "lower",
-        "stability_d_overpowering": "lower", "stability_g_grad_early": "none",
-        "stability_g_grad_ratio": "none", "stability_loss_oscillation": "lower",
+        "stability_diverged": "lower",
+        "stability_diverged_step": "higher",
+        "stability_equilibrium_gap": "lower",
+        "stability_d_overpowering": "lower",
+        "stability_g_grad_early": "none",
+        "stability_g_grad_ratio": "none",
+        "stability_loss_oscillation": "lower",
         "stability_fid_variability": "lower",
     }
 
@@ -337,6 +365,12 @@ class Stability(Metric):
 
 @hookimpl
 def register_metrics(register) -> None:
-    for metric in (FrechetDistance(), KernelInceptionDistance(), PrecisionRecallDensityCoverage(), ModeCoverage(),
-                   Stability(), TargetReached()):
+    for metric in (
+        FrechetDistance(),
+        KernelInceptionDistance(),
+        PrecisionRecallDensityCoverage(),
+        ModeCoverage(),
+        Stability(),
+        TargetReached(),
+    ):
         register(metric)

@@ -144,7 +144,9 @@ def conv_generator(data: DataSpec, latent_dim: int, width: int, batchnorm: bool)
 
     layers: list[nn.Module] = [
         nn.Linear(latent_dim, channels[0] * base * base, bias=not batchnorm),
-        Reshape(channels[0], base, base), *norm(channels[0]), nn.ReLU(),
+        Reshape(channels[0], base, base),
+        *norm(channels[0]),
+        nn.ReLU(),
     ]
     for c_in, c_out in zip(channels[:-1], channels[1:]):
         layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=not batchnorm), *norm(c_out), nn.ReLU()]

@@ -85,10 +85,20 @@ def sources() -> dict[str, Source]:
     found = [
         _idx_source("mnist", MNIST, "MNIST", "MNIST training images and labels (torchvision's files)"),
         _idx_source("fashion-mnist", FashionMNIST, "FashionMNIST", "Fashion-MNIST training images and labels"),
-        Source("cifar10", "CIFAR-10 python batches (extracted from torchvision's archive)",
-               (Remote((CIFAR10.url,), CIFAR10.filename, "md5", CIFAR10.tgz_md5),), "", extract=True),
-        Source("inception", "pytorch-fid's FID Inception weights",
-               (Remote((FID_WEIGHTS_URL,), inception_file, "sha256", inception_hash),), "", needs_data_root=False),
+        Source(
+            "cifar10",
+            "CIFAR-10 python batches (extracted from torchvision's archive)",
+            (Remote((CIFAR10.url,), CIFAR10.filename, "md5", CIFAR10.tgz_md5),),
+            "",
+            extract=True,
+        ),
+        Source(
+            "inception",
+            "pytorch-fid's FID Inception weights",
+            (Remote((FID_WEIGHTS_URL,), inception_file, "sha256", inception_hash),),
+            "",
+            needs_data_root=False,
+        ),
     ]
     return {source.name: source for source in found}
 
@@ -137,8 +147,10 @@ def fetch_file(remote: Remote, folder: Path, progress: Progress | None = None) -
     if path.exists():
         if remote.verifies(path):
             return path, False
-        raise FetchError(f"{path} exists but its {remote.algorithm} is not {remote.digest}: "
-                         "move it away and fetch again (lossbench never overwrites a file it did not make)")
+        raise FetchError(
+            f"{path} exists but its {remote.algorithm} is not {remote.digest}: "
+            "move it away and fetch again (lossbench never overwrites a file it did not make)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
     problems = []
@@ -153,8 +165,10 @@ def fetch_file(remote: Remote, folder: Path, progress: Progress | None = None) -
         raise FetchError(f"could not download {remote.filename} ({'; '.join(problems)}){kept}")
     if not remote.verifies(part):
         part.unlink()
-        raise FetchError(f"{remote.filename} from {url} has the wrong {remote.algorithm} "
-                         f"(expected {remote.digest}): refused and removed; try again or another mirror")
+        raise FetchError(
+            f"{remote.filename} from {url} has the wrong {remote.algorithm} "
+            f"(expected {remote.digest}): refused and removed; try again or another mirror"
+        )
     part.replace(path)
     return path, True
 
@@ -172,8 +186,12 @@ def with_mirror(remote: Remote, mirror: str | None) -> Remote:
     return dataclasses.replace(remote, urls=(f"{mirror.rstrip('/')}/{remote.filename}", *remote.urls))
 
 
-def fetch(name: str, target: Path | None, mirror: str | None = None,
-          progress_for: Callable[[Remote], Progress | None] | None = None) -> list[str]:
+def fetch(
+    name: str,
+    target: Path | None,
+    mirror: str | None = None,
+    progress_for: Callable[[Remote], Progress | None] | None = None,
+) -> list[str]:
     """Fetch one source into ``target`` (or where lossbench reads it); returns one line per file for the user."""
     known = sources()
     if name not in known:
@@ -183,8 +201,10 @@ def fetch(name: str, target: Path | None, mirror: str | None = None,
     source = known[name]
     root = target if target is not None else default_folder(source)
     if root is None:
-        raise FetchError(f"fetch {name}: no data folder; pass --to DIR or set LOSSBENCH_DATA=DIR "
-                         "(and give the same folder to `lossbench run --data-root`)")
+        raise FetchError(
+            f"fetch {name}: no data folder; pass --to DIR or set LOSSBENCH_DATA=DIR "
+            "(and give the same folder to `lossbench run --data-root`)"
+        )
     folder = root / source.folder if source.folder else root
     lines = []
     for remote in (with_mirror(remote, mirror) for remote in source.files):
@@ -193,4 +213,3 @@ def fetch(name: str, target: Path | None, mirror: str | None = None,
             _extract(path, folder)
         lines.append(f"{'fetched' if downloaded else 'already there'}: {path} ({remote.algorithm} verified)")
     return lines
-

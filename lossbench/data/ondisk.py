@@ -70,8 +70,10 @@ def idx_availability(layout: IdxLayout, root: Path | str | None) -> str | None:
     found = {name: path for name, path in paths.items() if path is not None}
     missing = [name for name in paths if name not in found]
     if missing:
-        return (f"{_join(missing)} not found: {layout.what_to_put(str(layout.raw(root)) + '/')} "
-                f"(data folder from --data-root / LOSSBENCH_DATA)")
+        return (
+            f"{_join(missing)} not found: {layout.what_to_put(str(layout.raw(root)) + '/')} "
+            f"(data folder from --data-root / LOSSBENCH_DATA)"
+        )
     for name, path in found.items():
         problem = _idx_header_problem(path, IDX_IMAGE_MAGIC if name == layout.images else IDX_LABEL_MAGIC)
         if problem:
@@ -126,7 +128,9 @@ def _read_idx(path: Path, reader, what: str) -> Tensor:
             return reader(str(plain))
     except Exception as exc:  # torchvision parses with asserts and view(): turn any failure into a named file
         reason = str(exc).strip() or type(exc).__name__
-        raise DataUnavailable(f"{path} is not a valid idx {what} file ({reason}); replace it with the original") from None
+        raise DataUnavailable(
+            f"{path} is not a valid idx {what} file ({reason}); replace it with the original"
+        ) from None
 
 
 def read_idx_dataset(layout: IdxLayout, root: Path | str | None) -> tuple[Tensor, Tensor]:
@@ -172,7 +176,9 @@ def cifar_availability(root: Path | str | None) -> str | None:
     folder = root / CIFAR_FOLDER
     missing = [name for name in CIFAR_BATCHES if not (folder / name).is_file()]
     if missing:
-        return f"{_join(missing)} not found in {folder}/: {_cifar_what_to_put(str(root))} (--data-root / LOSSBENCH_DATA)"
+        return (
+            f"{_join(missing)} not found in {folder}/: {_cifar_what_to_put(str(root))} (--data-root / LOSSBENCH_DATA)"
+        )
     empty = [name for name in CIFAR_BATCHES if (folder / name).stat().st_size == 0]
     if empty:
         return f"{folder / empty[0]} is empty: {_cifar_what_to_put(str(root))}"
@@ -186,9 +192,13 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             entry = pickle.load(handle, encoding="latin1")
     except Exception as exc:
         reason = str(exc).strip() or type(exc).__name__
-        raise DataUnavailable(f"{path} is not a CIFAR-10 python batch ({reason}); replace it from {CIFAR_ARCHIVE}") from None
+        raise DataUnavailable(
+            f"{path} is not a CIFAR-10 python batch ({reason}); replace it from {CIFAR_ARCHIVE}"
+        ) from None
     if not isinstance(entry, dict) or "data" not in entry or "labels" not in entry:
-        raise DataUnavailable(f"{path} is not a CIFAR-10 python batch (no 'data' and 'labels'); replace it from {CIFAR_ARCHIVE}")
+        raise DataUnavailable(
+            f"{path} is not a CIFAR-10 python batch (no 'data' and 'labels'); replace it from {CIFAR_ARCHIVE}"
+        )
     data = np.asarray(entry["data"])
     labels = np.asarray(entry["labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:

@@ -24,7 +24,9 @@ def portable_config(config: PluginConfig) -> PluginConfig:
     plugins folder, the blocked plugin names), so that a worker elsewhere loads the same plugins."""
     folder = config.resolved_plugins_dir()
     return dataclasses.replace(
-        config, plugins_dir=None if folder is None else folder.resolve(), disabled=frozenset(config.blocked()),
+        config,
+        plugins_dir=None if folder is None else folder.resolve(),
+        disabled=frozenset(config.blocked()),
     )
 
 
@@ -42,8 +44,9 @@ def resolve_workers(value: str, device: str) -> int:
 def forwarded_environment() -> dict[str, str]:
     """The variables a worker must see as the driver does: LOSSBENCH_* (data root, cache, run threads) and a
     user-chosen CUBLAS_WORKSPACE_CONFIG."""
-    return {key: value for key, value in os.environ.items()
-            if key.startswith("LOSSBENCH_") or key in FORWARDED_VARIABLES}
+    return {
+        key: value for key, value in os.environ.items() if key.startswith("LOSSBENCH_") or key in FORWARDED_VARIABLES
+    }
 
 
 def failed(spec: RunSpec, reason: str) -> RunResult:

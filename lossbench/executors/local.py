@@ -47,8 +47,13 @@ from lossbench.training.train import ProgressCallback, run_safely
 
 # -- serial -------------------------------------------------------------------------------------------------------
 
-def run_serial(specs: Sequence[RunSpec], env: Environment, progress: ProgressCallback | None = None,
-               groups: Sequence[Sequence[RunSpec]] | None = None) -> Iterator[RunResult]:
+
+def run_serial(
+    specs: Sequence[RunSpec],
+    env: Environment,
+    progress: ProgressCallback | None = None,
+    groups: Sequence[Sequence[RunSpec]] | None = None,
+) -> Iterator[RunResult]:
     """Each run in turn in this process, reporting the current run's step through ``progress``; with ``groups``
     (``--vectorise``) each group trained stacked, its members' results handed on as each is final."""
     if specs:
@@ -148,7 +153,9 @@ class _Pool:
     def __init__(self, size: int, config: PluginConfig, context) -> None:
         self.messages = context.SimpleQueue()  # a fresh queue per pool: a dead writer cannot leave it locked
         self.executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=size, mp_context=context, initializer=_init_worker,
+            max_workers=size,
+            mp_context=context,
+            initializer=_init_worker,
             initargs=(config, forwarded_environment(), self.messages, os.getpid()),
         )
         self.started: dict[str, int] = {}  # run_id -> worker pid
@@ -170,8 +177,9 @@ class _Pool:
             elif progress is not None:
                 progress(by_id[run_id], value)
 
-    def run(self, batch: Sequence[Task], by_id: dict[str, RunSpec],
-            progress: ProgressCallback | None) -> Generator[RunResult, None, _Batch]:
+    def run(
+        self, batch: Sequence[Task], by_id: dict[str, RunSpec], progress: ProgressCallback | None
+    ) -> Generator[RunResult, None, _Batch]:
         """Yield the results of ``batch`` as they finish; return what did not come back if a worker died."""
         futures = {self.executor.submit(_run_in_worker, task): task for task in batch}
         pending, done, broken = set(futures), set(), False
@@ -183,8 +191,9 @@ class _Pool:
 
         while pending and not broken:
             self._watch()
-            finished, pending = concurrent.futures.wait(pending, timeout=POLL_SECONDS,
-                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+            finished, pending = concurrent.futures.wait(
+                pending, timeout=POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+            )
             yield from hand(self._drain(by_id, progress))  # before the results: steps were sent before them
             for future in finished:
                 task = futures[future]
@@ -239,9 +248,13 @@ def _pool(size: int, config: PluginConfig, context) -> Iterator[_Pool]:
         pool.close()
 
 
-def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
-                  progress: ProgressCallback | None = None,
-                  groups: Sequence[Sequence[RunSpec]] | None = None) -> Iterator[RunResult]:
+def run_processes(
+    specs: Sequence[RunSpec],
+    config: PluginConfig,
+    workers: int,
+    progress: ProgressCallback | None = None,
+    groups: Sequence[Sequence[RunSpec]] | None = None,
+) -> Iterator[RunResult]:
     """Runs spread over ``workers`` spawned processes; yields each result as it finishes. With ``groups``
     (``--vectorise``) a worker trains a group stacked at a time.
 
@@ -260,8 +273,11 @@ def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
     waiting: list[RunSpec] = list(specs)
     while waiting:
         left = {spec.run_id for spec in waiting}
-        tasks = [Task(kept, task.stacked) for task in tasks
-                 if (kept := tuple(spec for spec in task.specs if spec.run_id in left))]
+        tasks = [
+            Task(kept, task.stacked)
+            for task in tasks
+            if (kept := tuple(spec for spec in task.specs if spec.run_id in left))
+        ]
         with _pool(min(workers, len(tasks)), config, context) as pool:
             batch = yield from pool.run(tasks, by_id, progress)
         # the pool is shut down: its processes are joined and their exit codes known
@@ -271,8 +287,7 @@ def run_processes(specs: Sequence[RunSpec], config: PluginConfig, workers: int,
             for spec in batch.lost:
                 yield failed(spec, f"worker process died while starting ({pool.exit_of('')})")
             return
-        culprits = [spec for spec in batch.in_flight
-                    if spec.run_id not in grouped and pool.died_by_itself(spec.run_id)]
+        culprits = [spec for spec in batch.in_flight if spec.run_id not in grouped and pool.died_by_itself(spec.run_id)]
         if len(batch.in_flight) == 1:
             culprits = batch.in_flight
         for spec in culprits:

@@ -95,8 +95,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
         else:
             # Ray enables token authentication for a new local cluster and warns that it did: the default is right
             logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(
+                address="local",
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
     except RayUnavailable:
         raise
     except Exception as exc:
@@ -208,6 +213,7 @@ class _ProgressSink:
 
 # -- in the driver ------------------------------------------------------------------------------------------------
 
+
 def failure_reason(exc: BaseException) -> str:
     """One line saying why a task produced no result."""
     ray = require_ray()
@@ -218,9 +224,15 @@ def failure_reason(exc: BaseException) -> str:
     return f"Ray worker lost ({type(exc).__name__}): {first}".rstrip(": ")
 
 
-def run_ray(specs: Sequence[RunSpec], config: PluginConfig, address: str | None = None, *,
-            num_cpus: int | None = None, progress: ProgressCallback | None = None,
-            groups: Sequence[Sequence[RunSpec]] | None = None) -> Iterator[RunResult]:
+def run_ray(
+    specs: Sequence[RunSpec],
+    config: PluginConfig,
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    progress: ProgressCallback | None = None,
+    groups: Sequence[Sequence[RunSpec]] | None = None,
+) -> Iterator[RunResult]:
     """Run every spec as a Ray task (with ``groups``, ``--vectorise``: every group stacked in one task) and yield
     each RunResult as its task completes.
 
@@ -234,8 +246,9 @@ def run_ray(specs: Sequence[RunSpec], config: PluginConfig, address: str | None 
     return _results(ray, list(specs), tasks, portable_config(config), progress)
 
 
-def _results(ray: Any, specs: list[RunSpec], tasks: list[Task], config: PluginConfig,
-             progress: ProgressCallback | None) -> Iterator[RunResult]:
+def _results(
+    ray: Any, specs: list[RunSpec], tasks: list[Task], config: PluginConfig, progress: ProgressCallback | None
+) -> Iterator[RunResult]:
     refs: dict[Any, Task] = {}
     sink = None
     try:

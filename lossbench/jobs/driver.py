@@ -96,27 +96,45 @@ def plan_grid(env: Environment, options: GridOptions) -> GridPlan:
         device = resolve_device(options.device)
         device_name = str(device) if options.device != "auto" or device.type != "cpu" else "cpu"
     return expand(
-        env.catalog, losses=options.losses, models=options.models, datasets=options.datasets, seeds=options.seeds,
-        preset=options.preset, steps=options.steps, device=device_name, data_root=options.data_root,
+        env.catalog,
+        losses=options.losses,
+        models=options.models,
+        datasets=options.datasets,
+        seeds=options.seeds,
+        preset=options.preset,
+        steps=options.steps,
+        device=device_name,
+        data_root=options.data_root,
         max_runs=options.max_runs,
     )
 
 
-def export_all(store: Store, results: Path, metrics: Sequence[object] = (), comparisons: str = "reference",
-               reference: str | None = None) -> list[Path]:
+def export_all(
+    store: Store,
+    results: Path,
+    metrics: Sequence[object] = (),
+    comparisons: str = "reference",
+    reference: str | None = None,
+) -> list[Path]:
     """runs/history/curves/summary/pairwise as CSV and Parquet in ``results``.
 
     ``metrics`` (the registered metric objects) declare the directions that ranks and tests follow.
     """
     wide = store.runs_wide()
     known = directions(wide, metrics)
-    return export(store, results, [("summary", summarise(wide, known)),
-                                   ("pairwise", pairwise_table(wide, comparisons=comparisons, reference=reference,
-                                                               known=known))])
+    return export(
+        store,
+        results,
+        [
+            ("summary", summarise(wide, known)),
+            ("pairwise", pairwise_table(wide, comparisons=comparisons, reference=reference, known=known)),
+        ],
+    )
 
 
-def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
-             listener: GridListener | None = None) -> GridOutcome:
+def run_grid(
+    env: Environment, config: PluginConfig, options: GridOptions, listener: GridListener | None = None
+) -> GridOutcome:
     """Train every planned run not yet stored, committing each as it finishes; then export the tables."""
     listener = listener or SilentListener()
     seeding.prepare_process()  # before anything in this process may touch CUDA
@@ -136,21 +154,26 @@ def run_grid(env: Environment, config: PluginConfig, options: GridOptions,
         plan.notes.extend(stale_notes(store, plan, stored, stale, origins, options.reuse_stale))
         if not options.reuse_stale:
             stored -= set(stale)
-        plan.notes.extend(missing_space_notes(store, [s for s in plan.specs if s.run_id in stored], spaces,
-                                              catalog_spaces(env.catalog), env.catalog))
+        plan.notes.extend(
+            missing_space_notes(
+                store, [s for s in plan.specs if s.run_id in stored], spaces, catalog_spaces(env.catalog), env.catalog
+            )
+        )
         todo = [spec for spec in plan.specs if spec.run_id not in stored]
         resumed = len(plan.specs) - len(todo)
         listener.planned(plan, todo, resumed)
         trained: list[RunResult] = []
         progress: ProgressCallback = listener.step
         workers = max(1, min(options.workers, len(todo)))  # never more processes than runs
-        results = execute(todo, env, config, executor=options.executor, workers=workers,
-                          progress=progress, **options.executor_options)
+        results = execute(
+            todo, env, config, executor=options.executor, workers=workers, progress=progress, **options.executor_options
+        )
         try:
             for result in results:
                 reasons = stale.get(result.run_id)
-                store.commit(result, current[result.run_id],
-                             "stale: " + "; ".join(reasons) if reasons else "trained again")
+                store.commit(
+                    result, current[result.run_id], "stale: " + "; ".join(reasons) if reasons else "trained again"
+                )
                 trained.append(result)
                 listener.finished(result)
                 notify_run_finished(env.plugins, run_record(result, current[result.run_id]))
@@ -170,8 +193,10 @@ def _rescued(store: Store) -> str:
         where = store.rescue()
     except (OSError, sqlite3.Error) as exc:
         return f"Its runs could not be saved back ({exc})."
-    return (f"The {count} runs it held were saved back to {where}; "
-            "run the same command again (with that store in place) to resume.")
+    return (
+        f"The {count} runs it held were saved back to {where}; "
+        "run the same command again (with that store in place) to resume."
+    )
 
 
 def stale_runs(store: Store, plan: GridPlan, stored: set[str], origins: ProvenanceIndex) -> dict[str, list[str]]:
@@ -190,28 +215,43 @@ def _runs(count: int) -> str:
     return f"{count} stored run{'s' * (count != 1)}"
 
 
-def stale_notes(store: Store, plan: GridPlan, stored: set[str], stale: dict[str, list[str]],
-                origins: ProvenanceIndex, reuse: bool) -> list[str]:
+def stale_notes(
+    store: Store, plan: GridPlan, stored: set[str], stale: dict[str, list[str]], origins: ProvenanceIndex, reuse: bool
+) -> list[str]:
     """The lines that tell the user about stored runs from other code (retrained, or kept with --reuse-stale)
     and about stored runs whose metrics are missing or changed (``lossbench rescore``)."""
     notes = []
     if stale:
         why = provenance.summarise_reasons(list(stale.values()))
         if reuse:
-            notes.append(f"warning: {_runs(len(stale))} came from other code ({why}): kept because of "
-                         "--reuse-stale; their numbers are not those of the current code")
+            notes.append(
+                f"warning: {_runs(len(stale))} came from other code ({why}): kept because of "
+                "--reuse-stale; their numbers are not those of the current code"
+            )
         else:
-            notes.append(f"{_runs(len(stale))} came from other code ({why}): retraining them "
-                         "(the old records are kept as superseded); --reuse-stale keeps them")
+            notes.append(
+                f"{_runs(len(stale))} came from other code ({why}): retraining them "
+                "(the old records are kept as superseded); --reuse-stale keeps them"
+            )
     recorded = store.provenances()
     kept = [spec for spec in plan.specs if spec.run_id in stored and (reuse or spec.run_id not in stale)]
-    rescore = [spec for spec in kept if spec.run_id in recorded
-               and provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec))]
+    rescore = [
+        spec
+        for spec in kept
+        if spec.run_id in recorded and provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec))
+    ]
     if rescore:
-        changes = [[f"metric {name!r}: {why}" for name, why in
-                    provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec)).items()] for spec in rescore]
-        notes.append(f"{_runs(len(rescore))} lack metrics or were scored by other metric code "
-                     f"({provenance.summarise_reasons(changes)}): `lossbench rescore` scores them without training")
+        changes = [
+            [
+                f"metric {name!r}: {why}"
+                for name, why in provenance.metric_changes(recorded[spec.run_id], origins.of_run(spec)).items()
+            ]
+            for spec in rescore
+        ]
+        notes.append(
+            f"{_runs(len(rescore))} lack metrics or were scored by other metric code "
+            f"({provenance.summarise_reasons(changes)}): `lossbench rescore` scores them without training"
+        )
     return notes
 
 
@@ -219,10 +259,21 @@ def run_record(result: RunResult, code: dict | None = None) -> dict:
     """The dict handed to ``run_finished`` hooks."""
     spec = result.spec
     return {
-        "run_id": result.run_id, "loss": spec.loss, "model": spec.model, "dataset": spec.dataset, "seed": spec.seed,
-        "spec": spec.to_dict(), "status": result.status, "reason": result.reason, "failed_step": result.failed_step,
-        "metrics": dict(result.metrics), "texts": dict(result.texts), "history": result.history,
-        "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds, "provenance": code or {},
+        "run_id": result.run_id,
+        "loss": spec.loss,
+        "model": spec.model,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "spec": spec.to_dict(),
+        "status": result.status,
+        "reason": result.reason,
+        "failed_step": result.failed_step,
+        "metrics": dict(result.metrics),
+        "texts": dict(result.texts),
+        "history": result.history,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds,
+        "provenance": code or {},
     }
 
 

@@ -24,11 +24,14 @@ def clock_text(seconds: float) -> str:
 def headline(result: Any) -> str:
     """The run's status and its headline value (the metric a leaderboard ranks by), e.g. ``ok, fid 0.1234``."""
     if result.status == "failed":
-        reason = result.reason if len(result.reason) <= REASON_CHARS else result.reason[:REASON_CHARS - 1] + "…"
+        reason = result.reason if len(result.reason) <= REASON_CHARS else result.reason[: REASON_CHARS - 1] + "…"
         return f"failed: {reason}"
     finite = [k for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)]
-    spaces = {column.removesuffix(FEATURE_SUFFIX): [text] for column, text in result.texts.items()
-              if column.endswith(FEATURE_SUFFIX)}
+    spaces = {
+        column.removesuffix(FEATURE_SUFFIX): [text]
+        for column, text in result.texts.items()
+        if column.endswith(FEATURE_SUFFIX)
+    }
     names = [column.rsplit("_", 1)[0] for column in result.texts if is_facts_column(column)]
     key = leading_metrics(finite, facts_from_texts(result.texts), key_spaces(finite, spaces), names)[0]
     return f"{result.status}, {key} {result.metrics[key]:.4g}" if key else result.status
@@ -50,7 +53,9 @@ class RunLines:
         elapsed = self.clock() - self.started
         left = max(self.total - self.done, 0)
         eta = clock_text(elapsed / self.done * left) if self.done else "?"
-        line = (f"[{self.done}/{self.total}] {result.spec.label} {headline(result)} · elapsed {clock_text(elapsed)}, "
-                f"ETA {eta}")
+        line = (
+            f"[{self.done}/{self.total}] {result.spec.label} {headline(result)} · elapsed {clock_text(elapsed)}, "
+            f"ETA {eta}"
+        )
         self.emit(line)
         return line

@@ -43,8 +43,9 @@ def _stored_names(keys: set[str], name: str) -> bool:
     return any(key == name or key.startswith(name + "_") for key in keys)
 
 
-def metrics_to_rescore(env: Environment, recorded: dict | None, keys: set[str], current: dict,
-                       requested: Sequence[str]) -> list[str]:
+def metrics_to_rescore(
+    env: Environment, recorded: dict | None, keys: set[str], current: dict, requested: Sequence[str]
+) -> list[str]:
     """The metrics of one run to compute: those asked for, else those missing or from other code."""
     if requested:
         return list(requested)
@@ -67,16 +68,23 @@ def _curves(store: Store, run_id: str) -> pd.DataFrame:
     return frame.astype({"step": "int64", "value": float})
 
 
-def rescore(env: Environment, store: Store, metrics: Sequence[str] = (), device: str | None = None,
-            progress: Callable[[str], None] | None = None, spaces: Sequence[str] = ()) -> RescoreOutcome:
+def rescore(
+    env: Environment,
+    store: Store,
+    metrics: Sequence[str] = (),
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    spaces: Sequence[str] = (),
+) -> RescoreOutcome:
     """Score the stored runs again with ``metrics`` (default: the missing or changed ones) from their checkpoints;
     with ``spaces``, also compute the ``per_feature_space`` metrics in each space a run lacks."""
     for name in metrics:
         if name not in env.catalog.metrics:
             raise UsageError(unknown_name_message("metric", name, env.catalog.metrics.names()))
     registry = catalog_spaces(env.catalog)
-    datasets = [env.catalog.datasets.get(name) for name in sorted(set(store.runs()["dataset"]))
-                if name in env.catalog.datasets]
+    datasets = [
+        env.catalog.datasets.get(name) for name in sorted(set(store.runs()["dataset"])) if name in env.catalog.datasets
+    ]
     check_spaces(registry, tuple(spaces), datasets, named=False)
     origins = ProvenanceIndex(env)
     recorded = store.provenances()
@@ -101,14 +109,26 @@ def rescore(env: Environment, store: Store, metrics: Sequence[str] = (), device:
             continue
         checkpoint = store.checkpoint_path(run_id)
         if checkpoint is None or not checkpoint.is_file():
-            outcome.skipped[run_id] = ("no checkpoint stored (trained by an older lossbench): train it again with "
-                                       "--no-resume" if checkpoint is None else f"checkpoint {checkpoint} is missing")
+            outcome.skipped[run_id] = (
+                "no checkpoint stored (trained by an older lossbench): train it again with --no-resume"
+                if checkpoint is None
+                else f"checkpoint {checkpoint} is missing"
+            )
             continue
         in_spaces = [space_key(m.name, m.name, space) for space in lacking for m in _per_space(env)]
         if progress is not None:
             progress(f"{spec.label}: {', '.join(names + in_spaces)}")
-        values, texts, errors = score_checkpoint(env, spec, checkpoint.read_bytes(), names, run, device,
-                                                 _history(store, run_id), _curves(store, run_id), lacking)
+        values, texts, errors = score_checkpoint(
+            env,
+            spec,
+            checkpoint.read_bytes(),
+            names,
+            run,
+            device,
+            _history(store, run_id),
+            _curves(store, run_id),
+            lacking,
+        )
         texts.update({f"{name}_error": message for name, message in errors.items()})
         texts.update(facts_texts(env.catalog.metrics.get(name) for name in names))  # replaced with the values
         outcome.errors.update({f"{run_id} {name}": message for name, message in errors.items()})
@@ -119,9 +139,17 @@ def rescore(env: Environment, store: Store, metrics: Sequence[str] = (), device:
     return outcome
 
 
-def score_checkpoint(env: Environment, spec, checkpoint: bytes, names: Sequence[str], run: dict,
-                     device: str | None, history: pd.DataFrame, curves: pd.DataFrame,
-                     spaces: Sequence[str] = ()) -> tuple[dict, dict, dict]:
+def score_checkpoint(
+    env: Environment,
+    spec,
+    checkpoint: bytes,
+    names: Sequence[str],
+    run: dict,
+    device: str | None,
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    spaces: Sequence[str] = (),
+) -> tuple[dict, dict, dict]:
     """Load a run's sampling network from ``checkpoint`` and compute ``names`` as its final evaluation did, and
     the ``per_feature_space`` metrics in each of ``spaces``."""
     catalog = env.catalog
@@ -139,8 +167,19 @@ def score_checkpoint(env: Environment, spec, checkpoint: bytes, names: Sequence[
         diverged_at = int(run["failed_step"]) if pd.notna(run["failed_step"]) else None
     real, reference = evaluation_sets(load_data(dataset), spec)
     with seeding.pinned_threads(seeding.run_threads()):
-        ctx = evaluation_context(model, spec, dataset, real, reference, target, final=True, history=history,
-                                 curves=curves, diverged_at=diverged_at, spaces=catalog_spaces(catalog))
+        ctx = evaluation_context(
+            model,
+            spec,
+            dataset,
+            real,
+            reference,
+            target,
+            final=True,
+            history=history,
+            curves=curves,
+            diverged_at=diverged_at,
+            spaces=catalog_spaces(catalog),
+        )
         outcome = run_metrics(chosen, ctx)
         if spaces:
             score_in_spaces(_per_space(env), ctx, spaces, outcome)
@@ -157,8 +196,11 @@ def spaces_lacking(keys: set[str], spaces: Sequence[str], registry: dict, catalo
     if not spaces or run["status"] != "ok" or run["dataset"] not in catalog.datasets:
         return []
     data = catalog.datasets.get(run["dataset"]).spec
-    return [space for space in spaces if not registry[space].refuses(data)
-            and not any(space_of(key) == space for key in keys)]
+    return [
+        space
+        for space in spaces
+        if not registry[space].refuses(data) and not any(space_of(key) == space for key in keys)
+    ]
 
 
 def missing_space_notes(store: Store, specs: Sequence, spaces: Sequence[str], registry: dict, catalog) -> list[str]:
@@ -167,11 +209,24 @@ def missing_space_notes(store: Store, specs: Sequence, spaces: Sequence[str], re
         return []
     keys_of = store.metrics().groupby("run_id")["key"].apply(set).to_dict()
     runs = store.runs().set_index("run_id")
-    lacking = [spec for spec in specs if spaces_lacking(keys_of.get(spec.run_id, set()), spaces, registry, catalog,
-                                                        {**runs.loc[spec.run_id].to_dict(), "dataset": spec.dataset})]
+    lacking = [
+        spec
+        for spec in specs
+        if spaces_lacking(
+            keys_of.get(spec.run_id, set()),
+            spaces,
+            registry,
+            catalog,
+            {**runs.loc[spec.run_id].to_dict(), "dataset": spec.dataset},
+        )
+    ]
     if not lacking:
         return []
     names = ",".join(spaces)
     runs_lack = "1 stored run lacks" if len(lacking) == 1 else f"{len(lacking)} stored runs lack"
-    return [(f"{runs_lack} values in feature space(s) {names}: `lossbench rescore --feature-space {names}` adds "
-             "them from the checkpoints without training")]
+    return [
+        (
+            f"{runs_lack} values in feature space(s) {names}: `lossbench rescore --feature-space {names}` adds "
+            "them from the checkpoints without training"
+        )
+    ]

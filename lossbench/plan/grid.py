@@ -46,10 +46,14 @@ class Preset:
         """What this preset's default grid leaves out, for the report and ``lossbench show``; '' if nothing."""
         if not self.leaves_out:
             return ""
-        parts = [f"{m} on every dataset" if d == "*" else (f"{d} (every model)" if m == "*" else f"{m} on {d}")
-                 for d, m in self.leaves_out]
-        return (f"the {self.name} preset's default grid leaves out {', '.join(parts)}; "
-                f"`--preset standard` adds them (or name them with -d/-m)")
+        parts = [
+            f"{m} on every dataset" if d == "*" else (f"{d} (every model)" if m == "*" else f"{m} on {d}")
+            for d, m in self.leaves_out
+        ]
+        return (
+            f"the {self.name} preset's default grid leaves out {', '.join(parts)}; "
+            f"`--preset standard` adds them (or name them with -d/-m)"
+        )
 
 
 # The quick preset's default grid holds what its 15 minutes on 2 CPU cores can train (docs/budgets.md): ring8 and
@@ -141,8 +145,10 @@ MAX_SEED = 2**63 - 1  # seeds are stored as SQLite INTEGER (signed 64-bit)
 def check_grid_size(n_runs: int, max_runs: int | None) -> None:
     """Refuse a grid of more than ``max_runs`` runs (None: no limit), in one line."""
     if max_runs is not None and n_runs > max_runs:
-        raise UsageError(f"the grid has {n_runs:,} runs, more than the limit of {max_runs:,}; "
-                         f"narrow it, or raise the limit with --max-runs {n_runs}")
+        raise UsageError(
+            f"the grid has {n_runs:,} runs, more than the limit of {max_runs:,}; "
+            f"narrow it, or raise the limit with --max-runs {n_runs}"
+        )
 
 
 def parse_seeds(text: str, max_seeds: int | None = MAX_RUNS) -> list[int]:
@@ -170,8 +176,10 @@ def parse_seeds(text: str, max_seeds: int | None = MAX_RUNS) -> list[int]:
         raise UsageError(f"--seeds {text!r}: seed {largest} is too large; seeds go up to {MAX_SEED} (2**63 - 1)")
     count = sum(high - low + 1 for low, high in ranges)  # an upper bound: overlapping ranges count twice
     if max_seeds is not None and count > max_seeds:
-        raise UsageError(f"--seeds {text!r}: {count:,} seeds, more than the limit of {max_seeds:,} runs; "
-                         f"narrow it, or raise the limit with --max-runs {count}")
+        raise UsageError(
+            f"--seeds {text!r}: {count:,} seeds, more than the limit of {max_seeds:,} runs; "
+            f"narrow it, or raise the limit with --max-runs {count}"
+        )
     seeds: set[int] = set()
     for low, high in ranges:
         seeds.update(range(low, high + 1))
@@ -241,7 +249,8 @@ def expand(
             if not model.supports(dataset.spec):
                 continue
             if chosen.leaves_out_pair(dataset_name, model_name) and not (
-                    dataset_name in datasets or model_name in models):
+                dataset_name in datasets or model_name in models
+            ):
                 left_out.add((dataset_name, model_name))
                 continue
             for loss_name in loss_names:

@@ -30,8 +30,9 @@ def _shape(value: Any) -> str:
 
 def _expect(value: Any, shape: tuple[int, ...], what: str, model: str, plugin: str) -> None:
     if not isinstance(value, Tensor) or tuple(value.shape) != shape:
-        raise ModelContractError(f"model {model!r} (plugin {plugin!r}): the {what} returned {_shape(value)}; "
-                                 f"expected shape {list(shape)}")
+        raise ModelContractError(
+            f"model {model!r} (plugin {plugin!r}): the {what} returned {_shape(value)}; expected shape {list(shape)}"
+        )
 
 
 def check_shapes(model: GAN | VAE, real: Tensor, data_shape: tuple[int, ...], name: str, plugin: str) -> None:
@@ -53,8 +54,10 @@ def check_shapes(model: GAN | VAE, real: Tensor, data_shape: tuple[int, ...], na
             else:
                 encoded = model.encoder(real)
                 if not (isinstance(encoded, (tuple, list)) and len(encoded) == 2):
-                    raise ModelContractError(f"model {name!r} (plugin {plugin!r}): the encoder returned "
-                                             f"{_shape(encoded)}; expected a pair (mu, logvar)")
+                    raise ModelContractError(
+                        f"model {name!r} (plugin {plugin!r}): the encoder returned "
+                        f"{_shape(encoded)}; expected a pair (mu, logvar)"
+                    )
                 for part, value in zip(("mu", "logvar"), encoded):
                     _expect(value, (n, model.latent_dim), f"encoder's {part}", name, plugin)
                 _expect(model.decoder(z), (n, *data_shape), "decoder", name, plugin)

@@ -74,32 +74,61 @@ class Kind(Generic[T]):
 
 
 LOSSES: Kind[Loss] = Kind(
-    "losses", "loss", ("AdversarialLoss", "VAELoss"), validate_loss, "check_loss",
+    "losses",
+    "loss",
+    ("AdversarialLoss", "VAELoss"),
+    validate_loss,
+    "check_loss",
     templates=("hinge", "nonsaturating", "wasserstein"),
-    try_it="lossbench run --grid -l $name -d ring8 --preset smoke", trains=True,
+    try_it="lossbench run --grid -l $name -d ring8 --preset smoke",
+    trains=True,
     facts=lambda obj: {"family": obj.family},
 )
 MODELS: Kind[ModelFactory] = Kind(
-    "models", "model", ("ModelFactory",), validate_model, "check_model", templates=("mlp",),
-    try_it="lossbench run --grid -m $name -d ring8 --preset smoke", trains=True,
+    "models",
+    "model",
+    ("ModelFactory",),
+    validate_model,
+    "check_model",
+    templates=("mlp",),
+    try_it="lossbench run --grid -m $name -d ring8 --preset smoke",
+    trains=True,
     facts=lambda obj: {"family": obj.family},
 )
 DATASETS: Kind[Dataset] = Kind(
-    "datasets", "dataset", ("Dataset",), validate_dataset, "check_dataset", templates=("rings",),
-    try_it="lossbench run --grid -l nonsaturating -d $name --preset smoke", trains=True,
+    "datasets",
+    "dataset",
+    ("Dataset",),
+    validate_dataset,
+    "check_dataset",
+    templates=("rings",),
+    try_it="lossbench run --grid -l nonsaturating -d $name --preset smoke",
+    trains=True,
     facts=lambda obj: {"kind": obj.spec.kind, "shape": list(obj.spec.shape), "modes": obj.spec.n_modes},
 )
 METRICS: Kind[Metric] = Kind(
-    "metrics", "metric", ("Metric",), validate_metric, "check_metric", templates=("energy",),
+    "metrics",
+    "metric",
+    ("Metric",),
+    validate_metric,
+    "check_metric",
+    templates=("energy",),
     try_it="lossbench run --grid -l nonsaturating -d ring8 --preset smoke && lossbench show --metric $name",
 )
 
 FEATURE_SPACES: Kind[FeatureSpace] = Kind(
-    "feature_spaces", "feature space", ("FeatureSpace",), validate_feature_space, "check_feature_space",
+    "feature_spaces",
+    "feature space",
+    ("FeatureSpace",),
+    validate_feature_space,
+    "check_feature_space",
     templates=("projection",),
     try_it="lossbench run --grid -l nonsaturating -d digits --preset smoke --feature-space $name",
-    facts=lambda obj: {"inputs": obj.inputs, "width": obj.width,
-                       "weights": None if obj.weights is None else str(obj.weights)},
+    facts=lambda obj: {
+        "inputs": obj.inputs,
+        "width": obj.width,
+        "weights": None if obj.weights is None else str(obj.weights),
+    },
 )
 
 KINDS: tuple[Kind[Any], ...] = (LOSSES, MODELS, DATASETS, METRICS, FEATURE_SPACES)

@@ -50,7 +50,7 @@ def choose(names: tuple[str, ...] | list[str], folder: Path | None) -> Iterator[
             raise UsageError(unknown_name_message("--log logger", name, list(BUILTIN_LOGGERS)))
         package = EXTRAS.get(name)
         if package and importlib.util.find_spec(package) is None:
-            raise LossbenchError(f"--log {name} needs the {package} package: pip install \"lossbench[{name}]\"")
+            raise LossbenchError(f'--log {name} needs the {package} package: pip install "lossbench[{name}]"')
     saved = {key: os.environ.get(key) for key in (LOG_ENV, LOG_DIR_ENV)}
     if names:
         os.environ[LOG_ENV] = ",".join(dict.fromkeys(names))
@@ -77,9 +77,12 @@ def hook_caller(manager: Any) -> LiveCallback | None:
     An implementation that raises is reported once per run on stderr, with its plugin's name; the run goes on.
     """
     active = set(chosen())
-    impls = [impl for impl in manager.hook.run_logged.get_hookimpls()
-             if impl.plugin_name not in BUILTIN_LOGGERS.values()
-             or any(BUILTIN_LOGGERS[name] == impl.plugin_name for name in active)]
+    impls = [
+        impl
+        for impl in manager.hook.run_logged.get_hookimpls()
+        if impl.plugin_name not in BUILTIN_LOGGERS.values()
+        or any(BUILTIN_LOGGERS[name] == impl.plugin_name for name in active)
+    ]
     if not impls:
         return None
     reported: set[tuple[str, str]] = set()
@@ -92,8 +95,11 @@ def hook_caller(manager: Any) -> LiveCallback | None:
                 key = (impl.plugin_name, batch["run_id"])
                 if key not in reported:
                     reported.add(key)
-                    print(f"warning: plugin {impl.plugin_name!r} raised in run_logged for {batch['label']}: "
-                          f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                    print(
+                        f"warning: plugin {impl.plugin_name!r} raised in run_logged for {batch['label']}: "
+                        f"{type(exc).__name__}: {exc}",
+                        file=sys.stderr,
+                    )
 
     return call
 
@@ -111,8 +117,26 @@ def finite_items(values: dict[str, Any]) -> list[tuple[str, float]]:
     return found
 
 
-def batch(spec: Any, step: int, history: pd.DataFrame, curves: pd.DataFrame, final: bool,
-          status: str = "running", reason: str = "", metrics: dict[str, float] | None = None) -> dict[str, Any]:
+def batch(
+    spec: Any,
+    step: int,
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    final: bool,
+    status: str = "running",
+    reason: str = "",
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """The dict a ``run_logged`` implementation receives (documented in ``lossbench.hookspecs``)."""
-    return {"run_id": spec.run_id, "label": spec.label, "spec": spec.to_dict(), "step": step, "history": history,
-            "curves": curves, "final": final, "status": status, "reason": reason, "metrics": dict(metrics or {})}
+    return {
+        "run_id": spec.run_id,
+        "label": spec.label,
+        "spec": spec.to_dict(),
+        "step": step,
+        "history": history,
+        "curves": curves,
+        "final": final,
+        "status": status,
+        "reason": reason,
+        "metrics": dict(metrics or {}),
+    }

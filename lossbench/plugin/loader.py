@@ -164,12 +164,15 @@ def load_plugins(config: PluginConfig = PluginConfig()) -> LoadedPlugins:
             if manager.is_blocked(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
-            info = PluginInfo(ep.name, "entry point", ep.value, dist.name if dist else None,
-                              dist.version if dist else None)
+            info = PluginInfo(
+                ep.name, "entry point", ep.value, dist.name if dist else None, dist.version if dist else None
+            )
             try:
                 module = ep.load()
             except Exception as exc:
-                loaded.problems.append(PluginProblem(ep.name, f"failed to import {ep.value}: {_describe_exception(exc)}"))
+                loaded.problems.append(
+                    PluginProblem(ep.name, f"failed to import {ep.value}: {_describe_exception(exc)}")
+                )
                 continue
             register_plugin(loaded, ep.name, module, info)
 

@@ -50,7 +50,7 @@ def split_values(name: str, returned: object, where: str = "") -> tuple[dict[str
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
             numbers_[key] = float(value)
         else:
-            raise MetricValueError(f"value of {key!r} is {type(value).__name__}; expected a float (or a str "
-                                   f"fact){_hint(value)}")
+            raise MetricValueError(
+                f"value of {key!r} is {type(value).__name__}; expected a float (or a str fact){_hint(value)}"
+            )
     return numbers_, texts
-

@@ -142,7 +142,11 @@ def _origin(env: Any, plugin: str) -> Origin:
                 version = metadata.version(distribution)
             except metadata.PackageNotFoundError:
                 version = None
-        files = module_sources(module) if isinstance(module, ModuleType) and distribution and _editable(distribution) else []
+        files = (
+            module_sources(module)
+            if isinstance(module, ModuleType) and distribution and _editable(distribution)
+            else []
+        )
         return Origin(plugin, distribution, version, _hash_or_none(files))
     files = module_sources(module) if isinstance(module, ModuleType) else []
     if info.source == "plugins folder":
@@ -214,8 +218,12 @@ def describe(provenance: dict | None) -> str:
         origin = Origin(entry.get("plugin", "?"), entry.get("distribution"), entry.get("version"), entry.get("source"))
         parts.append(f"{kind} {entry.get('name')}: {origin.describe()}")
     metrics = provenance.get("metrics") or {}
-    plugins = sorted({Origin(m.get("plugin", "?"), m.get("distribution"), m.get("version"), m.get("source")).describe()
-                      for m in metrics.values()})
+    plugins = sorted(
+        {
+            Origin(m.get("plugin", "?"), m.get("distribution"), m.get("version"), m.get("source")).describe()
+            for m in metrics.values()
+        }
+    )
     if metrics:
         parts.append(f"metrics ({len(metrics)}): {'; '.join(plugins)}")
     return " | ".join(parts)

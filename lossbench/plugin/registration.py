@@ -68,12 +68,15 @@ def validate_metric(obj: Any) -> None:
 
 
 def validate_feature_space(obj: Any) -> None:
-    """``build``, ``refuses`` and ``unavailable``; ``inputs`` one of ``FEATURE_INPUTS``; ``width`` a positive int or None."""
+    """``build``, ``refuses`` and ``unavailable``; ``inputs`` one of ``FEATURE_INPUTS``; ``width`` a positive int
+    or None."""
     from lossbench.api import FEATURE_INPUTS
 
     _methods(obj, "build", "refuses", "unavailable")
     if getattr(obj, "inputs", None) not in FEATURE_INPUTS:
-        raise RegistrationError(f"inputs must be one of {', '.join(FEATURE_INPUTS)}, not {getattr(obj, 'inputs', None)!r}")
+        raise RegistrationError(
+            f"inputs must be one of {', '.join(FEATURE_INPUTS)}, not {getattr(obj, 'inputs', None)!r}"
+        )
     width = getattr(obj, "width", None)
     if width is not None and (not isinstance(width, int) or isinstance(width, bool) or width < 1):
         raise RegistrationError(f"width must be a positive int or None, not {width!r}")

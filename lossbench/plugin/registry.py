@@ -79,10 +79,12 @@ class Registry(Generic[T]):
             try:  # something that is not a loss at all (e.g. register("str")) is told so, not that its name is bad
                 self.of.validate(obj)
             except RegistrationError as exc:
-                raise RegistrationError(f"register() got {_preview(obj)} (a {type(obj).__name__}), "
-                                        f"which is not a {what}: {exc}") from None
+                raise RegistrationError(
+                    f"register() got {_preview(obj)} (a {type(obj).__name__}), which is not a {what}: {exc}"
+                ) from None
             raise RegistrationError(
-                f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like 'my-{what.replace(' ', '-')}'"
+                f"{what} {type(obj).__name__} has name {name!r}; a name must be a lowercase slug like "
+                f"'my-{what.replace(' ', '-')}'"
             )
         try:
             self.of.validate(obj)

@@ -62,8 +62,16 @@ class ReportBuilder:
         self.runs_folder = OwnedFolder(self.reports, RUNS_DIR)  # reports/runs, one page per run
         self._pairwise: dict[str, pd.DataFrame] = {}
 
-    def figure(self, name: str, title: str, caption: str, alt: str, draw: Callable[[Path], Any],
-               fingerprint: str | None = None, suffix: str = ".png") -> FigureRef:
+    def figure(
+        self,
+        name: str,
+        title: str,
+        caption: str,
+        alt: str,
+        draw: Callable[[Path], Any],
+        fingerprint: str | None = None,
+        suffix: str = ".png",
+    ) -> FigureRef:
         """Draw one figure into ``figures/<name>.png``; a drawing error is shown in the report, not raised.
 
         With a ``fingerprint`` (everything the figure depends on) the file is named after it and an existing file
@@ -95,8 +103,13 @@ class ReportBuilder:
     def pairwise(self, metric: str) -> pd.DataFrame:
         """Paired comparisons between losses on one metric (all datasets and models), computed once."""
         if metric not in self._pairwise:
-            self._pairwise[metric] = tables.pairwise(self.data.wide, metric, comparisons=self.comparisons,
-                                                     reference=self.reference, known=self.data.directions)
+            self._pairwise[metric] = tables.pairwise(
+                self.data.wide,
+                metric,
+                comparisons=self.comparisons,
+                reference=self.reference,
+                known=self.data.directions,
+            )
         return self._pairwise[metric]
 
     def samples_of(self, wide: pd.DataFrame, order: list[str]) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
@@ -123,17 +136,29 @@ class ReportBuilder:
             labels = metric_labels(data.wide, dataset, data.metric_keys, data.facts)
             infos[dataset], labels_by_dataset[dataset] = info, labels
             models = [model_section(self, dataset, model, info, labels) for model in sorted(wide["model"].unique())]
-            datasets.append({
-                "name": dataset, "anchor": slug(dataset), "kind": info.get("kind") or "unknown kind",
-                "n_modes": info.get("n_modes"), "heatmap": heatmap(self, dataset, labels), "models": models,
-            })
+            datasets.append(
+                {
+                    "name": dataset,
+                    "anchor": slug(dataset),
+                    "kind": info.get("kind") or "unknown kind",
+                    "n_modes": info.get("n_modes"),
+                    "heatmap": heatmap(self, dataset, labels),
+                    "models": models,
+                }
+            )
         runs = run_sections(self, infos, labels_by_dataset)
         page = render(
             "index.html.j2",
-            version=__version__, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            config=configuration(data.runs), feature_spaces=feature_spaces(data.wide, data.facts),
-            datasets=datasets, runs=runs, flagged=[r for r in runs if r["status"] != "ok"], warnings=self.warnings,
-            store_path=str(data.store.path), left_out=left_out_notes(data.wide),
+            version=__version__,
+            generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            config=configuration(data.runs),
+            feature_spaces=feature_spaces(data.wide, data.facts),
+            datasets=datasets,
+            runs=runs,
+            flagged=[r for r in runs if r["status"] != "ok"],
+            warnings=self.warnings,
+            store_path=str(data.store.path),
+            left_out=left_out_notes(data.wide),
             build_seconds=f"{time.perf_counter() - started:.1f}",
         )
         index = write_text(self.reports / INDEX, page)
@@ -142,8 +167,9 @@ class ReportBuilder:
         return index
 
 
-def build_report(results: Path, reports: Path, catalog: Any = None, comparisons: str = "reference",
-                 reference: str | None = None) -> Path:
+def build_report(
+    results: Path, reports: Path, catalog: Any = None, comparisons: str = "reference", reference: str | None = None
+) -> Path:
     """(Re)build ``reports/index.html`` and ``reports/figures/`` from the store in ``results``; return the page.
 
     ``catalog`` (the loaded plugins' catalog) supplies mode centres for scatter plots and its metrics' facts over
@@ -176,6 +202,8 @@ def prepare_reports(reports: Path) -> Path:
         except OSError as exc:
             raise LossbenchError(f"--reports {reports}: cannot read {index} ({exc.strerror or exc})") from None
         if GENERATOR_MARK not in head:
-            raise LossbenchError(f"{index} was not written by lossbench and would be overwritten; "
-                                 "move it away or choose another --reports folder")
+            raise LossbenchError(
+                f"{index} was not written by lossbench and would be overwritten; "
+                "move it away or choose another --reports folder"
+            )
     return reports

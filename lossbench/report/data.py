@@ -48,9 +48,16 @@ class ReportData:
         wide = store.runs_wide()
         facts = known_facts(wide, metrics)
         known = {key: fact.better for key, fact in facts.items()}
-        return cls(runs=runs, wide=wide, summary=tables.summarise(wide, known), history=history_with_keys(store),
-                   curves=runs[KEYS].merge(store.curves(), on="run_id"), metrics=store.metrics(), store=store,
-                   facts=facts)
+        return cls(
+            runs=runs,
+            wide=wide,
+            summary=tables.summarise(wide, known),
+            history=history_with_keys(store),
+            curves=runs[KEYS].merge(store.curves(), on="run_id"),
+            metrics=store.metrics(),
+            store=store,
+            facts=facts,
+        )
 
     @property
     def directions(self) -> dict[str, str]:
@@ -129,11 +136,18 @@ def configuration(runs: pd.DataFrame) -> dict[str, Any]:
     return {
         "n_runs": len(runs),
         "counts": {status: int(counts.get(status, 0)) for status in ("ok", "diverged", "failed")},
-        "presets": values("preset"), "seeds": values("seed"), "steps": "; ".join(steps) or "–",
-        "batch_size": values("batch_size"), "eval_every": values("eval_every"),
+        "presets": values("preset"),
+        "seeds": values("seed"),
+        "steps": "; ".join(steps) or "–",
+        "batch_size": values("batch_size"),
+        "eval_every": values("eval_every"),
         "final_samples": values("final_samples"),
-        "datasets": values("dataset"), "models": values("model"), "losses": values("loss"),
-        "devices": ", ".join(devices) or "–", "gpus": ", ".join(gpus), "software": "; ".join(software),
+        "datasets": values("dataset"),
+        "models": values("model"),
+        "losses": values("loss"),
+        "devices": ", ".join(devices) or "–",
+        "gpus": ", ".join(gpus),
+        "software": "; ".join(software),
         "hosts": ", ".join(hosts),
     }
 
@@ -146,11 +160,16 @@ def feature_spaces(wide: pd.DataFrame, facts: Facts) -> list[dict[str, Any]]:
         for dataset in sorted(wide["dataset"].unique()):
             spaces = sorted(column[wide["dataset"] == dataset].dropna().unique())
             if spaces:
-                rows.append({
-                    "dataset": dataset, "metric": facts_of(prefix, facts).label or prefix,
-                    "spaces": spaces, "meaning": "; ".join(figures.feature_space_name(s) for s in spaces),
-                    "mixed": len(spaces) > 1, "inception": any(s == "inception-v3-pool3" for s in spaces),
-                })
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "metric": facts_of(prefix, facts).label or prefix,
+                        "spaces": spaces,
+                        "meaning": "; ".join(figures.feature_space_name(s) for s in spaces),
+                        "mixed": len(spaces) > 1,
+                        "inception": any(s == "inception-v3-pool3" for s in spaces),
+                    }
+                )
     return rows
 
 
@@ -163,8 +182,16 @@ class Builder(Protocol):
     reference: str | None
     runs_folder: OwnedFolder
 
-    def figure(self, name: str, title: str, caption: str, alt: str, draw: Callable[[Path], Any],
-               fingerprint: str | None = None, suffix: str = ".png") -> FigureRef: ...
+    def figure(
+        self,
+        name: str,
+        title: str,
+        caption: str,
+        alt: str,
+        draw: Callable[[Path], Any],
+        fingerprint: str | None = None,
+        suffix: str = ".png",
+    ) -> FigureRef: ...
 
     def pairwise(self, metric: str) -> pd.DataFrame: ...
 

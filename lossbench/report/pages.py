@@ -12,8 +12,13 @@ GENERATOR_MARK = 'name="generator" content="lossbench'  # in every page lossbenc
 
 @functools.lru_cache(maxsize=1)
 def _environment() -> Jinja:
-    return Jinja(loader=PackageLoader("lossbench.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                 undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Jinja(
+        loader=PackageLoader("lossbench.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def template(name: str) -> Template:

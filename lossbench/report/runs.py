@@ -29,15 +29,29 @@ BADGES = {"ok": "ok", "failed": "FAILED", "diverged": "DIVERGED"}
 
 def _values(run_metrics: pd.DataFrame, labels: dict[str, str]) -> list[dict[str, Any]]:
     """A run's stored values and texts as its page lists them (the metric facts are for the tables, not results)."""
-    return [{"key": r["key"], "label": labels.get(r["key"], r["key"]),
-             "text": r["text"] if isinstance(r["text"], str) else fmt(r["value"]),
-             "value": exact(r["value"]) if not isinstance(r["text"], str) else "",
-             "is_text": isinstance(r["text"], str)}
-            for r in run_metrics.to_dict("records") if not is_facts_column(r["key"])]
+    return [
+        {
+            "key": r["key"],
+            "label": labels.get(r["key"], r["key"]),
+            "text": r["text"] if isinstance(r["text"], str) else fmt(r["value"]),
+            "value": exact(r["value"]) if not isinstance(r["text"], str) else "",
+            "is_text": isinstance(r["text"], str),
+        }
+        for r in run_metrics.to_dict("records")
+        if not is_facts_column(r["key"])
+    ]
 
 
-def _figures(builder: Builder, run: dict[str, Any], run_history: pd.DataFrame, run_curves: pd.DataFrame,
-             curve_key: str | None, labels: dict[str, str], centres: Any, samples: Any) -> list[Any]:
+def _figures(
+    builder: Builder,
+    run: dict[str, Any],
+    run_history: pd.DataFrame,
+    run_curves: pd.DataFrame,
+    curve_key: str | None,
+    labels: dict[str, str],
+    centres: Any,
+    samples: Any,
+) -> list[Any]:
     run_id, colour = run["run_id"], to_hex(builder.palette[run["loss"]])
     failed_step = run["failed_step"] if pd.notna(run["failed_step"]) else None
     # what a run's own figures depend on: the stored run, its colour, and how figures are drawn
@@ -45,27 +59,48 @@ def _figures(builder: Builder, run: dict[str, Any], run_history: pd.DataFrame, r
     curve_label = labels.get(curve_key, curve_key) if curve_key else None
     refs = []
     if len(run_history) or len(run_curves):
-        refs.append(builder.figure(
-            f"run-{run_id}-curves",
-            *captions.run_curves(run_id, run["loss"], run["dataset"], run["seed"], curve_label, failed_step),
-            lambda path: runsvg.write(runsvg.curves_svg(run_history, run_curves, colour, curve_key, failed_step,
-                                                        labels.get(curve_key) if curve_key else None), path),
-            fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}", suffix=".svg"))
+        refs.append(
+            builder.figure(
+                f"run-{run_id}-curves",
+                *captions.run_curves(run_id, run["loss"], run["dataset"], run["seed"], curve_label, failed_step),
+                lambda path: runsvg.write(
+                    runsvg.curves_svg(
+                        run_history,
+                        run_curves,
+                        colour,
+                        curve_key,
+                        failed_step,
+                        labels.get(curve_key) if curve_key else None,
+                    ),
+                    path,
+                ),
+                fingerprint=f"{fingerprint}|{curve_key}|{labels.get(curve_key) if curve_key else ''}",
+                suffix=".svg",
+            )
+        )
     if samples is not None and samples.ndim == 4:
-        refs.append(builder.figure(
-            f"run-{run_id}-samples", *captions.run_images(run_id, min(len(samples), 64), run["seed"]),
-            lambda path: figures.save_image_grid(samples[:64], path), fingerprint=fingerprint))
+        refs.append(
+            builder.figure(
+                f"run-{run_id}-samples",
+                *captions.run_images(run_id, min(len(samples), 64), run["seed"]),
+                lambda path: figures.save_image_grid(samples[:64], path),
+                fingerprint=fingerprint,
+            )
+        )
     elif samples is not None:
-        refs.append(builder.figure(
-            f"run-{run_id}-samples",
-            *captions.run_points(run_id, min(len(samples), runsvg.MAX_POINTS), centres is not None),
-            lambda path: runsvg.write(runsvg.points_svg(samples, centres, colour), path),
-            fingerprint=f"{fingerprint}|centres={centres is not None}", suffix=".svg"))
+        refs.append(
+            builder.figure(
+                f"run-{run_id}-samples",
+                *captions.run_points(run_id, min(len(samples), runsvg.MAX_POINTS), centres is not None),
+                lambda path: runsvg.write(runsvg.points_svg(samples, centres, colour), path),
+                fingerprint=f"{fingerprint}|centres={centres is not None}",
+                suffix=".svg",
+            )
+        )
     return refs
 
 
-def run_sections(builder: Builder, infos: dict[str, dict],
-                 labels_by_dataset: dict[str, dict]) -> list[dict[str, Any]]:
+def run_sections(builder: Builder, infos: dict[str, dict], labels_by_dataset: dict[str, dict]) -> list[dict[str, Any]]:
     """One section per stored run, in the store's order."""
     data = builder.data
     metrics, history, curves = (frame.groupby("run_id") for frame in (data.metrics, data.history, data.curves))
@@ -74,42 +109,74 @@ def run_sections(builder: Builder, infos: dict[str, dict],
     recorded = data.store.provenances()
     summary = data.summary
     names = metric_names(data.wide)
-    primaries = {dataset: headlines.primary_metric(part.loc[part["n_values"] > 0, "metric"].unique(), data.facts)
-                 for dataset, part in summary.groupby("dataset")} if len(summary) else {}
+    primaries = (
+        {
+            dataset: headlines.primary_metric(part.loc[part["n_values"] > 0, "metric"].unique(), data.facts)
+            for dataset, part in summary.groupby("dataset")
+        }
+        if len(summary)
+        else {}
+    )
     sections = []
     for run in data.runs.to_dict("records"):
         run_id = run["run_id"]
         labels = labels_by_dataset.get(run["dataset"], {})
         run_metrics = metrics.get_group(run_id) if run_id in metrics.groups else data.metrics.iloc[0:0]
-        raised = [f.removeprefix("stability_").replace("_", " ") for f in flags
-                  if f in wide.columns and wide.at[run_id, f] == 1.0]
+        raised = [
+            f.removeprefix("stability_").replace("_", " ")
+            for f in flags
+            if f in wide.columns and wide.at[run_id, f] == 1.0
+        ]
         run_history = history.get_group(run_id) if run_id in history.groups else data.history.iloc[0:0]
         run_curves = curves.get_group(run_id) if run_id in curves.groups else data.curves.iloc[0:0]
         lead = headlines.primary_metric(run_curves["key"].unique(), data.facts)
         plotted = curve_keys(run_curves, lead, data.facts, names)
         curve_key = plotted[0] if plotted else None
         samples = data.store.samples(run_id)
-        refs = _figures(builder, run, run_history, run_curves, curve_key, labels,
-                        infos.get(run["dataset"], {}).get("centres"), samples)
+        refs = _figures(
+            builder,
+            run,
+            run_history,
+            run_curves,
+            curve_key,
+            labels,
+            infos.get(run["dataset"], {}).get("centres"),
+            samples,
+        )
         failed_step = run["failed_step"] if pd.notna(run["failed_step"]) else None
         status = run["status"]
         badge = BADGES[status] + (f" at step {int(failed_step)}" if status != "ok" and failed_step is not None else "")
         headline = primaries.get(run["dataset"])
         headline_value = wide.at[run_id, headline] if headline and headline in wide.columns else math.nan
-        sections.append({
-            "page": f"{builder.runs_folder.relative}/{slug(run_id)}.html",
-            "headline": labels.get(headline, headline) if headline else "",
-            "headline_value": exact(headline_value), "headline_text": fmt(headline_value),
-            "run_id": run_id, "dataset": run["dataset"], "model": run["model"], "loss": run["loss"],
-            "seed": int(run["seed"]), "steps": run["steps"], "preset": run["preset"], "device": run["device"],
-            "status": status, "badge": badge, "reason": run["reason"] or "",
-            "colour": to_hex(builder.palette[run["loss"]]),
-            "failed_step": int(failed_step) if failed_step is not None else None,
-            "train_seconds": fmt(run.get("train_seconds"), 3), "eval_seconds": fmt(run.get("eval_seconds"), 3),
-            "finished_at": run.get("finished_at", ""), "metrics": _values(run_metrics, labels), "flags": raised,
-            "figures": refs, "no_samples": samples is None,
-            "code": provenance.describe(recorded.get(run_id)).split(" | "),
-        })
+        sections.append(
+            {
+                "page": f"{builder.runs_folder.relative}/{slug(run_id)}.html",
+                "headline": labels.get(headline, headline) if headline else "",
+                "headline_value": exact(headline_value),
+                "headline_text": fmt(headline_value),
+                "run_id": run_id,
+                "dataset": run["dataset"],
+                "model": run["model"],
+                "loss": run["loss"],
+                "seed": int(run["seed"]),
+                "steps": run["steps"],
+                "preset": run["preset"],
+                "device": run["device"],
+                "status": status,
+                "badge": badge,
+                "reason": run["reason"] or "",
+                "colour": to_hex(builder.palette[run["loss"]]),
+                "failed_step": int(failed_step) if failed_step is not None else None,
+                "train_seconds": fmt(run.get("train_seconds"), 3),
+                "eval_seconds": fmt(run.get("eval_seconds"), 3),
+                "finished_at": run.get("finished_at", ""),
+                "metrics": _values(run_metrics, labels),
+                "flags": raised,
+                "figures": refs,
+                "no_samples": samples is None,
+                "code": provenance.describe(recorded.get(run_id)).split(" | "),
+            }
+        )
     return sections
 
 

@@ -38,12 +38,21 @@ def _range(arrays: Sequence[np.ndarray]) -> tuple[float, float]:
     return (low - 0.5, high + 0.5) if low == high else (low, high)
 
 
-def _panel(x0: float, title: str, series: list[tuple[str, np.ndarray, np.ndarray, str]], colour: str,
-           steps: tuple[float, float], stopped: float | None, y_range: tuple[float, float] | None = None) -> str:
+def _panel(
+    x0: float,
+    title: str,
+    series: list[tuple[str, np.ndarray, np.ndarray, str]],
+    colour: str,
+    steps: tuple[float, float],
+    stopped: float | None,
+    y_range: tuple[float, float] | None = None,
+) -> str:
     """One panel: a frame, its title and y range, and each (label, steps, values, dash) series as a polyline."""
     top, left, width, height = PAD / 2, x0 + PAD, PANEL_W - PAD - 6, PANEL_H - PAD - PAD / 2
-    parts = [f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" stroke="#ccc"/>',
-             f'<text x="{left}" y="{top - 4}" font-size="10">{escape(title)}</text>']
+    parts = [
+        f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" stroke="#ccc"/>',
+        f'<text x="{left}" y="{top - 4}" font-size="10">{escape(title)}</text>',
+    ]
     kept = [(label, s[np.isfinite(v)], v[np.isfinite(v)], dash) for label, s, v, dash in series]
     kept = [entry for entry in kept if len(entry[1])]
     if not kept:
@@ -54,24 +63,38 @@ def _panel(x0: float, title: str, series: list[tuple[str, np.ndarray, np.ndarray
         xs = _scale(s.astype(float), steps[0], steps[1], left, width)
         ys = _scale(v.astype(float), low, high, top + height, -height)
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.4"'
-                     + (f' stroke-dasharray="{dash}"' if dash else "") + f'><title>{escape(label)}</title></polyline>')
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.4"'
+            + (f' stroke-dasharray="{dash}"' if dash else "")
+            + f"><title>{escape(label)}</title></polyline>"
+        )
         if len(xs) < 12:
             parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" fill="{colour}"/>' for x, y in zip(xs, ys))
     labels = ", ".join(f"{label} {'dashed' if dash else 'solid'}" for label, _s, _v, dash in kept)
     parts.append(f'<text x="{left}" y="{top + height + 22}" font-size="9" fill="#555">{escape(labels)}</text>')
-    parts.append(f'<text x="{left - 3}" y="{top + 8}" font-size="9" text-anchor="end">{_number(high)}</text>'
-                 f'<text x="{left - 3}" y="{top + height}" font-size="9" text-anchor="end">{_number(low)}</text>')
+    parts.append(
+        f'<text x="{left - 3}" y="{top + 8}" font-size="9" text-anchor="end">{_number(high)}</text>'
+        f'<text x="{left - 3}" y="{top + height}" font-size="9" text-anchor="end">{_number(low)}</text>'
+    )
     if stopped is not None:
         x = float(_scale(np.array([stopped]), steps[0], steps[1], left, width)[0])
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + height}" stroke="{STOPPED}" '
-                     f'stroke-dasharray="5,2,1,2"/>')
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + height}" stroke="{STOPPED}" '
+            f'stroke-dasharray="5,2,1,2"/>'
+        )
     return "".join(parts)
 
 
-def curves_svg(history: pd.DataFrame, curves: pd.DataFrame, colour: str, curve_key: str | None,
-               failed_step: float | None = None, label: str | None = None) -> str:
+def curves_svg(
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    colour: str,
+    curve_key: str | None,
+    failed_step: float | None = None,
+    label: str | None = None,
+) -> str:
     """Three panels over steps: losses, mean sigmoid(D) on real and fake, and ``curve_key``'s evaluations."""
+
     def column(frame: pd.DataFrame, name: str) -> np.ndarray:
         return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float) if name in frame else np.array([])
 
@@ -82,21 +105,46 @@ def curves_svg(history: pd.DataFrame, curves: pd.DataFrame, colour: str, curve_k
     span = _range([all_steps])
     adversarial = bool(np.isfinite(column(history, "d_loss")).any())
     panels = [
-        _panel(0, "loss (linear)", [("D loss" if adversarial else "loss", steps_h, column(history, "d_loss"), ""),
-                                    ("G loss" if adversarial else "loss", steps_h, column(history, "g_loss"), "4,3")]
-               if adversarial else [("loss", steps_h, column(history, "g_loss"), "")], colour, span, failed_step),
-        _panel(PANEL_W, "mean σ(D)", [("real", steps_h, column(history, "d_real"), ""),
-                                      ("fake", steps_h, column(history, "d_fake"), "4,3")],
-               colour, span, failed_step, (0.0, 1.0)),
-        _panel(2 * PANEL_W, label or curve_key or "no evaluation during training",
-               [(label or curve_key or "", steps_c, column(curve, "value"), "")] if curve_key else [],
-               colour, span, failed_step),
+        _panel(
+            0,
+            "loss (linear)",
+            [
+                ("D loss" if adversarial else "loss", steps_h, column(history, "d_loss"), ""),
+                ("G loss" if adversarial else "loss", steps_h, column(history, "g_loss"), "4,3"),
+            ]
+            if adversarial
+            else [("loss", steps_h, column(history, "g_loss"), "")],
+            colour,
+            span,
+            failed_step,
+        ),
+        _panel(
+            PANEL_W,
+            "mean σ(D)",
+            [("real", steps_h, column(history, "d_real"), ""), ("fake", steps_h, column(history, "d_fake"), "4,3")],
+            colour,
+            span,
+            failed_step,
+            (0.0, 1.0),
+        ),
+        _panel(
+            2 * PANEL_W,
+            label or curve_key or "no evaluation during training",
+            [(label or curve_key or "", steps_c, column(curve, "value"), "")] if curve_key else [],
+            colour,
+            span,
+            failed_step,
+        ),
     ]
     width = 3 * PANEL_W
-    axis = (f'<text x="{width / 2}" y="{PANEL_H - 2}" font-size="10" text-anchor="middle">step '
-            f'{_number(span[0])} to {_number(span[1])}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{PANEL_H}" '
-            f'viewBox="0 0 {width} {PANEL_H}" font-family="sans-serif">{"".join(panels)}{axis}</svg>')
+    axis = (
+        f'<text x="{width / 2}" y="{PANEL_H - 2}" font-size="10" text-anchor="middle">step '
+        f"{_number(span[0])} to {_number(span[1])}</text>"
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{PANEL_H}" '
+        f'viewBox="0 0 {width} {PANEL_H}" font-family="sans-serif">{"".join(panels)}{axis}</svg>'
+    )
 
 
 def points_svg(points: np.ndarray, centres: np.ndarray | None, colour: str) -> str:
@@ -110,18 +158,23 @@ def points_svg(points: np.ndarray, centres: np.ndarray | None, colour: str) -> s
     low, high = min(low_x, low_y) - pad, max(high_x, high_y) + pad
     to_x = lambda v: _scale(v, low, high, 4, POINTS_SIZE - 8)  # noqa: E731
     to_y = lambda v: _scale(v, low, high, POINTS_SIZE - 4, -(POINTS_SIZE - 8))  # noqa: E731
-    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.3"/>' for x, y in zip(to_x(points[:, 0]), to_y(points[:, 1])))
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.3"/>' for x, y in zip(to_x(points[:, 0]), to_y(points[:, 1]))
+    )
     crosses = ""
     if centres is not None:
         for x, y in zip(to_x(np.asarray(centres)[:, 0]), to_y(np.asarray(centres)[:, 1])):
-            crosses += (f'<path d="M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}M{x - 4:.1f},{y + 4:.1f}'
-                        f'L{x + 4:.1f},{y - 4:.1f}" stroke="black" stroke-width="1.5"/>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{POINTS_SIZE}" height="{POINTS_SIZE}" '
-            f'viewBox="0 0 {POINTS_SIZE} {POINTS_SIZE}"><rect width="100%" height="100%" fill="#fff" stroke="#ccc"/>'
-            f'<g fill="{colour}" fill-opacity="0.45">{dots}</g>{crosses}</svg>')
+            crosses += (
+                f'<path d="M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}M{x - 4:.1f},{y + 4:.1f}'
+                f'L{x + 4:.1f},{y - 4:.1f}" stroke="black" stroke-width="1.5"/>'
+            )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{POINTS_SIZE}" height="{POINTS_SIZE}" '
+        f'viewBox="0 0 {POINTS_SIZE} {POINTS_SIZE}"><rect width="100%" height="100%" fill="#fff" stroke="#ccc"/>'
+        f'<g fill="{colour}" fill-opacity="0.45">{dots}</g>{crosses}</svg>'
+    )
 
 
 def write(svg: str, path: Path) -> Path:
     path.write_text(svg, encoding="utf-8")
     return path
-

@@ -40,9 +40,19 @@ def curve_keys(curves: pd.DataFrame, primary: str | None, facts: Any, names: lis
     return [group[0] for group in families(ordered, names).values()][:MAX_CURVES]
 
 
-def family_figures(builder: Builder, base: str, tag: str, headline: list[str], shown: list[str],
-                   primary: str | None, wide: pd.DataFrame, summary: pd.DataFrame, order: list[str],
-                   labels: dict[str, str], n_modes: int | None) -> list[Any]:
+def family_figures(
+    builder: Builder,
+    base: str,
+    tag: str,
+    headline: list[str],
+    shown: list[str],
+    primary: str | None,
+    wide: pd.DataFrame,
+    summary: pd.DataFrame,
+    order: list[str],
+    labels: dict[str, str],
+    n_modes: int | None,
+) -> list[Any]:
     """A figure of each metric's headline keys over seeds, unless the leaderboard figure already shows its one key
     (or it is the primary's alone, shown by the seeds figure)."""
     refs = []
@@ -50,19 +60,20 @@ def family_figures(builder: Builder, base: str, tag: str, headline: list[str], s
         if keys == [primary] or (len(keys) == 1 and keys[0] in shown):
             continue
         references = {MODES_COVERED: float(n_modes)} if n_modes and MODES_COVERED in keys else {}
-        caption = captions.family(tag, name, [labels.get(k, k) for k in keys], keys,
-                                  labels.get(MODES_COVERED) if references else None)
+        caption = captions.family(
+            tag, name, [labels.get(k, k) for k in keys], keys, labels.get(MODES_COVERED) if references else None
+        )
 
         def draw(_path: Path, keys: list[str] = keys, references: dict[str, float] = references) -> Figure:
-            return figures.seeds_figure(wide, keys, order, builder.palette, labels, references,
-                                        directions_from=summary)
+            return figures.seeds_figure(wide, keys, order, builder.palette, labels, references, directions_from=summary)
 
         refs.append(builder.figure(f"{base}--metric-{slug(name)}", *caption, draw))
     return refs
 
 
-def model_section(builder: Builder, dataset: str, model: str, info: dict[str, Any],
-                  labels: dict[str, str]) -> dict[str, Any]:
+def model_section(
+    builder: Builder, dataset: str, model: str, info: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
     data = builder.data
     wide = data.wide[(data.wide["dataset"] == dataset) & (data.wide["model"] == model)]
     summary = data.summary[(data.summary["dataset"] == dataset) & (data.summary["model"] == model)]
@@ -76,45 +87,74 @@ def model_section(builder: Builder, dataset: str, model: str, info: dict[str, An
     palette = builder.palette
     refs = []
     if metrics and primary is not None:  # headline keys present: one of them is the primary
-        refs.append(builder.figure(
-            f"{base}--leaderboard", *captions.leaderboard(tag, [labels.get(m, m) for m in plot_metrics],
-                                                          plot_metrics, label),
-            lambda _path: figures.leaderboard_figure(summary, wide, plot_metrics, order, palette, labels)))
-        refs.append(builder.figure(
-            f"{base}--seeds", *captions.seeds(tag, label, primary),
-            lambda _path: figures.seeds_figure(wide, [primary], order, palette, labels, directions_from=summary)))
-    refs += family_figures(builder, base, tag, metrics, plot_metrics, primary, wide, summary, order, labels,
-                           info.get("n_modes"))
+        refs.append(
+            builder.figure(
+                f"{base}--leaderboard",
+                *captions.leaderboard(tag, [labels.get(m, m) for m in plot_metrics], plot_metrics, label),
+                lambda _path: figures.leaderboard_figure(summary, wide, plot_metrics, order, palette, labels),
+            )
+        )
+        refs.append(
+            builder.figure(
+                f"{base}--seeds",
+                *captions.seeds(tag, label, primary),
+                lambda _path: figures.seeds_figure(wide, [primary], order, palette, labels, directions_from=summary),
+            )
+        )
+    refs += family_figures(
+        builder, base, tag, metrics, plot_metrics, primary, wide, summary, order, labels, info.get("n_modes")
+    )
     history = data.history[(data.history["dataset"] == dataset) & (data.history["model"] == model)]
     curves = data.curves[(data.curves["dataset"] == dataset) & (data.curves["model"] == model)]
     plotted = curve_keys(curves, primary, data.facts, metric_names(data.wide))
-    refs.append(builder.figure(
-        f"{base}--curves", *captions.curves(tag, [labels.get(k, k) for k in plotted]),
-        lambda _path: figures.curves_figure(history, curves, order, palette, plotted, labels)))
-    refs.append(builder.figure(f"{base}--stability", *captions.stability(tag),
-                               lambda _path: figures.stability_figure(wide, order)))
+    refs.append(
+        builder.figure(
+            f"{base}--curves",
+            *captions.curves(tag, [labels.get(k, k) for k in plotted]),
+            lambda _path: figures.curves_figure(history, curves, order, palette, plotted, labels),
+        )
+    )
+    refs.append(
+        builder.figure(
+            f"{base}--stability", *captions.stability(tag), lambda _path: figures.stability_figure(wide, order)
+        )
+    )
     samples, titles = builder.samples_of(wide, order)
     if info.get("kind") == "points":
         centres = info.get("centres")
-        refs.append(builder.figure(f"{base}--samples", *captions.points(tag, centres is not None),
-                                   lambda _path: figures.points_figure(samples, centres, palette, titles)))
+        refs.append(
+            builder.figure(
+                f"{base}--samples",
+                *captions.points(tag, centres is not None),
+                lambda _path: figures.points_figure(samples, centres, palette, titles),
+            )
+        )
     elif info.get("kind") == "image":
-        refs.append(builder.figure(f"{base}--samples", *captions.images(tag),
-                                   lambda _path: figures.images_figure(samples, titles)))
+        refs.append(
+            builder.figure(
+                f"{base}--samples", *captions.images(tag), lambda _path: figures.images_figure(samples, titles)
+            )
+        )
     pairwise_frames = {metric: builder.pairwise(metric) for metric in metrics}
     significant, all_pairs = pairwise_rows(pairwise_frames, dataset, model, labels)
     return {
-        "name": model, "anchor": f"{slug(dataset)}--{slug(model)}", "primary": primary,
+        "name": model,
+        "anchor": f"{slug(dataset)}--{slug(model)}",
+        "primary": primary,
         "primary_label": label,
-        "metrics": [{"key": m, "label": labels.get(m, m),
-                     "direction": figures.direction_text(figures.direction_of(m, summary))} for m in metrics],
+        "metrics": [
+            {"key": m, "label": labels.get(m, m), "direction": figures.direction_text(figures.direction_of(m, summary))}
+            for m in metrics
+        ],
         "power": power_line(wide, builder.comparisons, builder.reference),
         "summary_columns": summary_numbers(summary),
         "rows": leaderboard_rows(dataset, model, order, metrics, summary, wide, primary, palette, verdict),
-        "verdict": None if verdict is None else {
-            "kind": verdict.kind, "notice": verdict.notice, "message": verdict.message(), "rule": verdict.rule},
+        "verdict": None
+        if verdict is None
+        else {"kind": verdict.kind, "notice": verdict.notice, "message": verdict.message(), "rule": verdict.rule},
         "summary_rows": summary_rows(summary, labels, palette),
-        "significant": significant, "pairs": all_pairs,
+        "significant": significant,
+        "pairs": all_pairs,
         "too_few": bool(all_pairs) and all(p["too_few"] for p in all_pairs),
         "has_collapsed": "n_collapsed" in summary.columns,
         "pairwise_metrics": [labels.get(m, m) for m in pairwise_frames],
@@ -132,5 +172,8 @@ def heatmap(builder: Builder, dataset: str, labels: dict[str, str]) -> Any:
         return None
     label = labels.get(primary, primary)
     direction = figures.direction_text(figures.direction_of(primary, summary))
-    return builder.figure(f"{slug(dataset)}--heatmap", *captions.heatmap(dataset, label, primary, direction),
-                          lambda _path: figures.heatmap_figure(summary, primary, label))
+    return builder.figure(
+        f"{slug(dataset)}--heatmap",
+        *captions.heatmap(dataset, label, primary, direction),
+        lambda _path: figures.heatmap_figure(summary, primary, label),
+    )

@@ -25,8 +25,12 @@ def stored_facts(runs_wide: pd.DataFrame | None) -> dict[str, KeyFacts]:
     """Facts recorded with the runs of a ``Store.runs_wide`` table (its ``<metric>_facts`` text columns)."""
     if runs_wide is None:
         return {}
-    pairs = [(str(column), text) for column in runs_wide.columns if is_facts_column(column)
-             for text in runs_wide[column].dropna().unique()]  # one per metric, unless its declaration changed
+    pairs = [
+        (str(column), text)
+        for column in runs_wide.columns
+        if is_facts_column(column)
+        for text in runs_wide[column].dropna().unique()
+    ]  # one per metric, unless its declaration changed
     return facts_from_texts(pairs)
 
 
@@ -103,8 +107,10 @@ def labels(runs_wide: pd.DataFrame, dataset: str, keys: Iterable[str], facts: Fa
     rows = runs_wide["dataset"] == dataset
     texts = {prefix: column[rows].dropna().unique() for prefix, column in feature_columns(runs_wide).items()}
     facts = stored_facts(runs_wide) if facts is None else facts
-    return {key: label(key, facts, " / ".join(spaces) if spaces else None)
-            for key, spaces in key_spaces(keys, texts).items()}
+    return {
+        key: label(key, facts, " / ".join(spaces) if spaces else None)
+        for key, spaces in key_spaces(keys, texts).items()
+    }
 
 
 def metric_names(runs_wide: pd.DataFrame) -> list[str]:

@@ -70,8 +70,10 @@ class OwnedFolder:
         if candidate.exists() and not (candidate / MARKER).is_file():
             candidate, self.relative = candidate / "lossbench", f"{name}/lossbench"
             if candidate.exists() and not (candidate / MARKER).is_file():
-                raise LossbenchError(f"{candidate}/ exists and was not made by lossbench; "
-                                     "move it away or choose another --reports folder")
+                raise LossbenchError(
+                    f"{candidate}/ exists and was not made by lossbench; "
+                    "move it away or choose another --reports folder"
+                )
         self.path = candidate
         self.path.mkdir(parents=True, exist_ok=True)
         self.marker = self.path / MARKER

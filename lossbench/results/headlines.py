@@ -54,8 +54,12 @@ def space_free(headline: Iterable[str], spaces: Mapping[str, Iterable[str]], nam
     return [k for k in free if family_of(k, names) == family]
 
 
-def leading_metrics(present: Iterable[str], facts: Facts | None, spaces: Mapping[str, Iterable[str]] | None = None,
-                    names: Iterable[str] = ()) -> tuple[str | None, list[str], list[str]]:
+def leading_metrics(
+    present: Iterable[str],
+    facts: Facts | None,
+    spaces: Mapping[str, Iterable[str]] | None = None,
+    names: Iterable[str] = (),
+) -> tuple[str | None, list[str], list[str]]:
     """(primary, headline, compact) metrics of one dataset x model; ``spaces`` maps keys to the feature spaces
     their values were measured in (``facts.key_spaces``), ``names`` are the metrics (``facts.metric_names``).
 

@@ -19,8 +19,17 @@ from lossbench.results.facts import (
     stored_facts,
 )
 
-__all__ = ["fmt", "leaderboard_text", "leading_metrics", "left_out_notes", "loss_order", "metric_labels",
-           "paired_effects_text", "paired_seeds", "power_line"]
+__all__ = [
+    "fmt",
+    "leaderboard_text",
+    "leading_metrics",
+    "left_out_notes",
+    "loss_order",
+    "metric_labels",
+    "paired_effects_text",
+    "paired_seeds",
+    "power_line",
+]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -69,8 +78,9 @@ def loss_order(wide: pd.DataFrame, summary: pd.DataFrame, primary: str | None) -
     return sorted(losses, key=key)
 
 
-def leading_metrics(wide: pd.DataFrame, present: list[str],
-                    facts: Facts | None = None) -> tuple[str | None, list[str], list[str]]:
+def leading_metrics(
+    wide: pd.DataFrame, present: list[str], facts: Facts | None = None
+) -> tuple[str | None, list[str], list[str]]:
     """(primary, headline, compact) metrics of one dataset x model (see ``headlines.leading_metrics``), with the
     feature spaces its runs stored; ``facts`` default to those stored with the runs."""
     texts = {prefix: column.dropna().unique() for prefix, column in feature_columns(wide).items()}
@@ -101,9 +111,14 @@ def _entry(entries: pd.DataFrame | None, loss: str, metric: str | None, column: 
     return entries.loc[(loss, metric), column]
 
 
-def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[str] | None = None,
-                     comparisons: str = "reference", reference: str | None = None,
-                     facts: Facts | None = None) -> str:
+def leaderboard_text(
+    wide: pd.DataFrame,
+    summary: pd.DataFrame,
+    metrics: list[str] | None = None,
+    comparisons: str = "reference",
+    reference: str | None = None,
+    facts: Facts | None = None,
+) -> str:
     """The leaderboard for a terminal (``lossbench show``): per dataset x model, one line per loss, best first.
 
     Ranks keep every seed (failed and diverged ones at the worst value); the means beside them are over finished
@@ -128,10 +143,14 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
         rows = []
         for loss in loss_order(group, part, primary):
             status = group.loc[group["loss"] == loss, "status"].value_counts()
-            row = {"rank": fmt(_entry(entries, loss, primary, "rank")), "loss": loss,
-                   "mean rank (all seeds)": fmt(_entry(entries, loss, primary, "mean_rank"), 3),
-                   "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
-                   "diverged": int(status.get("diverged", 0)), "failed": int(status.get("failed", 0))}
+            row = {
+                "rank": fmt(_entry(entries, loss, primary, "rank")),
+                "loss": loss,
+                "mean rank (all seeds)": fmt(_entry(entries, loss, primary, "mean_rank"), 3),
+                "ok/seeds": f"{status.get('ok', 0)}/{int(status.sum())}",
+                "diverged": int(status.get("diverged", 0)),
+                "failed": int(status.get("failed", 0)),
+            }
             if verdict is not None:
                 row["target"] = verdicts.seeds_text(verdict, loss)
             for metric in shown:
@@ -139,21 +158,31 @@ def leaderboard_text(wide: pd.DataFrame, summary: pd.DataFrame, metrics: list[st
                 row[labels[metric] + unranked] = _cell(entries, loss, metric)
             rows.append(row)
         label = labels.get(primary, primary) if primary else ""
-        ranked = (f"ranked by {label} over all seeds, failed and diverged seeds worst"
-                  if primary else "no metric values")
+        ranked = f"ranked by {label} over all seeds, failed and diverged seeds worst" if primary else "no metric values"
         effects = paired_effects_text(group, part, primary, label, comparisons, reference)
         head = f"{dataset} · {model} ({ranked}; values: mean [95% CI] over finished seeds only"
         head += "; target: seeds that reached the training target)" if verdict is not None else ")"
         if verdict is not None and verdict.kind != "trained":
             head = f"{'!! ' if verdict.notice else ''}{verdict.message()}\n{head}"
-        blocks.append(head + "\n" + pd.DataFrame(rows).to_string(index=False)
-                      + f"\npaired tests: {power_line(group, comparisons, reference)}" + effects)
+        blocks.append(
+            head
+            + "\n"
+            + pd.DataFrame(rows).to_string(index=False)
+            + f"\npaired tests: {power_line(group, comparisons, reference)}"
+            + effects
+        )
     notes = left_out_notes(wide)
     return "\n\n".join(blocks + [f"Note: {note}." for note in notes])
 
 
-def paired_effects_text(wide: pd.DataFrame, summary: pd.DataFrame, metric: str | None, label: str,
-                        comparisons: str = "reference", reference: str | None = None) -> str:
+def paired_effects_text(
+    wide: pd.DataFrame,
+    summary: pd.DataFrame,
+    metric: str | None,
+    label: str,
+    comparisons: str = "reference",
+    reference: str | None = None,
+) -> str:
     """One line per comparison on ``metric``: the paired effect with its CI, then the test (for ``show``)."""
     if not metric or summary.empty:
         return ""
@@ -163,9 +192,11 @@ def paired_effects_text(wide: pd.DataFrame, summary: pd.DataFrame, metric: str |
     for record in frame.to_dict("records"):
         ci = f" [{fmt(record['ci_low'])}, {fmt(record['ci_high'])}]" if math.isfinite(record["ci_low"]) else ""
         verdict = f"; {record['better']} is better" if record["significant"] else ""
-        lines.append(f"  {record['loss_a']} − {record['loss_b']}: {fmt(record['mean_diff'])}{ci} over "
-                     f"{record['n_finished_pairs']} finished pairs; p = {fmt(record['p_value'], 3)}, Holm p = "
-                     f"{fmt(record['p_holm'], 3)} over {record['n_pairs']} pairs{verdict}")
+        lines.append(
+            f"  {record['loss_a']} − {record['loss_b']}: {fmt(record['mean_diff'])}{ci} over "
+            f"{record['n_finished_pairs']} finished pairs; p = {fmt(record['p_value'], 3)}, Holm p = "
+            f"{fmt(record['p_holm'], 3)} over {record['n_pairs']} pairs{verdict}"
+        )
     if not lines:
         return ""
     return f"\npaired effects on {label} (mean paired difference [bootstrap 95% CI]):\n" + "\n".join(lines)

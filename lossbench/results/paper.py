@@ -29,8 +29,26 @@ FORMATS = ("table", "markdown", "latex", "csv", "json")
 DIGITS = 4
 MARK = "†"
 ARROWS = {"lower": "↓", "higher": "↑", "none": ""}
-CSV_COLUMNS = ["dataset", "model", "loss", "metric", "label", "better", "statistic", "center", "low", "high",
-               "n_values", "n_seeds", "rank", "best", "reference", "vs_reference", "p_holm", "text"]
+CSV_COLUMNS = [
+    "dataset",
+    "model",
+    "loss",
+    "metric",
+    "label",
+    "better",
+    "statistic",
+    "center",
+    "low",
+    "high",
+    "n_values",
+    "n_seeds",
+    "rank",
+    "best",
+    "reference",
+    "vs_reference",
+    "p_holm",
+    "text",
+]
 
 
 @dataclass
@@ -99,8 +117,14 @@ def quartiles(runs: pd.DataFrame, key: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str] | None = None,
-                statistic: str = "mean-ci", reference: str | None = None, facts: Facts | None = None) -> list[Grid]:
+def build_grids(
+    wide: pd.DataFrame,
+    summary: pd.DataFrame,
+    metrics: Iterable[str] | None = None,
+    statistic: str = "mean-ci",
+    reference: str | None = None,
+    facts: Facts | None = None,
+) -> list[Grid]:
     """One ``Grid`` per dataset x model of ``wide`` (a ``Store.runs_wide`` table) with its ``summary``.
 
     ``metrics``: the columns (default: the headline metrics present, as in the terminal leaderboard); ``facts``:
@@ -116,12 +140,22 @@ def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str
     for (dataset, model), runs in wide.groupby(["dataset", "model"], sort=True):
         part = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
         present = sorted(part.loc[part["n_values"] > 0, "metric"].unique()) if len(part) else []
-        shown = [m for m in metrics if m in set(part["metric"])] if metrics else headlines.headline_metrics(present, facts)
+        shown = (
+            [m for m in metrics if m in set(part["metric"])] if metrics else headlines.headline_metrics(present, facts)
+        )
         primary = shown[0] if shown else None
         losses = loss_order(runs, part, primary)
         ref = tables.reference_of(losses, reference)
-        grid = Grid(dataset, model, statistic, ref, shown, metric_labels(wide, dataset, shown, facts),
-                    {m: known.get(m, "lower") for m in shown}, losses)
+        grid = Grid(
+            dataset,
+            model,
+            statistic,
+            ref,
+            shown,
+            metric_labels(wide, dataset, shown, facts),
+            {m: known.get(m, "lower") for m in shown},
+            losses,
+        )
         entries = part.set_index(["loss", "metric"])
         for metric in shown:
             compared = _against_reference(runs, metric, ref, known)
@@ -136,14 +170,25 @@ def build_grids(wide: pd.DataFrame, summary: pd.DataFrame, metrics: Iterable[str
                     center, low, high = float(entry["mean"]), float(entry["ci_low"]), float(entry["ci_high"])
                 verdict, p_holm = compared.get(loss, ("", math.nan))
                 grid.cells[(loss, metric)] = Cell(
-                    loss, metric, center, low, high, int(entry["n_values"]), int(entry["n_seeds"]),
-                    float(entry["rank"]), bool(entry["rank"] == 1 and not math.isnan(center)), verdict, p_holm)
+                    loss,
+                    metric,
+                    center,
+                    low,
+                    high,
+                    int(entry["n_values"]),
+                    int(entry["n_seeds"]),
+                    float(entry["rank"]),
+                    bool(entry["rank"] == 1 and not math.isnan(center)),
+                    verdict,
+                    p_holm,
+                )
         grids.append(grid)
     return grids
 
 
-def _against_reference(runs: pd.DataFrame, metric: str, reference: str | None,
-                       known: Mapping[str, str]) -> dict[str, tuple[str, float]]:
+def _against_reference(
+    runs: pd.DataFrame, metric: str, reference: str | None, known: Mapping[str, str]
+) -> dict[str, tuple[str, float]]:
     """Per loss: ('better'|'worse'|'', Holm p) of its paired test against the reference loss."""
     if reference is None:
         return {}
@@ -164,24 +209,45 @@ def records(grids: list[Grid]) -> list[dict]:
                 cell = grid.cells.get((loss, metric))
                 if cell is None:
                     continue
-                rows.append({"dataset": grid.dataset, "model": grid.model, "loss": loss, "metric": metric,
-                             "label": grid.header(metric), "better": grid.better[metric],
-                             "statistic": grid.statistic, "center": cell.center, "low": cell.low,
-                             "high": cell.high, "n_values": cell.n_values, "n_seeds": cell.n_seeds,
-                             "rank": cell.rank, "best": cell.best, "reference": grid.reference or "",
-                             "vs_reference": cell.vs_reference, "p_holm": cell.p_holm,
-                             "text": cell_text(cell, grid.statistic)})
+                rows.append(
+                    {
+                        "dataset": grid.dataset,
+                        "model": grid.model,
+                        "loss": loss,
+                        "metric": metric,
+                        "label": grid.header(metric),
+                        "better": grid.better[metric],
+                        "statistic": grid.statistic,
+                        "center": cell.center,
+                        "low": cell.low,
+                        "high": cell.high,
+                        "n_values": cell.n_values,
+                        "n_seeds": cell.n_seeds,
+                        "rank": cell.rank,
+                        "best": cell.best,
+                        "reference": grid.reference or "",
+                        "vs_reference": cell.vs_reference,
+                        "p_holm": cell.p_holm,
+                        "text": cell_text(cell, grid.statistic),
+                    }
+                )
     return rows
 
 
 def legend(grid: Grid) -> str:
     """The sentence under a grid saying what its cells, bold and marks mean."""
-    what = ("median [25th, 75th percentile]" if grid.statistic == "median-iqr"
-            else "mean ± half the width of the bootstrap 95% CI")
-    marks = (f"{MARK}: paired difference from {grid.reference} significant (Wilcoxon signed-rank, Holm, "
-             f"alpha = {tables.ALPHA})" if grid.reference else "no reference loss here: no paired tests")
-    return (f"{what} over finished seeds; bold: ranked first over all seeds (failed and diverged seeds worst); "
-            f"{marks}")
+    what = (
+        "median [25th, 75th percentile]"
+        if grid.statistic == "median-iqr"
+        else "mean ± half the width of the bootstrap 95% CI"
+    )
+    marks = (
+        f"{MARK}: paired difference from {grid.reference} significant (Wilcoxon signed-rank, Holm, "
+        f"alpha = {tables.ALPHA})"
+        if grid.reference
+        else "no reference loss here: no paired tests"
+    )
+    return f"{what} over finished seeds; bold: ranked first over all seeds (failed and diverged seeds worst); {marks}"
 
 
 def _row_name(grid: Grid, loss: str) -> str:
@@ -192,9 +258,12 @@ def to_markdown(grids: list[Grid]) -> str:
     """GitHub-flavoured Markdown: a heading, a table and its legend per dataset x model."""
     parts = []
     for grid in grids:
-        lines = [f"### {grid.dataset} · {grid.model}", "",
-                 "| loss | " + " | ".join(grid.header(m).replace("|", "\\|") for m in grid.metrics) + " |",
-                 "|---|" + "---:|" * len(grid.metrics)]
+        lines = [
+            f"### {grid.dataset} · {grid.model}",
+            "",
+            "| loss | " + " | ".join(grid.header(m).replace("|", "\\|") for m in grid.metrics) + " |",
+            "|---|" + "---:|" * len(grid.metrics),
+        ]
         for loss in grid.losses:
             cells = []
             for metric in grid.metrics:
@@ -211,10 +280,26 @@ def to_markdown(grids: list[Grid]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "–": "--", "·": "/", "±": r"$\pm$", "∞": r"$\infty$", "−": "$-$", "↓": r"$\downarrow$",
-                  "↑": r"$\uparrow$", MARK: r"\textsuperscript{\dag}"}
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "–": "--",
+    "·": "/",
+    "±": r"$\pm$",
+    "∞": r"$\infty$",
+    "−": "$-$",
+    "↓": r"$\downarrow$",
+    "↑": r"$\uparrow$",
+    MARK: r"\textsuperscript{\dag}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -226,9 +311,14 @@ def to_latex(grids: list[Grid]) -> str:
     """One ``table`` float per dataset x model, typeset with booktabs (``\\usepackage{booktabs}``)."""
     parts = []
     for grid in grids:
-        lines = [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{l" + "r" * len(grid.metrics) + "}",
-                 r"\toprule", "Loss & " + " & ".join(latex_escape(grid.header(m)) for m in grid.metrics)
-                 + r" \\", r"\midrule"]
+        lines = [
+            r"\begin{table}[ht]",
+            r"\centering",
+            r"\begin{tabular}{l" + "r" * len(grid.metrics) + "}",
+            r"\toprule",
+            "Loss & " + " & ".join(latex_escape(grid.header(m)) for m in grid.metrics) + r" \\",
+            r"\midrule",
+        ]
         for loss in grid.losses:
             cells = []
             for metric in grid.metrics:
@@ -240,9 +330,13 @@ def to_latex(grids: list[Grid]) -> str:
                     text += LATEX_SPECIALS[MARK]
                 cells.append(text)
             lines.append(latex_escape(_row_name(grid, loss)) + " & " + " & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}",
-                  rf"\caption{{{latex_escape(grid.dataset)} / {latex_escape(grid.model)}: "
-                  rf"{latex_escape(legend(grid))}.}}", r"\end{table}"]
+        lines += [
+            r"\bottomrule",
+            r"\end{tabular}",
+            rf"\caption{{{latex_escape(grid.dataset)} / {latex_escape(grid.model)}: "
+            rf"{latex_escape(legend(grid))}.}}",
+            r"\end{table}",
+        ]
         parts.append("\n".join(lines))
     return "% requires \\usepackage{booktabs}\n" + "\n\n".join(parts) + "\n"
 
@@ -256,8 +350,9 @@ def to_csv(grids: list[Grid]) -> str:
 
 def to_json(grids: list[Grid]) -> str:
     """The CSV's records as a JSON list (NaN as null)."""
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-            for row in records(grids)]
+    rows = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in records(grids)
+    ]
     return json.dumps(rows, indent=2, allow_nan=False, default=str)
 
 
@@ -272,10 +367,14 @@ def to_text(grids: list[Grid]) -> str:
                 cell = grid.cells.get((loss, metric))
                 text = cell_text(cell, grid.statistic)
                 row[grid.header(metric)] = (f"*{text}" if cell is not None and cell.best else text) + (
-                    MARK if cell is not None and cell.vs_reference else "")
+                    MARK if cell is not None and cell.vs_reference else ""
+                )
             rows.append(row)
-        blocks.append(f"{grid.dataset} · {grid.model}\n" + pd.DataFrame(rows).to_string(index=False)
-                      + f"\n{legend(grid).replace('bold', '*')}")
+        blocks.append(
+            f"{grid.dataset} · {grid.model}\n"
+            + pd.DataFrame(rows).to_string(index=False)
+            + f"\n{legend(grid).replace('bold', '*')}"
+        )
     return "\n\n".join(blocks)
 
 

@@ -63,7 +63,8 @@ CREATE TABLE samples (run_id TEXT PRIMARY KEY REFERENCES runs(run_id), npy BLOB 
 TABLES = tuple(re.findall(r"CREATE TABLE (\w+)", SCHEMA))
 # the same statements, safe to run over a store that has some of them already: how a store is created and repaired
 IDEMPOTENT_SCHEMA = SCHEMA.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ").replace(
-    "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
+    "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "
+)
 LOCK_NAME = ".lossbench.lock"
 
 
@@ -100,22 +101,27 @@ class WriterLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.path, "a+", encoding="utf-8")
         except OSError as exc:
-            raise StoreError(f"--results {self.path.parent}: cannot create its lock file "
-                             f"({exc.strerror or exc})") from None
+            raise StoreError(
+                f"--results {self.path.parent}: cannot create its lock file ({exc.strerror or exc})"
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not wait:
                 handle.close()
-                raise StoreError(f"another lossbench run is writing to {self.path.parent}/ ({self.holder()}); "
-                                 "wait for it to finish, or add --wait") from None
+                raise StoreError(
+                    f"another lossbench run is writing to {self.path.parent}/ ({self.holder()}); "
+                    "wait for it to finish, or add --wait"
+                ) from None
             if on_wait is not None:
                 on_wait(self.holder())
             fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": platform.node(),
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}) + "\n")
+        handle.write(
+            json.dumps({"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+            + "\n"
+        )
         handle.flush()
         self.handle = handle
         return self
@@ -193,8 +199,10 @@ class Store:
         if path.exists():
             with open(path, "rb") as handle:
                 if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                    raise StoreError(f"{path} is not a SQLite database (corrupt or foreign); it was left untouched. "
-                                     "Move it away or choose another --results folder.")
+                    raise StoreError(
+                        f"{path} is not a SQLite database (corrupt or foreign); it was left untouched. "
+                        "Move it away or choose another --results folder."
+                    )
         elif not create:
             raise StoreError(f"no results store at {path}; run `lossbench run --grid --results {results_dir}` first")
         else:
@@ -208,8 +216,10 @@ class Store:
             store._check_or_initialise()
             store._ensure_extensions()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is not a readable lossbench store ({exc}); it was left untouched. "
-                             "Move it away or choose another --results folder.") from None
+            raise StoreError(
+                f"{path} is not a readable lossbench store ({exc}); it was left untouched. "
+                "Move it away or choose another --results folder."
+            ) from None
         except OSError as exc:
             raise StoreError(f"--results {results_dir}: cannot open {path} ({exc.strerror or exc})") from None
         return store
@@ -221,15 +231,18 @@ class Store:
         """The whole schema and its meta rows in one transaction: a kill leaves a complete store or none."""
         try:
             self.connection.executescript(
-                "BEGIN;" + IDEMPOTENT_SCHEMA
+                "BEGIN;"
+                + IDEMPOTENT_SCHEMA
                 + f"INSERT OR REPLACE INTO meta VALUES ('app', '{APP_ID}');"
                 + f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
             )
         except sqlite3.OperationalError as exc:
             if self.connection.in_transaction:
                 self.connection.rollback()
-            raise StoreError(f"{self.path} needs its lossbench tables created or repaired, and cannot be written "
-                             f"({exc}); it was left untouched. Make it writable or choose another --results.") from None
+            raise StoreError(
+                f"{self.path} needs its lossbench tables created or repaired, and cannot be written "
+                f"({exc}); it was left untouched. Make it writable or choose another --results."
+            ) from None
 
     def _half_made(self, tables: set[str], meta: dict[str, str]) -> bool:
         """Whether a store is lossbench's schema without its meta rows and without runs: what an older lossbench
@@ -257,11 +270,15 @@ class Store:
             self._create_schema()
             return
         if meta.get("app") != APP_ID:
-            raise StoreError(f"{self.path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}); "
-                             "it was left untouched. Choose another --results folder.")
+            raise StoreError(
+                f"{self.path} is a SQLite database of another program (tables: {', '.join(sorted(tables))}); "
+                "it was left untouched. Choose another --results folder."
+            )
         if meta.get("schema_version") != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has store schema {meta.get('schema_version')!r}; this lossbench reads "
-                             f"schema {SCHEMA_VERSION!r}. Use the lossbench version that wrote it, or another --results.")
+            raise StoreError(
+                f"{self.path} has store schema {meta.get('schema_version')!r}; this lossbench reads "
+                f"schema {SCHEMA_VERSION!r}. Use the lossbench version that wrote it, or another --results."
+            )
         check = self.connection.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise StoreError(f"{self.path} is corrupt ({check}); it was left untouched.")
@@ -275,8 +292,10 @@ class Store:
             self.connection.execute("BEGIN IMMEDIATE")
             self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('write_check', ?)", (str(os.getpid()),))
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path} cannot be written ({exc}); make it and its folder writable, "
-                             "or choose another --results folder") from None
+            raise StoreError(
+                f"{self.path} cannot be written ({exc}); make it and its folder writable, "
+                "or choose another --results folder"
+            ) from None
         finally:
             if self.connection.in_transaction:
                 self.connection.rollback()
@@ -331,8 +350,7 @@ class Store:
         self.close()
 
     # -- writing ------------------------------------------------------------------------------------------------
-    def commit(self, result: RunResult, provenance: dict | None = None,
-               superseding: str = "trained again") -> None:
+    def commit(self, result: RunResult, provenance: dict | None = None, superseding: str = "trained again") -> None:
         """Write one finished run in a single transaction, with the code that produced it (``provenance``) and its
         checkpoint; an earlier record of the same run is kept as superseded, with ``superseding`` as the reason.
         A store deleted or replaced since it was opened raises ``StoreLost`` instead."""
@@ -340,8 +358,9 @@ class Store:
         try:
             self._commit(result, provenance, superseding)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"could not write run {result.spec.label} to {self.path} ({exc}); "
-                             "the runs committed before it are kept") from None
+            raise StoreError(
+                f"could not write run {result.spec.label} to {self.path} ({exc}); the runs committed before it are kept"
+            ) from None
 
     def _commit(self, result: RunResult, provenance: dict | None, superseding: str) -> None:
         spec, run_id = result.spec, result.run_id
@@ -353,9 +372,21 @@ class Store:
             self.connection.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    run_id, spec.dataset, spec.model, spec.loss, spec.seed, spec.preset, spec.steps, spec.device,
-                    json.dumps(spec.to_dict(), sort_keys=True), result.status, result.reason, result.failed_step,
-                    result.train_seconds, result.eval_seconds, json.dumps(result.environment, sort_keys=True),
+                    run_id,
+                    spec.dataset,
+                    spec.model,
+                    spec.loss,
+                    spec.seed,
+                    spec.preset,
+                    spec.steps,
+                    spec.device,
+                    json.dumps(spec.to_dict(), sort_keys=True),
+                    result.status,
+                    result.reason,
+                    result.failed_step,
+                    result.train_seconds,
+                    result.eval_seconds,
+                    json.dumps(result.environment, sort_keys=True),
                     datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 ),
             )
@@ -365,7 +396,10 @@ class Store:
             )
             self.connection.executemany(
                 "INSERT INTO curves VALUES (?, ?, ?, ?)",
-                [(run_id, int(step), key, _nan_to_none(value)) for step, key, value in result.curves.itertuples(index=False)],
+                [
+                    (run_id, int(step), key, _nan_to_none(value))
+                    for step, key, value in result.curves.itertuples(index=False)
+                ],
             )
             rows: list[MetricRow] = [(run_id, key, _nan_to_none(value), None) for key, value in result.metrics.items()]
             rows += [(run_id, key, None, text) for key, text in result.texts.items() if key not in result.metrics]
@@ -375,10 +409,14 @@ class Store:
                 np.save(buffer, result.samples, allow_pickle=False)
                 self.connection.execute("INSERT INTO samples VALUES (?, ?)", (run_id, buffer.getvalue()))
             if provenance is not None:
-                self.connection.execute("INSERT INTO provenance VALUES (?, ?)", (run_id, json.dumps(provenance, sort_keys=True)))
+                self.connection.execute(
+                    "INSERT INTO provenance VALUES (?, ?)", (run_id, json.dumps(provenance, sort_keys=True))
+                )
             if checkpoint is not None:
-                self.connection.execute("INSERT INTO checkpoints VALUES (?, ?, ?, ?)",
-                                        (run_id, result.checkpoint_role, checkpoint, len(result.checkpoint or b"")))
+                self.connection.execute(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?)",
+                    (run_id, result.checkpoint_role, checkpoint, len(result.checkpoint or b"")),
+                )
 
     def _save_checkpoint(self, data: bytes) -> str:
         """Write a checkpoint as ``checkpoints/<sha256>.pt`` (content-addressed: equal weights are stored once)."""
@@ -401,30 +439,45 @@ class Store:
         cursor = connection.execute(
             "INSERT INTO superseded_runs (run_id, superseded_at, reason, run_json, provenance_json, checkpoint) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, datetime.now(timezone.utc).isoformat(timespec="seconds"), reason,
-             json.dumps(dict(zip(columns, row)), sort_keys=True), provenance and provenance[0],
-             checkpoint and checkpoint[0]),
+            (
+                run_id,
+                datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                reason,
+                json.dumps(dict(zip(columns, row)), sort_keys=True),
+                provenance and provenance[0],
+                checkpoint and checkpoint[0],
+            ),
         )
         generation = cursor.lastrowid
-        for table, columns_sql in (("metrics", "key, value, text"), ("history", ", ".join(HISTORY_COLUMNS)),
-                                   ("curves", "step, key, value"), ("samples", "npy")):
-            connection.execute(f"INSERT INTO superseded_{table} SELECT ?, {columns_sql} FROM {table} WHERE run_id = ?",
-                               (generation, run_id))
+        for table, columns_sql in (
+            ("metrics", "key, value, text"),
+            ("history", ", ".join(HISTORY_COLUMNS)),
+            ("curves", "step, key, value"),
+            ("samples", "npy"),
+        ):
+            connection.execute(
+                f"INSERT INTO superseded_{table} SELECT ?, {columns_sql} FROM {table} WHERE run_id = ?",
+                (generation, run_id),
+            )
         return generation
 
-    def replace_metrics(self, run_id: str, names: list[str], values: dict[str, float], texts: dict[str, str],
-                        provenance: dict | None) -> None:
+    def replace_metrics(
+        self, run_id: str, names: list[str], values: dict[str, float], texts: dict[str, str], provenance: dict | None
+    ) -> None:
         """Replace the values of the metrics ``names`` of one run (``lossbench rescore``), in one transaction."""
         with self.connection:
             for name in names:
-                self.connection.execute("DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!')",
-                                        (run_id, name, _like_prefix(name + "_")))  # its values and <name>_error
+                self.connection.execute(
+                    "DELETE FROM metrics WHERE run_id = ? AND (key = ? OR key LIKE ? ESCAPE '!')",
+                    (run_id, name, _like_prefix(name + "_")),
+                )  # its values and <name>_error
             rows: list[MetricRow] = [(run_id, key, _nan_to_none(value), None) for key, value in values.items()]
             rows += [(run_id, key, None, text) for key, text in texts.items() if key not in values]
             self.connection.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
             if provenance is not None:
-                self.connection.execute("INSERT OR REPLACE INTO provenance VALUES (?, ?)",
-                                        (run_id, json.dumps(provenance, sort_keys=True)))
+                self.connection.execute(
+                    "INSERT OR REPLACE INTO provenance VALUES (?, ?)", (run_id, json.dumps(provenance, sort_keys=True))
+                )
 
     # -- reading ------------------------------------------------------------------------------------------------
     def finished_ids(self) -> set[str]:
@@ -455,7 +508,9 @@ class Store:
         """run_id -> the provenance stored with each current run (runs stored before provenance have none)."""
         if not self.extensions:
             return {}
-        return {run_id: json.loads(text) for run_id, text in self.connection.execute("SELECT run_id, json FROM provenance")}
+        return {
+            run_id: json.loads(text) for run_id, text in self.connection.execute("SELECT run_id, json FROM provenance")
+        }
 
     def checkpoint_path(self, run_id: str) -> Path | None:
         """The file of a run's final generator (GAN) or decoder (VAE) weights, or None when it has none."""
@@ -467,8 +522,9 @@ class Store:
     def superseded(self) -> pd.DataFrame:
         """Earlier records of runs that were trained again: generation, run_id, when, why, and the old row."""
         if not self.extensions:
-            return pd.DataFrame(columns=["generation", "run_id", "superseded_at", "reason", "run_json",
-                                         "provenance_json", "checkpoint"])
+            return pd.DataFrame(
+                columns=["generation", "run_id", "superseded_at", "reason", "run_json", "provenance_json", "checkpoint"]
+            )
         return pd.read_sql_query("SELECT * FROM superseded_runs ORDER BY generation", self.connection)
 
     def spec(self, run_id: str) -> RunSpec:

@@ -39,16 +39,64 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 GROUP = ["dataset", "model", "loss"]
 SUMMARY_COLUMNS = [
-    "dataset", "model", "loss", "metric", "better", "n_seeds", "n_ok", "n_diverged", "n_failed", "n_collapsed",
-    "success_share", "n_values", "mean", "std", "cv", "ci_low", "ci_high", "median", "n_ranked", "mean_rank", "rank",
+    "dataset",
+    "model",
+    "loss",
+    "metric",
+    "better",
+    "n_seeds",
+    "n_ok",
+    "n_diverged",
+    "n_failed",
+    "n_collapsed",
+    "success_share",
+    "n_values",
+    "mean",
+    "std",
+    "cv",
+    "ci_low",
+    "ci_high",
+    "median",
+    "n_ranked",
+    "mean_rank",
+    "rank",
 ]
 PAIRWISE_COLUMNS = [
-    "dataset", "model", "metric", "family", "family_size", "pair", "loss_a", "loss_b", "n_pairs",
-    "n_finished_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "significant", "better", "test",
-    "min_p_value", "min_p_holm", "min_seeds",
+    "dataset",
+    "model",
+    "metric",
+    "family",
+    "family_size",
+    "pair",
+    "loss_a",
+    "loss_b",
+    "n_pairs",
+    "n_finished_pairs",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "significant",
+    "better",
+    "test",
+    "min_p_value",
+    "min_p_holm",
+    "min_seeds",
 ]
-FIXED_COLUMNS = {"run_id", "dataset", "model", "loss", "seed", "preset", "steps", "device", "status", "reason",
-                 "failed_step"}
+FIXED_COLUMNS = {
+    "run_id",
+    "dataset",
+    "model",
+    "loss",
+    "seed",
+    "preset",
+    "steps",
+    "device",
+    "status",
+    "reason",
+    "failed_step",
+}
 PAIR_KEYS = ("seed", "preset", "steps")  # a pair is the same seed of the same setting
 REFERENCE_LOSS = "nonsaturating"
 DEFAULT_REFERENCES = ("nonsaturating", "vae")  # the first present in a dataset x model is its reference
@@ -97,8 +145,9 @@ def ranked(direction: str) -> bool:
     return direction in ("lower", "higher")
 
 
-def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
-                 confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean; (nan, nan) for fewer than two values."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
@@ -188,8 +237,11 @@ def scored_values(group: pd.DataFrame, key: str, direction: str) -> pd.Series:
     metric is undefined (it is left out).
     """
     # numpy inside: `lossbench show` calls this per dataset x model x key, and pandas indexing is what costs
-    values = (pd.to_numeric(group[key], errors="coerce").to_numpy(dtype=float, na_value=math.nan)
-              if key in group.columns else np.full(len(group), math.nan))
+    values = (
+        pd.to_numeric(group[key], errors="coerce").to_numpy(dtype=float, na_value=math.nan)
+        if key in group.columns
+        else np.full(len(group), math.nan)
+    )
     counting = counts_for(key, group["status"]).to_numpy() & np.isfinite(values)
     oriented = values if direction == "lower" else -values
     result = np.full(len(group), math.nan)
@@ -213,8 +265,9 @@ def pooled_ranks(group: pd.DataFrame, key: str, direction: str) -> pd.DataFrame:
     if not keep.any():
         return pd.DataFrame(columns=["n_ranked", "mean_rank"])
     ranks = stats.rankdata(scored[keep].to_numpy(), method="average")
-    names, of_loss, sizes = np.unique(group["loss"].to_numpy()[keep.to_numpy()], return_inverse=True,
-                                      return_counts=True)
+    names, of_loss, sizes = np.unique(
+        group["loss"].to_numpy()[keep.to_numpy()], return_inverse=True, return_counts=True
+    )
     mean_rank = np.bincount(of_loss, weights=ranks) / sizes  # ranks are halves: these sums are exact
     return pd.DataFrame({"n_ranked": sizes, "mean_rank": mean_rank}, index=pd.Index(names, name="loss"))
 
@@ -252,16 +305,28 @@ def summarise(runs_wide: pd.DataFrame, known: Mapping[str, str] | None = None) -
             mean = float(values.mean()) if len(values) else math.nan
             std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             low, high = bootstrap_ci(values, derive_seed("bootstrap", dataset, model, loss, key))
-            rows.append({
-                "dataset": dataset, "model": model, "loss": loss, "metric": key, "better": better[key],
-                "n_seeds": n_seeds, "n_ok": counts["ok"], "n_diverged": counts["diverged"],
-                "n_failed": counts["failed"], "n_collapsed": n_collapsed,
-                "success_share": float(n_succeeded) / n_seeds,
-                "n_values": len(values), "mean": mean, "std": std,
-                "cv": std / abs(mean) if len(values) > 1 and mean != 0 else math.nan,
-                "ci_low": low, "ci_high": high,
-                "median": float(np.median(values)) if len(values) else math.nan,
-            })
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "loss": loss,
+                    "metric": key,
+                    "better": better[key],
+                    "n_seeds": n_seeds,
+                    "n_ok": counts["ok"],
+                    "n_diverged": counts["diverged"],
+                    "n_failed": counts["failed"],
+                    "n_collapsed": n_collapsed,
+                    "success_share": float(n_succeeded) / n_seeds,
+                    "n_values": len(values),
+                    "mean": mean,
+                    "std": std,
+                    "cv": std / abs(mean) if len(values) > 1 and mean != 0 else math.nan,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "median": float(np.median(values)) if len(values) else math.nan,
+                }
+            )
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-3])
     summary["n_ranked"] = 0
     summary["mean_rank"] = math.nan
@@ -360,8 +425,14 @@ def _check_comparisons(comparisons: str) -> None:
         raise ValueError(f"comparisons must be one of {', '.join(COMPARISONS)}, not {comparisons!r}")
 
 
-def pairwise(runs_wide: pd.DataFrame, metric: str, alpha: float = ALPHA, comparisons: str = "reference",
-             reference: str | None = None, known: Mapping[str, str] | None = None) -> pd.DataFrame:
+def pairwise(
+    runs_wide: pd.DataFrame,
+    metric: str,
+    alpha: float = ALPHA,
+    comparisons: str = "reference",
+    reference: str | None = None,
+    known: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Paired comparisons of losses within each dataset x model on ``metric``; Holm within each such family.
 
     ``comparisons="reference"`` (default): every loss against the reference loss (``reference`` when present in
@@ -418,15 +489,29 @@ def pairwise(runs_wide: pd.DataFrame, metric: str, alpha: float = ALPHA, compari
             low, high = bootstrap_ci(effect, derive_seed("pairwise", dataset, model, metric, loss_a, loss_b))
             nonzero = int(np.count_nonzero(differences))
             min_p = min(1.0, 2.0 / 2**nonzero) if nonzero else 1.0
-            family.append({
-                "dataset": dataset, "model": model, "metric": metric, "family": family_name(comparisons, ref),
-                "family_size": size, "pair": f"{loss_a} vs {loss_b}", "loss_a": loss_a, "loss_b": loss_b,
-                "n_pairs": len(differences), "n_finished_pairs": len(effect),
-                "mean_diff": float(effect.mean()) if len(effect) else math.nan, "ci_low": low, "ci_high": high,
-                "p_value": paired_test(differences), "test": TEST_NAME,
-                "min_p_value": min_p, "min_p_holm": min(1.0, size * min_p), "min_seeds": min_seeds(size, alpha),
-                "_a_better": signed_rank_sum(differences) < 0,
-            })
+            family.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "metric": metric,
+                    "family": family_name(comparisons, ref),
+                    "family_size": size,
+                    "pair": f"{loss_a} vs {loss_b}",
+                    "loss_a": loss_a,
+                    "loss_b": loss_b,
+                    "n_pairs": len(differences),
+                    "n_finished_pairs": len(effect),
+                    "mean_diff": float(effect.mean()) if len(effect) else math.nan,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_value": paired_test(differences),
+                    "test": TEST_NAME,
+                    "min_p_value": min_p,
+                    "min_p_holm": min(1.0, size * min_p),
+                    "min_seeds": min_seeds(size, alpha),
+                    "_a_better": signed_rank_sum(differences) < 0,
+                }
+            )
         for row, adjusted in zip(family, holm(row["p_value"] for row in family)):
             row["p_holm"] = adjusted
             row["significant"] = bool(adjusted < alpha)  # NaN compares False
@@ -436,8 +521,13 @@ def pairwise(runs_wide: pd.DataFrame, metric: str, alpha: float = ALPHA, compari
     return pd.DataFrame(rows, columns=PAIRWISE_COLUMNS)
 
 
-def pairwise_table(runs_wide: pd.DataFrame, alpha: float = ALPHA, comparisons: str = "reference",
-                   reference: str | None = None, known: Mapping[str, str] | None = None) -> pd.DataFrame:
+def pairwise_table(
+    runs_wide: pd.DataFrame,
+    alpha: float = ALPHA,
+    comparisons: str = "reference",
+    reference: str | None = None,
+    known: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """``pairwise`` for every ranked metric key: the content of ``results/pairwise.csv``."""
     _check_comparisons(comparisons)
     if runs_wide.empty:
@@ -453,14 +543,21 @@ def power_note(n_seeds: int, size: int, comparisons: str, reference: str | None,
     """One plain sentence: can this family reach ``alpha`` with ``n_seeds`` paired seeds, and if not, what then."""
     needed = min_seeds(size, alpha)
     seeds = f"{n_seeds} seed{'s' * (n_seeds != 1)}"
-    family = (f"{size} comparison{'s' * (size != 1)} with {reference}" if comparisons == "reference"
-              else f"all {size} pair{'s' * (size != 1)}")
+    family = (
+        f"{size} comparison{'s' * (size != 1)} with {reference}"
+        if comparisons == "reference"
+        else f"all {size} pair{'s' * (size != 1)}"
+    )
     if needed is None:
         return "no paired comparisons (fewer than two losses)"
     if n_seeds >= needed:
-        return (f"family: {family} (Holm); with {seeds} a difference can reach alpha = {alpha} "
-                f"(needs at least {needed} seeds)")
-    return (f"family: {family} (Holm); with {seeds} NO difference can reach alpha = {alpha}: that needs "
-            f"at least {needed} seeds (smallest Holm-adjusted p = {size} x 2/2^{n_seeds} = "
-            f"{min(1.0, size * 2.0 / 2**n_seeds):.3g}). The paired effects (mean paired difference with its "
-            f"bootstrap 95% CI) are estimates only; no test has power here")
+        return (
+            f"family: {family} (Holm); with {seeds} a difference can reach alpha = {alpha} "
+            f"(needs at least {needed} seeds)"
+        )
+    return (
+        f"family: {family} (Holm); with {seeds} NO difference can reach alpha = {alpha}: that needs "
+        f"at least {needed} seeds (smallest Holm-adjusted p = {size} x 2/2^{n_seeds} = "
+        f"{min(1.0, size * 2.0 / 2**n_seeds):.3g}). The paired effects (mean paired difference with its "
+        f"bootstrap 95% CI) are estimates only; no test has power here"
+    )

@@ -26,8 +26,11 @@ def rerun_advice(preset: str | None) -> str:
     """What to run next: the next larger preset, or more steps once there is none."""
     following = NEXT_PRESET.get(preset or "")
     return f"rerun with `--preset {following}` or more `--steps`" if following else "rerun with more `--steps`"
+
+
 _CONDITION = re.compile(
-    r"(?P<key>[A-Za-z0-9_]+) (?P<op>>=|<=) (?P<bound>[0-9.eE+-]+)(?: x (?P<relative>[A-Za-z0-9_]+))?")
+    r"(?P<key>[A-Za-z0-9_]+) (?P<op>>=|<=) (?P<bound>[0-9.eE+-]+)(?: x (?P<relative>[A-Za-z0-9_]+))?"
+)
 
 
 @dataclass
@@ -62,16 +65,22 @@ class Verdict:
         advice = rerun_advice(self.preset)
         rerun = f" {advice[0].upper()}{advice[1:]}."
         if self.kind == "budget":
-            return (f"Undertrained: no loss reached the training target ({self.rule}); this is a budget problem, "
-                    f"not a finding about the losses, and their ranking here is not a verdict.{best}{rerun}")
+            return (
+                f"Undertrained: no loss reached the training target ({self.rule}); this is a budget problem, "
+                f"not a finding about the losses, and their ranking here is not a verdict.{best}{rerun}"
+            )
         if self.kind == "undertrained":
-            return (f"Undertrained: only {k} of {n} losses reached the training target ({self.rule}): "
-                    f"{', '.join(self.losses_reached)}. The others missing it where these succeed is a finding about "
-                    f"them, but with most losses short of it the budget may decide the ranking.{best}{rerun}")
+            return (
+                f"Undertrained: only {k} of {n} losses reached the training target ({self.rule}): "
+                f"{', '.join(self.losses_reached)}. The others missing it where these succeed is a finding about "
+                f"them, but with most losses short of it the budget may decide the ranking.{best}{rerun}"
+            )
         if self.kind == "finding":
-            return (f"{k} of {n} losses reached the training target ({self.rule}); "
-                    f"{', '.join(self.losses_missed)} missed it where the others succeed: a finding about "
-                    f"{'that loss' if len(self.losses_missed) == 1 else 'those losses'}, not the budget.")
+            return (
+                f"{k} of {n} losses reached the training target ({self.rule}); "
+                f"{', '.join(self.losses_missed)} missed it where the others succeed: a finding about "
+                f"{'that loss' if len(self.losses_missed) == 1 else 'those losses'}, not the budget."
+            )
         return f"Every loss reached the training target ({self.rule})."
 
 
@@ -105,8 +114,10 @@ def best_values(group: pd.DataFrame, rule: str, facts: Facts | None = None) -> l
             continue
         loss = means.idxmax() if condition["op"] == ">=" else means.idxmin()
         unit = f" x {relative}" if relative else ""
-        found.append(f"the best {name} is {_format(key, means[loss])} ({loss}; target {condition['op']} "
-                     f"{_format(key, float(condition['bound']))}{unit})")
+        found.append(
+            f"the best {name} is {_format(key, means[loss])} ({loss}; target {condition['op']} "
+            f"{_format(key, float(condition['bound']))}{unit})"
+        )
     return found
 
 

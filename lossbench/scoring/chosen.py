@@ -44,8 +44,9 @@ def chosen_spaces() -> tuple[str, ...]:
     return parse_spaces(os.environ.get(SPACES_ENV, ""))
 
 
-def check_spaces(registry: Mapping[str, FeatureSpace], names: tuple[str, ...], datasets: list[Dataset],
-                 named: bool) -> list[str]:
+def check_spaces(
+    registry: Mapping[str, FeatureSpace], names: tuple[str, ...], datasets: list[Dataset], named: bool
+) -> list[str]:
     """Check the chosen spaces against a grid before anything trains; returns notes for the user.
 
     An unknown name or a space that cannot be built here (a missing weights file) is one error line. A space that

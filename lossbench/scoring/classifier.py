@@ -124,7 +124,9 @@ class Classifier:
         if len(x) == 0:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
         net = self.on(x.device)
-        probs = torch.cat([F.softmax(net(x[i : i + PREDICT_BATCH].float()), dim=1) for i in range(0, len(x), PREDICT_BATCH)])
+        probs = torch.cat(
+            [F.softmax(net(x[i : i + PREDICT_BATCH].float()), dim=1) for i in range(0, len(x), PREDICT_BATCH)]
+        )
         confidence, label = probs.max(dim=1)
         return label.cpu(), confidence.cpu()
 
@@ -173,7 +175,9 @@ def clear_memory() -> None:
     _MEMORY.clear()
 
 
-def get_classifier(dataset: str, samples: Samples, shape: tuple[int, ...], plan: TrainingPlan = TrainingPlan()) -> Classifier:
+def get_classifier(
+    dataset: str, samples: Samples, shape: tuple[int, ...], plan: TrainingPlan = TrainingPlan()
+) -> Classifier:
     """The classifier of ``dataset``: from this process, else the disk cache, else trained now and cached."""
     if samples.y is None:
         raise ValueError(f"dataset {dataset!r} has no labels to train a classifier on")
@@ -198,8 +202,16 @@ def _read(dataset: str, path: Path, key: str, shape: tuple[int, ...]) -> Classif
             raise ValueError("not this classifier's file")
         net = ClassifierNet(shape[0], shape[-1])
         net.load_state_dict(state["state_dict"])
-        return Classifier(dataset, net.eval().requires_grad_(False), float(state["accuracy"]), int(state["n_train"]),
-                          int(state["n_held_out"]), float(state["train_seconds"]), path, "cache")
+        return Classifier(
+            dataset,
+            net.eval().requires_grad_(False),
+            float(state["accuracy"]),
+            int(state["n_train"]),
+            int(state["n_held_out"]),
+            float(state["train_seconds"]),
+            path,
+            "cache",
+        )
     except Exception as exc:  # a corrupt or foreign file is replaced, never fatal
         log.warning("classifier cache %s is unreadable (%s: %s); retraining", path, type(exc).__name__, exc)
         return None
@@ -209,9 +221,15 @@ def _write(classifier: Classifier, key: str) -> None:
     """Save atomically (temporary file, then rename), so parallel workers never read half a file."""
     path = classifier.path
     state = {
-        "format": FILE_FORMAT, "key": key, "dataset": classifier.dataset, "arch_version": ARCH_VERSION,
-        "state_dict": classifier.net.state_dict(), "accuracy": classifier.accuracy, "n_train": classifier.n_train,
-        "n_held_out": classifier.n_held_out, "train_seconds": classifier.train_seconds,
+        "format": FILE_FORMAT,
+        "key": key,
+        "dataset": classifier.dataset,
+        "arch_version": ARCH_VERSION,
+        "state_dict": classifier.net.state_dict(),
+        "accuracy": classifier.accuracy,
+        "n_train": classifier.n_train,
+        "n_held_out": classifier.n_held_out,
+        "train_seconds": classifier.train_seconds,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +250,9 @@ def split(n: int, plan: TrainingPlan) -> tuple[Tensor, Tensor]:
     return train, order[:n_held]
 
 
-def train_classifier(dataset: str, samples: Samples, shape: tuple[int, ...], plan: TrainingPlan, path: Path) -> Classifier:
+def train_classifier(
+    dataset: str, samples: Samples, shape: tuple[int, ...], plan: TrainingPlan, path: Path
+) -> Classifier:
     """Train deterministically on the CPU (fixed seed and epochs) and measure held-out accuracy."""
     assert samples.y is not None
     started = time.perf_counter()
@@ -248,7 +268,9 @@ def train_classifier(dataset: str, samples: Samples, shape: tuple[int, ...], pla
             net = ClassifierNet(shape[0], shape[-1])
             optimizer = torch.optim.Adam(net.parameters(), lr=plan.lr)
             steps_per_epoch = -(-len(train_index) // plan.batch_size)
-            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=plan.lr, total_steps=max(1, plan.epochs * steps_per_epoch))
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=plan.lr, total_steps=max(1, plan.epochs * steps_per_epoch)
+            )
             order_rng = torch.Generator().manual_seed(plan.seed + 1)
             net.train()
             for _ in range(plan.epochs):

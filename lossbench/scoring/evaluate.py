@@ -82,8 +82,9 @@ class EvaluationContext:
 
     def _in_space(self, space: str) -> EvaluationContext:
         """This context with ``space`` as its "default" (sharing the cache of built spaces and features)."""
-        return dataclasses.replace(self, _default_space=space, _spaces=self._spaces, _names=self._names,
-                                   _features=self._features)
+        return dataclasses.replace(
+            self, _default_space=space, _spaces=self._spaces, _names=self._names, _features=self._features
+        )
 
     def _cached(self, which: str, role: str, samples: Samples) -> np.ndarray:
         key = (self._resolved(which), role)
@@ -130,8 +131,8 @@ def run_metrics(metrics: Iterable[Metric], ctx: EvaluationContext) -> Evaluation
 
     What a metric may return is ``plugin.metric_values``' rule, the one ``check_metric`` applies: a metric that
     breaks it contributes no value, and its message names the key. Metrics marked ``reads_values = True`` (e.g.
-    the training target) run after the others and find their values in ``ctx.values``. At the final evaluation, ``per_feature_space`` metrics are computed again in each
-    of ``ctx._extra_spaces`` (``score_in_spaces``).
+    the training target) run after the others and find their values in ``ctx.values``. At the final evaluation,
+    ``per_feature_space`` metrics are computed again in each of ``ctx._extra_spaces`` (``score_in_spaces``).
     """
     result = Evaluation()
     ctx.values = result.values
@@ -143,8 +144,9 @@ def run_metrics(metrics: Iterable[Metric], ctx: EvaluationContext) -> Evaluation
     return result
 
 
-def score_in_spaces(metrics: Iterable[Metric], ctx: EvaluationContext, spaces: Iterable[str],
-                    result: Evaluation | None = None) -> Evaluation:
+def score_in_spaces(
+    metrics: Iterable[Metric], ctx: EvaluationContext, spaces: Iterable[str], result: Evaluation | None = None
+) -> Evaluation:
     """The ``per_feature_space`` metrics computed in each of ``spaces`` (keys ``<name>@<space>...``); a space
     that cannot take the dataset's samples is left out (the grid said so before training)."""
     result = result if result is not None else Evaluation()

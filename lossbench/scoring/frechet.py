@@ -80,8 +80,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"Fréchet distance: mismatched statistics (means {mu1.shape} and {mu2.shape}, "
-                         f"covariances {sigma1.shape} and {sigma2.shape})")
+        raise ValueError(
+            f"Fréchet distance: mismatched statistics (means {mu1.shape} and {mu2.shape}, "
+            f"covariances {sigma1.shape} and {sigma2.shape})"
+        )
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2)
     return max(float(value), 0.0)
@@ -136,8 +138,9 @@ def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within_x + within_y - 2 * k_xy.mean())
 
 
-def kernel_inception_distance(x: np.ndarray, y: np.ndarray, seed: int, subsets: int = KID_SUBSETS,
-                              subset_size: int = KID_SUBSET_SIZE) -> tuple[float, float]:
+def kernel_inception_distance(
+    x: np.ndarray, y: np.ndarray, seed: int, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE
+) -> tuple[float, float]:
     """KID: mean and std of the unbiased polynomial MMD² over random subsets (seeded), as in the KID paper.
 
     When both sets fit in one subset the MMD² is computed once on all samples and the std is NaN (there is no

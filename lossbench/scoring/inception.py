@@ -41,8 +41,10 @@ def inception_weights() -> Path | None:
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
-            raise DataUnavailable(f"--inception-weights / ${INCEPTION_WEIGHTS_ENV}: no file at {path} "
-                                  f"(expected pytorch-fid's {INCEPTION_FILE})")
+            raise DataUnavailable(
+                f"--inception-weights / ${INCEPTION_WEIGHTS_ENV}: no file at {path} "
+                f"(expected pytorch-fid's {INCEPTION_FILE})"
+            )
         return path
     cached = hub_inception_path()
     return cached if cached.is_file() else None
@@ -90,8 +92,10 @@ def load_inception(weights: Path, device: torch.device) -> nn.Module:
             with _hub_serving(weights):
                 model = InceptionV3([block], use_fid_inception=True)
         except Exception as exc:
-            raise DataUnavailable(f"Inception weights at {weights} could not be loaded "
-                                  f"({type(exc).__name__}: {exc}); expected pytorch-fid's {INCEPTION_FILE}") from None
+            raise DataUnavailable(
+                f"Inception weights at {weights} could not be loaded "
+                f"({type(exc).__name__}: {exc}); expected pytorch-fid's {INCEPTION_FILE}"
+            ) from None
         _INCEPTION[key] = model.eval().to(device)
     return _INCEPTION[key]
 

@@ -41,8 +41,10 @@ class BuiltSpace:
                 out = self.extract(x[start : start + FEATURE_BATCH])
                 out = out.reshape(out.shape[0], -1)
                 if self.width is not None and out.shape[1] != self.width:
-                    raise ValueError(f"feature space {self.name!r} declares width {self.width} but its extractor "
-                                     f"returned {out.shape[1]} features per sample")
+                    raise ValueError(
+                        f"feature space {self.name!r} declares width {self.width} but its extractor "
+                        f"returned {out.shape[1]} features per sample"
+                    )
                 chunks.append(out.double().cpu())
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
 
@@ -84,7 +86,9 @@ class InceptionSpace(FeatureSpace):
     torch hub cache, never downloaded."""
 
     name = "inception"
-    description = "pytorch-fid's FID Inception, 2048-d pool3 (the standard FID); images of 16 px and more, weights on disk"
+    description = (
+        "pytorch-fid's FID Inception, 2048-d pool3 (the standard FID); images of 16 px and more, weights on disk"
+    )
     channels = (1, 3)
     sizes = (inception.INCEPTION_MIN_SIDE, None)  # 8x8 images would be a few blurred pixels to Inception
     width = inception.INCEPTION_WIDTH
@@ -95,8 +99,10 @@ class InceptionSpace(FeatureSpace):
 
     def unavailable(self) -> str | None:
         if self.weights is None:
-            return (f"FID Inception weights not found: put pytorch-fid's {inception.INCEPTION_FILE} at "
-                    f"{inception.hub_inception_path()} or pass --inception-weights PATH")
+            return (
+                f"FID Inception weights not found: put pytorch-fid's {inception.INCEPTION_FILE} at "
+                f"{inception.hub_inception_path()} or pass --inception-weights PATH"
+            )
         return None
 
     def build(self, dataset: Dataset, device: torch.device) -> FeatureNetwork:
@@ -135,8 +141,9 @@ def build_space(space: FeatureSpace, dataset: Dataset, device: torch.device) -> 
     return _bind(space, network)
 
 
-def resolve_feature_space(which: str, dataset: Dataset, device: torch.device,
-                          spaces: Mapping[str, FeatureSpace] | None = None) -> BuiltSpace:
+def resolve_feature_space(
+    which: str, dataset: Dataset, device: torch.device, spaces: Mapping[str, FeatureSpace] | None = None
+) -> BuiltSpace:
     """The space called ``which`` (a registered name, or "default": see ``resolve_default``) built for ``dataset``."""
     spaces = spaces or builtin_spaces()
     if which == DEFAULT:
@@ -146,8 +153,9 @@ def resolve_feature_space(which: str, dataset: Dataset, device: torch.device,
     return build_space(spaces[which], dataset, device)
 
 
-def resolve_default(dataset: Dataset, device: torch.device,
-                    spaces: Mapping[str, FeatureSpace]) -> tuple[str, BuiltSpace]:
+def resolve_default(
+    dataset: Dataset, device: torch.device, spaces: Mapping[str, FeatureSpace]
+) -> tuple[str, BuiltSpace]:
     """The dataset's own space, with its registered name: the first of inception, classifier, raw that takes the
     dataset, can be built here and has a network for it. That is raw coordinates for points; for images of at
     least 16 px FID Inception when its weights are present offline; otherwise (always for the 8x8 built-ins) the

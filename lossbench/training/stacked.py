@@ -58,8 +58,9 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def iter_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCallback | None = None,
-               notice: Notice = _stderr) -> Iterator[RunResult]:
+def iter_group(
+    specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCallback | None = None, notice: Notice = _stderr
+) -> Iterator[RunResult]:
     """Train ``specs`` (one group: see ``group_key``) stacked, yielding each member's result as soon as it is
     final (so that the driver stores it: a killed group leaves its finished members stored).
 
@@ -83,30 +84,36 @@ def iter_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCal
                 yield _result(m, seconds, environment, catalog, progress, notice)
     except CannotStack as exc:
         rest = [spec for spec in specs if spec.run_id not in handed]
-        notice(f"{len(rest)} runs of {specs[0].dataset} · {specs[0].model}: cannot train stacked ({exc}); "
-               "training them one at a time")
+        notice(
+            f"{len(rest)} runs of {specs[0].dataset} · {specs[0].model}: cannot train stacked ({exc}); "
+            "training them one at a time"
+        )
         yield from (_alone(spec, catalog, progress, str(exc)) for spec in rest)
 
 
-def _result(m: _Member, seconds: float, environment: dict, catalog: Catalog, progress: ProgressCallback | None,
-            notice: Notice) -> RunResult:
+def _result(
+    m: _Member, seconds: float, environment: dict, catalog: Catalog, progress: ProgressCallback | None, notice: Notice
+) -> RunResult:
     """A member's result once its training is over: scored as the sequential engine scores a run."""
     spec = m.run.spec
     if m.status == "alone":
         notice(f"{spec.label}: cannot train stacked ({m.reason}); training it alone")
         return _alone(spec, catalog, progress, m.reason)
     if m.status == "failed":
-        return RunResult(spec=spec, status="failed", reason=m.reason, failed_step=m.failed_step,
-                         environment=dict(environment))
+        return RunResult(
+            spec=spec, status="failed", reason=m.reason, failed_step=m.failed_step, environment=dict(environment)
+        )
     try:
-        return finish_run(m.run, m.model, m.status, m.reason, m.failed_step, seconds, run_facts(m.run),
-                          dict(environment))
+        return finish_run(
+            m.run, m.model, m.status, m.reason, m.failed_step, seconds, run_facts(m.run), dict(environment)
+        )
     except Exception as exc:
         return RunResult(spec=spec, status="failed", reason=failure_reason(exc, plugin_objects(spec, catalog)))
 
 
-def train_group(specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCallback | None = None,
-                notice: Notice = _stderr) -> list[RunResult]:
+def train_group(
+    specs: Sequence[RunSpec], catalog: Catalog, progress: ProgressCallback | None = None, notice: Notice = _stderr
+) -> list[RunResult]:
     """``iter_group``'s results in the order of ``specs``."""
     results = {r.run_id: r for r in iter_group(specs, catalog, progress, notice)}
     return [results[spec.run_id] for spec in specs]
@@ -128,8 +135,13 @@ def _build(specs, catalog, device, progress) -> _Group:
         raise CannotStack(f"{type(exc).__name__}: {exc}") from None
 
 
-def run_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None = None,
-               progress: ProgressCallback | None = None, notice: Notice = _stderr) -> Iterator[RunResult]:
+def run_groups(
+    specs: Sequence[RunSpec],
+    catalog: Catalog,
+    group_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    notice: Notice = _stderr,
+) -> Iterator[RunResult]:
     """Every spec's result, training compatible runs stacked group by group (``plan_groups``)."""
     for group in plan_groups(specs, catalog, group_size):
         yield from iter_group(group, catalog, progress, notice)

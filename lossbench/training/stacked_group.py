@@ -59,8 +59,9 @@ class _Member:
 class _Group:
     """A group's training loop: the sequential engine's ``train_gan``, over K members at once."""
 
-    def __init__(self, specs: Sequence[RunSpec], catalog: Catalog, device: torch.device,
-                 progress: ProgressCallback | None) -> None:
+    def __init__(
+        self, specs: Sequence[RunSpec], catalog: Catalog, device: torch.device, progress: ProgressCallback | None
+    ) -> None:
         self.device = device
         self.members: list[_Member] = []
         seeds: dict[int, int] = {}
@@ -69,8 +70,13 @@ class _Group:
             model = run.build()
             if not isinstance(model, GAN):
                 raise CannotStack(f"{spec.label} is not a GAN")
-            check_shapes(model, run.train_x[: min(spec.batch_size, len(run.train_x))], tuple(run.dataset.spec.shape),
-                         spec.model, catalog.models.plugin_of(spec.model))  # raises: the runs go alone and fail there
+            check_shapes(
+                model,
+                run.train_x[: min(spec.batch_size, len(run.train_x))],
+                tuple(run.dataset.spec.shape),
+                spec.model,
+                catalog.models.plugin_of(spec.model),
+            )  # raises: the runs go alone and fail there
             stream = seeds.setdefault(spec.seed, len(seeds))
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
             if not isinstance(run.loss, AdversarialLoss):
@@ -79,8 +85,11 @@ class _Group:
         first = self.members[0]
         self.spec, self.recipe = first.run.spec, first.loss.recipe
         self.latent = first.model.latent_dim
-        shapes = [{k: v.shape for k, v in m.model.generator.state_dict().items()}
-                  | {"D." + k: v.shape for k, v in m.model.discriminator.state_dict().items()} for m in self.members]
+        shapes = [
+            {k: v.shape for k, v in m.model.generator.state_dict().items()}
+            | {"D." + k: v.shape for k, v in m.model.discriminator.state_dict().items()}
+            for m in self.members
+        ]
         if any(s != shapes[0] for s in shapes):
             raise CannotStack("members' networks differ in shape")
         self.seed_specs = {m.stream: m.run.spec for m in self.members}
@@ -91,10 +100,12 @@ class _Group:
             decays = [r.ema_decay for r in recipes if r.ema_decay is not None]
             if len(decays) != len(recipes):
                 raise CannotStack("members differ in whether they keep an average of the generator")
-        self.G = Stack([m.model.generator for m in self.members], self.recipe.optimizer,
-                       [r.lr_g for r in recipes], betas, decays)
-        self.D = Stack([m.model.discriminator for m in self.members], self.recipe.optimizer,
-                       [r.lr_d for r in recipes], betas, None)
+        self.G = Stack(
+            [m.model.generator for m in self.members], self.recipe.optimizer, [r.lr_g for r in recipes], betas, decays
+        )
+        self.D = Stack(
+            [m.model.discriminator for m in self.members], self.recipe.optimizer, [r.lr_d for r in recipes], betas, None
+        )
         if decays is not None:
             for m in self.members:
                 m.run.average = copy.deepcopy(m.model.generator).requires_grad_(False)
@@ -135,12 +146,18 @@ class _Group:
 
     def _train(self) -> Iterator[None]:
         spec, recipe, device = self.spec, self.recipe, self.device
-        batches = {s: Batches(self.members[0].run.train_x, sp.batch_size, seeding.data_seed(sp.seed, sp.dataset))
-                   for s, sp in self.seed_specs.items()}
-        z_d = {s: seeding.make_generator(seeding.noise_seed(sp.seed, sp.model, sp.dataset, "discriminator"), device)
-               for s, sp in self.seed_specs.items()}
-        z_g = {s: seeding.make_generator(seeding.noise_seed(sp.seed, sp.model, sp.dataset, "generator"), device)
-               for s, sp in self.seed_specs.items()}
+        batches = {
+            s: Batches(self.members[0].run.train_x, sp.batch_size, seeding.data_seed(sp.seed, sp.dataset))
+            for s, sp in self.seed_specs.items()
+        }
+        z_d = {
+            s: seeding.make_generator(seeding.noise_seed(sp.seed, sp.model, sp.dataset, "discriminator"), device)
+            for s, sp in self.seed_specs.items()
+        }
+        z_g = {
+            s: seeding.make_generator(seeding.noise_seed(sp.seed, sp.model, sp.dataset, "generator"), device)
+            for s, sp in self.seed_specs.items()
+        }
         batch = next(iter(batches.values())).batch_size
         needs_real = any(m.loss.generator_needs_real for m in self.members)
         order = sorted(self.seed_specs)
@@ -159,7 +176,9 @@ class _Group:
                     fake = self.G(z)
                 real_scores, fake_scores = self.D(real), self.D(fake)  # two passes, as alone: one would sum D's
                 # weight gradient in another order, and Adam's first steps (g / |g|) turn that into lr-sized changes
-                totals, penalties, d_losses = self._discriminator_losses(step, critic_step, real, fake, real_scores, fake_scores)
+                totals, penalties, d_losses = self._discriminator_losses(
+                    step, critic_step, real, fake, real_scores, fake_scores
+                )
                 self.D.zero_grad()
                 if totals:
                     torch.stack([t for t in totals if t is not None]).sum().backward()
@@ -175,8 +194,12 @@ class _Group:
                         self._diverge(m, i, Diverged(step, "discriminator loss"))
                         out.append(i)
                     else:
-                        m.step_values.update(d_loss=d_losses[i], penalty=penalties[i], d_value=values[i],
-                                             grad_norm_d=grad_norm_d[i] if grad_norm_d else float("nan"))
+                        m.step_values.update(
+                            d_loss=d_losses[i],
+                            penalty=penalties[i],
+                            d_value=values[i],
+                            grad_norm_d=grad_norm_d[i] if grad_norm_d else float("nan"),
+                        )
                 if out:
                     real_scores, fake_scores, real = self._drop(out, real_scores, fake_scores, real)
                     yield  # the dropped members are final: their results can be stored now
@@ -212,8 +235,16 @@ class _Group:
                 elif logging_now:
                     assert grad_norm_g is not None  # computed on logging steps
                     v = m.step_values
-                    m.run.log_gan(step, v["d_loss"], v["penalty"], g_values[i], real_scores[i], fake_scores[i],
-                                  grad_norm_g[i], v["grad_norm_d"])
+                    m.run.log_gan(
+                        step,
+                        v["d_loss"],
+                        v["penalty"],
+                        g_values[i],
+                        real_scores[i],
+                        fake_scores[i],
+                        grad_norm_g[i],
+                        v["grad_norm_d"],
+                    )
             if out:
                 self._drop(out, real_scores, fake_scores, real)
                 yield
@@ -230,11 +261,14 @@ class _Group:
     def _discriminator_losses(self, step, critic_step, real, fake, real_scores, fake_scores):
         totals, penalties, d_losses = [], [], []
         for i, m in enumerate(self.active):
-            d_loss = self._guarded(m, step, "discriminator_loss", real_scores[i], fake_scores[i], check=critic_step == 0)
+            d_loss = self._guarded(
+                m, step, "discriminator_loss", real_scores[i], fake_scores[i], check=critic_step == 0
+            )
             penalty = None
             if d_loss is not None and _overrides(m.loss, "penalty"):
-                penalty = self._guarded(m, step, "penalty", Critic(self.D, i),
-                                        real[i], fake[i], check=critic_step == 0, optional=True)
+                penalty = self._guarded(
+                    m, step, "penalty", Critic(self.D, i), real[i], fake[i], check=critic_step == 0, optional=True
+                )
             total = None if d_loss is None or m.done else (d_loss if penalty is None else d_loss + penalty)
             totals.append(total)
             penalties.append(penalty)

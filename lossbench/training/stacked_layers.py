@@ -45,6 +45,7 @@ def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
             for part in parts:
                 x = part(params, x)  # type: ignore[misc]
             return x
+
         return sequential
     if kind is nn.Linear:
         weight, bias = prefix + "weight", prefix + "bias"
@@ -63,8 +64,14 @@ def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
 class Stack:
     """One network of every active member: flat weights and gradients, buffers, optimizer, optional average."""
 
-    def __init__(self, modules: list[nn.Module], kind: str, lrs: Sequence[float],
-                 betas: Sequence[tuple[float, float]], average_decays: Sequence[float] | None) -> None:
+    def __init__(
+        self,
+        modules: list[nn.Module],
+        kind: str,
+        lrs: Sequence[float],
+        betas: Sequence[tuple[float, float]],
+        average_decays: Sequence[float] | None,
+    ) -> None:
         params, buffers = stack_module_state(modules)
         self.layout = [(name, p.shape[1:], p[0].numel()) for name, p in params.items()]
         self.weights = torch.cat([p.detach().flatten(1) for p in params.values()], 1)
@@ -148,8 +155,9 @@ class Stack:
     @torch.no_grad()
     def update_average(self) -> None:
         """``average <- decay * average + (1 - decay) * weights`` per member (``train.update_average``)."""
-        assert self.average is not None and self.decays is not None and self.average_buffers is not None, \
+        assert self.average is not None and self.decays is not None and self.average_buffers is not None, (
             "update_average on a stack without an average"
+        )
         weight = torch.tensor([1.0 - d for d in self.decays], dtype=self.weights.dtype, device=self.weights.device)
         self.average.lerp_(self.weights, weight.unsqueeze(1))
         for name, mean in self.average_buffers.items():
@@ -166,8 +174,9 @@ class Stack:
         """Member ``position``'s slice into a plain module (for evaluation and checkpoints)."""
         buffers = self.average_buffers if average else self.buffers
         assert buffers is not None, "the average of a stack that keeps none"
-        module.load_state_dict({**self.member_params(position, average),
-                                **{k: v[position].detach() for k, v in buffers.items()}})
+        module.load_state_dict(
+            {**self.member_params(position, average), **{k: v[position].detach() for k, v in buffers.items()}}
+        )
 
 
 def alias_module(stack: Stack, index: int) -> nn.Module:
@@ -193,8 +202,9 @@ class Critic(nn.Module):
         params = stack.member_leaves(i)
         if stack.fast is not None:
             return stack.fast(params, x.unsqueeze(0))[0]
-        return functional_call(stack.base, ({k: v[0] for k, v in params.items()},
-                                            {k: v[i] for k, v in stack.buffers.items()}), (x,))
+        return functional_call(
+            stack.base, ({k: v[0] for k, v in params.items()}, {k: v[i] for k, v in stack.buffers.items()}), (x,)
+        )
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """The member's parameter slices (a penalty on the weights, e.g. weight decay, sees its own)."""

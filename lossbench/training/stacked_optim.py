@@ -24,8 +24,9 @@ class MemberOptimizer:
     """``kind`` ("adam", "rmsprop", "sgd") stepping ``weights`` ([K, P]) from ``grads`` ([K, P]), member k with
     learning rate ``lrs[k]`` and Adam betas ``betas[k]``."""
 
-    def __init__(self, kind: str, weights: Tensor, grads: Tensor, lrs: Sequence[float],
-                 betas: Sequence[tuple[float, float]]) -> None:
+    def __init__(
+        self, kind: str, weights: Tensor, grads: Tensor, lrs: Sequence[float], betas: Sequence[tuple[float, float]]
+    ) -> None:
         self.kind, self.weights, self.grads = kind, weights, grads
         self.lrs, self.betas = list(lrs), [tuple(b) for b in betas]
         self.steps = 0

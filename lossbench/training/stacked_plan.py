@@ -69,13 +69,28 @@ def group_key(spec: RunSpec, catalog: Catalog) -> tuple | None:
     if not isinstance(loss, AdversarialLoss):
         return None
     r = loss.recipe
-    return (spec.model, spec.dataset, spec.steps, spec.batch_size, spec.log_every, spec.eval_every,
-            spec.eval_samples, spec.final_samples, spec.device, r.optimizer, r.n_critic, r.n_critic_burst,
-            r.burst_steps, r.burst_every, r.ema_decay is None)
+    return (
+        spec.model,
+        spec.dataset,
+        spec.steps,
+        spec.batch_size,
+        spec.log_every,
+        spec.eval_every,
+        spec.eval_samples,
+        spec.final_samples,
+        spec.device,
+        r.optimizer,
+        r.n_critic,
+        r.n_critic_burst,
+        r.burst_steps,
+        r.burst_every,
+        r.ema_decay is None,
+    )
 
 
-def plan_groups(specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None,
-                workers: int = 1) -> list[list[RunSpec]]:
+def plan_groups(
+    specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None, workers: int = 1
+) -> list[list[RunSpec]]:
     """The specs in groups of compatible runs, in the order of their first member (with several workers: the
     costliest first, so that the last group to start is a short one); runs that cannot be grouped form groups of
     one. Without ``group_size`` a set of n compatible runs is cut into ``max(ceil(n / limit), min(workers, n // 2))``

@@ -68,7 +68,9 @@ def resolve_device(name: str) -> torch.device:
         raise DeviceUnavailable(f"--device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceUnavailable(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+            raise DeviceUnavailable(
+                f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceUnavailable(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
@@ -113,7 +115,9 @@ def _grad_norm(module: nn.Module) -> float:
 def _check_scalar(value: object, loss_name: str, plugin: str, method: str) -> None:
     if not isinstance(value, Tensor) or value.dim() != 0:
         what = f"a tensor of shape {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
-        raise LossContractError(f"loss {loss_name!r} (plugin {plugin!r}): {method} returned {what}; expected a scalar tensor")
+        raise LossContractError(
+            f"loss {loss_name!r} (plugin {plugin!r}): {method} returned {what}; expected a scalar tensor"
+        )
 
 
 @torch.no_grad()
@@ -135,30 +139,67 @@ def generate(model: GAN | VAE, n: int, seed: int, device: torch.device) -> Sampl
 def evaluation_sets(data: Samples, spec: RunSpec) -> tuple[Samples, Samples]:
     """The real set a run is scored against and the disjoint reference set (real-vs-real floors): a seeded split
     of the dataset that depends on the dataset alone, each at most half of it."""
-    split = torch.randperm(len(data), generator=torch.Generator().manual_seed(seeding.derive_seed("eval-split", spec.dataset)))
+    split = torch.randperm(
+        len(data), generator=torch.Generator().manual_seed(seeding.derive_seed("eval-split", spec.dataset))
+    )
     n_eval = max(1, min(spec.final_samples, len(data) // 2))
     return data.subset(split[:n_eval]), data.subset(split[n_eval : 2 * n_eval])
 
 
-def evaluate_model(model: GAN | VAE, spec: RunSpec, dataset: Dataset, metrics: list, real: Samples,
-                   reference: Samples, device: torch.device, *, final: bool, history: pd.DataFrame,
-                   curves: pd.DataFrame, diverged_at: int | None = None, spaces: Mapping | None = None,
-                   extra_spaces: Sequence[str] = ()) -> tuple[Evaluation, Samples]:
+def evaluate_model(
+    model: GAN | VAE,
+    spec: RunSpec,
+    dataset: Dataset,
+    metrics: list,
+    real: Samples,
+    reference: Samples,
+    device: torch.device,
+    *,
+    final: bool,
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    diverged_at: int | None = None,
+    spaces: Mapping | None = None,
+    extra_spaces: Sequence[str] = (),
+) -> tuple[Evaluation, Samples]:
     """Score ``model`` with ``metrics`` as the harness does (the run's evaluation noise, the shared context).
 
     Training calls it for the light and the final evaluations; ``lossbench rescore`` calls it on a stored
     checkpoint, which gives the values a run would have had with those metrics from the start. ``spaces`` are the
     registered feature spaces; ``extra_spaces`` those chosen with ``--feature-space`` (final evaluation only).
     """
-    ctx = evaluation_context(model, spec, dataset, real, reference, device, final=final, history=history,
-                             curves=curves, diverged_at=diverged_at, spaces=spaces, extra_spaces=extra_spaces)
+    ctx = evaluation_context(
+        model,
+        spec,
+        dataset,
+        real,
+        reference,
+        device,
+        final=final,
+        history=history,
+        curves=curves,
+        diverged_at=diverged_at,
+        spaces=spaces,
+        extra_spaces=extra_spaces,
+    )
     return run_metrics(metrics, ctx), ctx.fake
 
 
-def evaluation_context(model: GAN | VAE, spec: RunSpec, dataset: Dataset, real: Samples, reference: Samples,
-                       device: torch.device, *, final: bool, history: pd.DataFrame, curves: pd.DataFrame,
-                       diverged_at: int | None = None, spaces: Mapping | None = None,
-                       extra_spaces: Sequence[str] = ()) -> EvaluationContext:
+def evaluation_context(
+    model: GAN | VAE,
+    spec: RunSpec,
+    dataset: Dataset,
+    real: Samples,
+    reference: Samples,
+    device: torch.device,
+    *,
+    final: bool,
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    diverged_at: int | None = None,
+    spaces: Mapping | None = None,
+    extra_spaces: Sequence[str] = (),
+) -> EvaluationContext:
     """The context one evaluation's metrics read: ``model``'s samples from the run's evaluation noise."""
     n = len(real) if final else min(spec.eval_samples, len(real))
     seed = seeding.noise_seed(spec.seed, spec.model, spec.dataset, "eval")
@@ -234,7 +275,9 @@ class _Run:
         model = self.factory.build(self.dataset.spec)
         if model.family != self.loss.family:
             raise LossbenchError(f"model {spec.model!r} built a {model.family} for a {self.loss.family} loss")
-        for module in (model.generator, model.discriminator) if isinstance(model, GAN) else (model.encoder, model.decoder):
+        for module in (
+            (model.generator, model.discriminator) if isinstance(model, GAN) else (model.encoder, model.decoder)
+        ):
             module.to(self.device).train()
         torch.manual_seed(seeding.loss_seed(spec.seed, spec.loss, spec.model, spec.dataset))
         return model
@@ -247,13 +290,25 @@ class _Run:
     def history_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS))
 
-    def evaluate(self, model: GAN | VAE, final: bool, diverged_at: int | None = None) -> tuple[dict, dict, dict, Samples]:
+    def evaluate(
+        self, model: GAN | VAE, final: bool, diverged_at: int | None = None
+    ) -> tuple[dict, dict, dict, Samples]:
         started = time.perf_counter()
         metrics = self.metrics if final else [m for m in self.metrics if getattr(m, "curve", False)]
         outcome, fake = evaluate_model(
-            self.evaluated(model), self.spec, self.dataset, metrics, self.real, self.reference, self.device, final=final,
-            history=self.history_frame(), curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
-            diverged_at=diverged_at, spaces=catalog_spaces(self.catalog), extra_spaces=chosen_spaces(),
+            self.evaluated(model),
+            self.spec,
+            self.dataset,
+            metrics,
+            self.real,
+            self.reference,
+            self.device,
+            final=final,
+            history=self.history_frame(),
+            curves=pd.DataFrame(self.curve_rows, columns=["step", "key", "value"]),
+            diverged_at=diverged_at,
+            spaces=catalog_spaces(self.catalog),
+            extra_spaces=chosen_spaces(),
         )
         self.eval_seconds += time.perf_counter() - started
         return outcome.values, outcome.texts, outcome.errors, fake
@@ -277,8 +332,8 @@ class _Run:
         from lossbench.plugin import live
 
         started = time.perf_counter()
-        rows = pd.DataFrame(self.rows[self.sent_rows:], columns=list(HISTORY_COLUMNS))
-        curves = pd.DataFrame(self.curve_rows[self.sent_curves:], columns=["step", "key", "value"])
+        rows = pd.DataFrame(self.rows[self.sent_rows :], columns=list(HISTORY_COLUMNS))
+        curves = pd.DataFrame(self.curve_rows[self.sent_curves :], columns=["step", "key", "value"])
         self.sent_rows, self.sent_curves = len(self.rows), len(self.curve_rows)
         self.catalog.live(live.batch(self.spec, self.step, rows, curves, final, **outcome))
         self.eval_seconds += time.perf_counter() - started
@@ -364,13 +419,21 @@ class _Run:
             else:  # critic values: no probabilities; accuracy against the midpoint of the two means
                 threshold = (score_real + score_fake) / 2
                 d_real = d_fake = math.nan
-                accuracy = 0.5 * ((real_scores > threshold).float().mean()
-                                  + (fake_scores < threshold).float().mean()).item()
+                accuracy = (
+                    0.5 * ((real_scores > threshold).float().mean() + (fake_scores < threshold).float().mean()).item()
+                )
         self.log(
-            step=step, d_loss=d_loss.item(), g_loss=g_value,
+            step=step,
+            d_loss=d_loss.item(),
+            g_loss=g_value,
             penalty=penalty.item() if penalty is not None else math.nan,
-            d_real=d_real, d_fake=d_fake, d_accuracy=accuracy, score_real=score_real, score_fake=score_fake,
-            grad_norm_g=grad_norm_g, grad_norm_d=grad_norm_d,
+            d_real=d_real,
+            d_fake=d_fake,
+            d_accuracy=accuracy,
+            score_real=score_real,
+            score_fake=score_fake,
+            grad_norm_g=grad_norm_g,
+            grad_norm_d=grad_norm_d,
         )
 
     def train_vae(self, model: VAE) -> None:
@@ -450,8 +513,13 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     run = _Run(spec, catalog, device, progress)
     facts = run_facts(run)
     model = run.build()
-    check_shapes(model, run.train_x[: min(spec.batch_size, len(run.train_x))], tuple(run.dataset.spec.shape),
-                 spec.model, catalog.models.plugin_of(spec.model))
+    check_shapes(
+        model,
+        run.train_x[: min(spec.batch_size, len(run.train_x))],
+        tuple(run.dataset.spec.shape),
+        spec.model,
+        catalog.models.plugin_of(spec.model),
+    )
     run.train_started = time.perf_counter()
     status, reason, failed_step = "ok", "", None
     try:
@@ -466,12 +534,21 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         run.send_live(final=True, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     train_seconds = time.perf_counter() - run.train_started - run.eval_seconds
-    return finish_run(run, model, status, reason, failed_step, train_seconds, facts,
-                      environment_facts(device, determinism))
+    return finish_run(
+        run, model, status, reason, failed_step, train_seconds, facts, environment_facts(device, determinism)
+    )
 
 
-def finish_run(run: _Run, model: GAN | VAE, status: str, reason: str, failed_step: int | None,
-               train_seconds: float, facts: dict[str, str], environment: dict) -> RunResult:
+def finish_run(
+    run: _Run,
+    model: GAN | VAE,
+    status: str,
+    reason: str,
+    failed_step: int | None,
+    train_seconds: float,
+    facts: dict[str, str],
+    environment: dict,
+) -> RunResult:
     """A trained run's final scoring and result, shared by this engine and the stacked one (training.stacked)."""
     samples = None
     if status == "ok":
@@ -484,16 +561,29 @@ def finish_run(run: _Run, model: GAN | VAE, status: str, reason: str, failed_ste
     role, checkpoint = checkpoint_bytes(run.evaluated(model))  # the network that was scored (the average, if any)
     if errors:
         texts.update({f"{name}_error": message for name, message in errors.items()})
-        reason = "; ".join([reason] * bool(reason) + [f"metric {name!r} (plugin {_plugin_of(run.catalog, name)!r}) failed: "
-                                                      f"{msg}" for name, msg in errors.items()])
+        reason = "; ".join(
+            [reason] * bool(reason)
+            + [
+                f"metric {name!r} (plugin {_plugin_of(run.catalog, name)!r}) failed: {msg}"
+                for name, msg in errors.items()
+            ]
+        )
     run.send_live(final=True, status=status, reason=reason, metrics=values)
     return RunResult(
-        spec=run.spec, status=status, reason=reason, failed_step=failed_step,
+        spec=run.spec,
+        status=status,
+        reason=reason,
+        failed_step=failed_step,
         history=run.history_frame(),
         curves=pd.DataFrame(run.curve_rows, columns=["step", "key", "value"]),
-        metrics=values, texts=texts, samples=samples,
-        train_seconds=train_seconds, eval_seconds=run.eval_seconds,
-        environment=environment, checkpoint=checkpoint, checkpoint_role=role,
+        metrics=values,
+        texts=texts,
+        samples=samples,
+        train_seconds=train_seconds,
+        eval_seconds=run.eval_seconds,
+        environment=environment,
+        checkpoint=checkpoint,
+        checkpoint_role=role,
     )
 
 

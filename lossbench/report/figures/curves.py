@@ -26,8 +26,14 @@ def _curve_frame(curves: pd.DataFrame, key: str) -> pd.DataFrame:
     return _finite(frame, [key])
 
 
-def curves_figure(history: pd.DataFrame, curves: pd.DataFrame, order: Sequence[str], palette: Mapping[str, tuple],
-                  curve_keys: Sequence[str] = (), labels: Mapping[str, str] | None = None) -> Figure:
+def curves_figure(
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    order: Sequence[str],
+    palette: Mapping[str, tuple],
+    curve_keys: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
     """Per dataset x model: D and G losses, sigmoid(D) on real (solid) and fake (dashed), and the curve metrics,
     over steps; the line is the mean over seeds and the band spans the seeds (min to max)."""
     labels = labels or {}
@@ -71,8 +77,15 @@ def curves_figure(history: pd.DataFrame, curves: pd.DataFrame, order: Sequence[s
     return fig
 
 
-def _band_lines(ax, data: pd.DataFrame, column: str, order: Sequence[str], palette: Mapping[str, tuple],
-                style: str = "-", marker: str | None = None) -> None:
+def _band_lines(
+    ax,
+    data: pd.DataFrame,
+    column: str,
+    order: Sequence[str],
+    palette: Mapping[str, tuple],
+    style: str = "-",
+    marker: str | None = None,
+) -> None:
     """Per loss, the mean over seeds at each step as a line and the range of the seeds (min to max) as a band.
 
     The same picture as seaborn's ``lineplot(errorbar=("pi", 100))``, aggregated once with pandas: the
@@ -102,13 +115,21 @@ def _style_legend(ax) -> None:
 def _loss_legend(fig: Figure, order: Sequence[str], palette: Mapping[str, tuple]) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([0], [0], color=palette[loss], linewidth=2.5, label=loss, marker=marker_of(palette, loss),
-                      markersize=5) for loss in order]
+    handles = [
+        Line2D([0], [0], color=palette[loss], linewidth=2.5, label=loss, marker=marker_of(palette, loss), markersize=5)
+        for loss in order
+    ]
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False, title="loss")
 
 
-def run_curves_figure(history: pd.DataFrame, curves: pd.DataFrame, colour, curve_key: str | None,
-                      failed_step: float | None = None, label: str | None = None) -> Figure:
+def run_curves_figure(
+    history: pd.DataFrame,
+    curves: pd.DataFrame,
+    colour,
+    curve_key: str | None,
+    failed_step: float | None = None,
+    label: str | None = None,
+) -> Figure:
     """One run: D and G losses, sigmoid(D) on real and fake, and one curve metric, over steps."""
     history = _finite(history, ["d_loss", "g_loss", "d_real", "d_fake"])
     with _styled():
@@ -119,8 +140,16 @@ def run_curves_figure(history: pd.DataFrame, curves: pd.DataFrame, colour, curve
             data = history[["step", column]].dropna()
             if len(data):
                 name = STEP_COLUMNS[column] if adversarial else "loss"
-                ax_loss.plot(data["step"], data[column], style, color=colour, linewidth=1.3,
-                             label=name, marker="o" if len(data) < 12 else None, markersize=2.5)
+                ax_loss.plot(
+                    data["step"],
+                    data[column],
+                    style,
+                    color=colour,
+                    linewidth=1.3,
+                    label=name,
+                    marker="o" if len(data) < 12 else None,
+                    markersize=2.5,
+                )
         if ax_loss.lines:
             ax_loss.legend(fontsize=7, frameon=False)
         else:
@@ -130,9 +159,16 @@ def run_curves_figure(history: pd.DataFrame, curves: pd.DataFrame, colour, curve
         for column, style in (("d_real", "-"), ("d_fake", "--")):
             data = history[["step", column]].dropna()
             if len(data):
-                ax_sig.plot(data["step"], data[column], style, color=colour, linewidth=1.3,
-                            label="real" if column == "d_real" else "fake", marker="o" if len(data) < 12 else None,
-                            markersize=2.5)
+                ax_sig.plot(
+                    data["step"],
+                    data[column],
+                    style,
+                    color=colour,
+                    linewidth=1.3,
+                    label="real" if column == "d_real" else "fake",
+                    marker="o" if len(data) < 12 else None,
+                    markersize=2.5,
+                )
         if ax_sig.lines:
             ax_sig.axhline(0.5, color="0.5", linewidth=0.8, linestyle=":")
             ax_sig.set_ylim(-0.02, 1.02)

@@ -26,7 +26,9 @@ def tile_images(x: np.ndarray, columns: int = 8) -> np.ndarray:
     grid = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1, c), 255, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, columns)
-        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + q * (w + 1): 1 + q * (w + 1) + w] = pixels[i].transpose(1, 2, 0)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = pixels[i].transpose(
+            1, 2, 0
+        )
     return grid[..., 0] if c == 1 else grid[..., :3]
 
 
@@ -67,8 +69,12 @@ def _scatter(ax, points: np.ndarray, centres: np.ndarray | None, colour, limits)
     ax.set_aspect("equal", adjustable="box")
 
 
-def points_figure(samples: Mapping[str, np.ndarray | None], centres: np.ndarray | None,
-                  palette: Mapping[str, tuple], titles: Mapping[str, str] | None = None) -> Figure:
+def points_figure(
+    samples: Mapping[str, np.ndarray | None],
+    centres: np.ndarray | None,
+    palette: Mapping[str, tuple],
+    titles: Mapping[str, str] | None = None,
+) -> Figure:
     """Per dataset x model: generated points of one seed per loss (in the loss colour) over the mode centres (x)."""
     titles = titles or {}
     names = list(samples)
@@ -85,13 +91,14 @@ def points_figure(samples: Mapping[str, np.ndarray | None], centres: np.ndarray 
                 _empty_note(ax, "no samples (run failed or diverged)")
                 continue
             _scatter(ax, points, centres, palette[loss], limits)
-        for ax in axes[len(names):]:
+        for ax in axes[len(names) :]:
             ax.set_visible(False)
     return fig
 
 
-def images_figure(samples: Mapping[str, np.ndarray | None], titles: Mapping[str, str] | None = None,
-                  columns_per_grid: int = 8) -> Figure:
+def images_figure(
+    samples: Mapping[str, np.ndarray | None], titles: Mapping[str, str] | None = None, columns_per_grid: int = 8
+) -> Figure:
     """Per dataset x model: a grid of generated images of one seed per loss."""
     titles = titles or {}
     names = list(samples)
@@ -107,11 +114,11 @@ def images_figure(samples: Mapping[str, np.ndarray | None], titles: Mapping[str,
             if images is None:
                 _empty_note(ax, "no samples (run failed or diverged)")
                 continue
-            grid = tile_images(images[: columns_per_grid ** 2], columns_per_grid)
+            grid = tile_images(images[: columns_per_grid**2], columns_per_grid)
             ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        for ax in axes[len(names):]:
+        for ax in axes[len(names) :]:
             ax.set_visible(False)
     return fig
 

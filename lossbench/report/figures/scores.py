@@ -28,8 +28,14 @@ def direction_text(direction: str) -> str:
     return {"lower": "lower is better", "higher": "higher is better"}.get(direction, "unranked")
 
 
-def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Sequence[str], order: Sequence[str],
-                       palette: Mapping[str, tuple], labels: Mapping[str, str] | None = None) -> Figure:
+def leaderboard_figure(
+    summary: pd.DataFrame,
+    wide: pd.DataFrame,
+    metrics: Sequence[str],
+    order: Sequence[str],
+    palette: Mapping[str, tuple],
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
     """Per dataset x model: one panel per metric, mean over seeds with its bootstrap 95% CI, seeds as dots.
 
     ``summary`` and ``wide`` hold one dataset x model; ``order`` is the loss order (best first on the primary).
@@ -46,21 +52,45 @@ def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Seque
             rows = summary[summary["metric"] == metric].set_index("loss")
             ok = wide[wide["status"] == "ok"] if metric in wide else wide.iloc[0:0]
             if metric in ok and ok[metric].notna().any():
-                sns.stripplot(data=ok, x=metric, y="loss", hue="loss", order=list(order), hue_order=list(order),
-                              palette=palette, legend=False, ax=ax, size=3.5, alpha=0.45, jitter=0.12)
+                sns.stripplot(
+                    data=ok,
+                    x=metric,
+                    y="loss",
+                    hue="loss",
+                    order=list(order),
+                    hue_order=list(order),
+                    palette=palette,
+                    legend=False,
+                    ax=ax,
+                    size=3.5,
+                    alpha=0.45,
+                    jitter=0.12,
+                )
             for i, loss in enumerate(order):
                 if loss not in rows.index or not np.isfinite(rows.at[loss, "mean"]):
                     ax.plot([], [])
                     continue
                 mean, low, high = (float(rows.at[loss, c]) for c in ("mean", "ci_low", "ci_high"))
                 xerr = None if not (np.isfinite(low) and np.isfinite(high)) else [[mean - low], [high - mean]]
-                ax.errorbar([mean], [i], xerr=xerr, fmt=marker_of(palette, loss), color=palette[loss], markersize=7,
-                            capsize=4, markeredgecolor="black", markeredgewidth=0.6, linewidth=1.8, zorder=5)
+                ax.errorbar(
+                    [mean],
+                    [i],
+                    xerr=xerr,
+                    fmt=marker_of(palette, loss),
+                    color=palette[loss],
+                    markersize=7,
+                    capsize=4,
+                    markeredgecolor="black",
+                    markeredgewidth=0.6,
+                    linewidth=1.8,
+                    zorder=5,
+                )
             floor = f"{metric}_floor"
             floor_rows = summary[summary["metric"] == floor]["mean"].dropna()
             if len(floor_rows):
-                ax.axvline(float(floor_rows.mean()), color="0.4", linestyle="--", linewidth=1,
-                           label="real-vs-real floor")
+                ax.axvline(
+                    float(floor_rows.mean()), color="0.4", linestyle="--", linewidth=1, label="real-vs-real floor"
+                )
                 ax.legend(loc="best", fontsize=7, frameon=False)
             ax.set_yticks(range(len(order)), list(order))
             ax.set_ylim(len(order) - 0.5, -0.5)
@@ -73,8 +103,9 @@ def leaderboard_figure(summary: pd.DataFrame, wide: pd.DataFrame, metrics: Seque
 
 def heatmap_figure(summary: pd.DataFrame, metric: str, label: str | None = None, statistic: str = "median") -> Figure:
     """Per dataset: loss x model heatmap of the median over seeds of ``metric`` (annotated with the values)."""
-    data = summary[summary["metric"] == metric].pivot_table(index="loss", columns="model", values=statistic,
-                                                             aggfunc="first", dropna=False)
+    data = summary[summary["metric"] == metric].pivot_table(
+        index="loss", columns="model", values=statistic, aggfunc="first", dropna=False
+    )
     data = data.sort_index().reindex(sorted(data.columns), axis=1)
     with _styled():
         fig = _figure(1.6 * max(len(data.columns), 1) + 2.6, 0.42 * max(len(data.index), 1) + 1.3)
@@ -85,8 +116,16 @@ def heatmap_figure(summary: pd.DataFrame, metric: str, label: str | None = None,
         cmap = "viridis_r" if direction_of(metric, summary) == "lower" else "viridis"
         values = data.astype(float)
         annot = values.map(lambda v: short_number(v) if np.isfinite(v) else "")
-        sns.heatmap(values, annot=annot.to_numpy(), fmt="", cmap=cmap, linewidths=0.5, linecolor="white",
-                    cbar_kws={"label": f"{statistic} {label or metric_label(metric)}"}, ax=ax)
+        sns.heatmap(
+            values,
+            annot=annot.to_numpy(),
+            fmt="",
+            cmap=cmap,
+            linewidths=0.5,
+            linecolor="white",
+            cbar_kws={"label": f"{statistic} {label or metric_label(metric)}"},
+            ax=ax,
+        )
         ax.grid(False)
         ax.set_xlabel("model")
         ax.set_ylabel("loss")
@@ -94,9 +133,15 @@ def heatmap_figure(summary: pd.DataFrame, metric: str, label: str | None = None,
     return fig
 
 
-def seeds_figure(wide: pd.DataFrame, metrics: Sequence[str], order: Sequence[str], palette: Mapping[str, tuple],
-                 labels: Mapping[str, str] | None = None, references: Mapping[str, float] | None = None,
-                 directions_from: pd.DataFrame | None = None) -> Figure:
+def seeds_figure(
+    wide: pd.DataFrame,
+    metrics: Sequence[str],
+    order: Sequence[str],
+    palette: Mapping[str, tuple],
+    labels: Mapping[str, str] | None = None,
+    references: Mapping[str, float] | None = None,
+    directions_from: pd.DataFrame | None = None,
+) -> Figure:
     """Per dataset x model: box plot with every seed as a dot, one panel per metric (successful runs only).
 
     ``directions_from``: the summary table whose ``better`` column names each metric's direction (default: the
@@ -113,10 +158,35 @@ def seeds_figure(wide: pd.DataFrame, metrics: Sequence[str], order: Sequence[str
                 continue
             with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated ``vert``
                 warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-                sns.boxplot(data=data, x=metric, y="loss", hue="loss", order=list(order), hue_order=list(order),
-                            palette=palette, legend=False, ax=ax, fliersize=0, width=0.55, boxprops={"alpha": 0.45})
-            sns.stripplot(data=data, x=metric, y="loss", hue="loss", order=list(order), hue_order=list(order),
-                          palette=palette, legend=False, ax=ax, size=5, jitter=0.15, edgecolor="black", linewidth=0.5)
+                sns.boxplot(
+                    data=data,
+                    x=metric,
+                    y="loss",
+                    hue="loss",
+                    order=list(order),
+                    hue_order=list(order),
+                    palette=palette,
+                    legend=False,
+                    ax=ax,
+                    fliersize=0,
+                    width=0.55,
+                    boxprops={"alpha": 0.45},
+                )
+            sns.stripplot(
+                data=data,
+                x=metric,
+                y="loss",
+                hue="loss",
+                order=list(order),
+                hue_order=list(order),
+                palette=palette,
+                legend=False,
+                ax=ax,
+                size=5,
+                jitter=0.15,
+                edgecolor="black",
+                linewidth=0.5,
+            )
             if metric in references:
                 ax.axvline(references[metric], color="0.3", linestyle="--", linewidth=1)
             arrow = direction_text(direction_of(metric, directions_from, wide))

@@ -32,8 +32,12 @@ def stability_table(wide: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
     rows = []
     for loss in order:
         group = wide[wide["loss"] == loss]
-        row = {"loss": loss, "n_seeds": len(group), "failed": int((group["status"] == "failed").sum()),
-               "diverged": int((group["status"] == "diverged").sum())}
+        row = {
+            "loss": loss,
+            "n_seeds": len(group),
+            "failed": int((group["status"] == "failed").sum()),
+            "diverged": int((group["status"] == "diverged").sum()),
+        }
         for flag in flags:
             values = group[flag].dropna()
             row[flag] = int(values.sum())
@@ -47,8 +51,9 @@ def stability_figure(wide: pd.DataFrame, order: Sequence[str]) -> Figure:
     table = stability_table(wide, order)
     flags = stability_flags(wide)
     columns = ["failed", "diverged", *flags]
-    share = pd.DataFrame(index=list(order), columns=[c.removeprefix("stability_").replace("_", " ") for c in columns],
-                         dtype=float)
+    share = pd.DataFrame(
+        index=list(order), columns=[c.removeprefix("stability_").replace("_", " ") for c in columns], dtype=float
+    )
     annot = share.copy().astype(object)
     for _, row in table.iterrows():
         for column, label in zip(columns, share.columns):
@@ -58,8 +63,18 @@ def stability_figure(wide: pd.DataFrame, order: Sequence[str]) -> Figure:
     with _styled():
         fig = _figure(1.05 * len(columns) + 2.4, 0.42 * len(order) + 1.5)
         ax = fig.subplots()
-        sns.heatmap(share, vmin=0, vmax=1, cmap="rocket_r", annot=annot.to_numpy(), fmt="", linewidths=0.5,
-                    linecolor="white", cbar_kws={"label": "share of seeds flagged"}, ax=ax)
+        sns.heatmap(
+            share,
+            vmin=0,
+            vmax=1,
+            cmap="rocket_r",
+            annot=annot.to_numpy(),
+            fmt="",
+            linewidths=0.5,
+            linecolor="white",
+            cbar_kws={"label": "share of seeds flagged"},
+            ax=ax,
+        )
         ax.grid(False)
         ax.set_ylabel("loss")
         ax.set_xlabel("")

@@ -39,8 +39,19 @@ STEP_COLUMNS = {"d_loss": "D loss", "g_loss": "G loss"}
 # shades), marker MARKERS[k // 10 % 8] and line style LINE_STYLES[k // 80 % 4], so that 320 losses stay apart
 # and the first 20 differ by colour alone. The built-in losses hold fixed slots, so that a loss has the same
 # colour in every report; any other name takes the free slot its name hashes to (the next free one when taken).
-BUILTIN_LOSS_SLOTS = ("nonsaturating", "hinge", "wgan-gp", "lsgan", "minimax", "wgan", "dragan", "r1", "vae",
-                      "beta-vae", "vae-perceptual")
+BUILTIN_LOSS_SLOTS = (
+    "nonsaturating",
+    "hinge",
+    "wgan-gp",
+    "lsgan",
+    "minimax",
+    "wgan",
+    "dragan",
+    "r1",
+    "vae",
+    "beta-vae",
+    "vae-perceptual",
+)
 FIRST_RING = 20
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINE_STYLES = ("-", "--", "-.", ":")
@@ -91,8 +102,9 @@ def loss_slots(losses: Iterable[str]) -> dict[str, int]:
 
 def style_of(slot: int) -> LossStyle:
     colours = _colours()
-    return LossStyle(colours[slot % len(colours)], MARKERS[slot // 10 % len(MARKERS)],
-                     LINE_STYLES[slot // 80 % len(LINE_STYLES)])
+    return LossStyle(
+        colours[slot % len(colours)], MARKERS[slot // 10 % len(MARKERS)], LINE_STYLES[slot // 80 % len(LINE_STYLES)]
+    )
 
 
 def loss_styles(losses: Iterable[str]) -> dict[str, LossStyle]:
