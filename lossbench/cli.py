@@ -106,6 +106,22 @@ def load(plugins_dir: Path | None, strict: bool) -> tuple[PluginConfig, Environm
     return config, env
 
 
+results_option = click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+    help="Folder of the SQLite store and its CSV/Parquet tables.",
+)
+reports_option = click.option(
+    "--reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder of the HTML report (index.html and its figures).",
+)
+
+
 @click.group(cls=LossbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lossbench")
 def main() -> None:
@@ -217,20 +233,8 @@ class ProgressDisplay:
     help="Runs per stacked group with --vectorise (default: chosen for the device).",
 )
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("results"),
-    show_default=True,
-    help="Folder of the SQLite store and its CSV/Parquet tables.",
-)
-@click.option(
-    "--reports",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("reports"),
-    show_default=True,
-    help="Folder of the HTML report (index.html and its figures).",
-)
+@results_option
+@reports_option
 @click.option(
     "--resume/--no-resume",
     default=True,
@@ -611,13 +615,7 @@ def new_plugin(
 
 
 @main.command()
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("results"),
-    show_default=True,
-    help="Folder of the SQLite store and its CSV/Parquet tables.",
-)
+@results_option
 @click.option(
     "--metric",
     "metrics",
@@ -743,13 +741,7 @@ def _show_runs(store, as_json: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("results"),
-    show_default=True,
-    help="Folder of the SQLite store and its CSV/Parquet tables.",
-)
+@results_option
 @click.option(
     "--metric",
     "metrics",
@@ -764,13 +756,7 @@ def _show_runs(store, as_json: bool) -> None:
     help="Add FID, KID and PRDC in this feature space (repeatable, or a comma list) to runs that lack it.",
 )
 @click.option("--device", default=None, help="Where to score (default: each run's own device).")
-@click.option(
-    "--reports",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("reports"),
-    show_default=True,
-    help="Folder of the HTML report (index.html and its figures).",
-)
+@reports_option
 @click.option("--no-report", is_flag=True, help="Do not rebuild reports/index.html afterwards.")
 @plugin_options
 def rescore(
@@ -815,20 +801,8 @@ def rescore(
 
 
 @main.command()
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("results"),
-    show_default=True,
-    help="Folder of the SQLite store and its CSV/Parquet tables.",
-)
-@click.option(
-    "--reports",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("reports"),
-    show_default=True,
-    help="Folder of the HTML report (index.html and its figures).",
-)
+@results_option
+@reports_option
 @comparison_options
 @plugin_options
 def report(
