@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lossbench.plan.grid import RunSpec
-from lossbench.records import RunResult
+from lossbench.records import HISTORY_COLUMNS, RunResult
 from lossbench.results.store import Store
 
 SPEC = RunSpec("nonsaturating", "mlp", "ring8", 0, 10, 8, 5, 5, 10, 10)
@@ -85,20 +85,7 @@ def test_a_replaced_run_is_kept_as_superseded_with_its_rows(tmp_path: Path) -> N
 
     history = pd.DataFrame(
         [[1, 0.5] + [float("nan")] * 10],
-        columns=[
-            "step",
-            "d_loss",
-            "g_loss",
-            "penalty",
-            "d_real",
-            "d_fake",
-            "d_accuracy",
-            "score_real",
-            "score_fake",
-            "grad_norm_g",
-            "grad_norm_d",
-            "seconds",
-        ],
+        columns=list(HISTORY_COLUMNS),
     )
     with Store.open(tmp_path) as store:
         store.commit(RunResult(SPEC, "ok", metrics={"fid": 1.0}, history=history), {"lossbench": "old"})
