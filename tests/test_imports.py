@@ -140,7 +140,8 @@ def hand_made_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("args", [[], ["--json"], ["--runs"], ["--format", "latex"]])
 def test_show_reads_a_store_without_torch(hand_made_store: Path, args: list[str]) -> None:
     found = heavy(loaded("show", "--results", str(hand_made_store), *args, cwd=hand_made_store.parent))
-    assert set(found) <= {"pandas", "scipy"}, found  # the tables and the paired tests; no torch, no plotting
+    # the tables; the paired tests of a few seeds are enumerated without scipy; no torch, no plotting
+    assert set(found) <= {"pandas"}, found
 
 
 def test_show_ranks_by_the_directions_stored_with_the_runs(hand_made_store: Path) -> None:

@@ -21,18 +21,17 @@ the plugin still ranks right; registered metrics passed in take precedence.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lossbench.plan.seeding import derive_seed
 from lossbench.records import base_key
 from lossbench.results.facts import declared_facts, known_facts, stored_facts
+from lossbench.results.signed_rank import paired_test, signed_rank_sum
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -155,7 +154,8 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
     alpha = (1 - confidence) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def metric_keys(runs_wide: pd.DataFrame) -> list[str]:
@@ -264,7 +264,7 @@ def pooled_ranks(group: pd.DataFrame, key: str, direction: str) -> pd.DataFrame:
     keep = group["loss"].isin(eligible_losses(group, scored)) & scored.notna()
     if not keep.any():
         return pd.DataFrame(columns=["n_ranked", "mean_rank"])
-    ranks = stats.rankdata(scored[keep].to_numpy(), method="average")
+    ranks = scored[keep].rank(method="average").to_numpy()
     names, of_loss, sizes = np.unique(
         group["loss"].to_numpy()[keep.to_numpy()], return_inverse=True, return_counts=True
     )
@@ -361,31 +361,6 @@ def holm(p_values: Iterable[float]) -> np.ndarray:
         running = max(running, (m - position) * p[index])
         adjusted[index] = min(1.0, running)
     return adjusted
-
-
-def paired_test(differences: np.ndarray) -> float:
-    """Two-sided paired Wilcoxon signed-rank p-value (exact for small n); 1.0 when every difference is 0.
-
-    Exact and distribution-free, hence honest with few seeds: with n non-zero pairs the smallest attainable
-    p is 2 / 2^n, so fewer than 6 seeds can never reach 0.05 (see ``min_p_value``).
-    """
-    differences = np.asarray(differences, dtype=float)
-    if len(differences) == 0:
-        return math.nan
-    if not np.any(differences != 0):
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.wilcoxon(differences, zero_method="wilcox", alternative="two-sided").pvalue)
-
-
-def signed_rank_sum(differences: np.ndarray) -> float:
-    """W+ - W- of the signed-rank test (zeros dropped): below 0 when the first loss is better (lower)."""
-    nonzero = differences[differences != 0]
-    if not len(nonzero):
-        return 0.0
-    ranks = stats.rankdata(np.abs(nonzero))
-    return float((np.sign(nonzero) * ranks).sum())
 
 
 def min_seeds(family_size: int, alpha: float = ALPHA) -> int | None:
