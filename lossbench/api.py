@@ -105,6 +105,12 @@ class AdversarialLoss:
     """False for critics (unbounded scores): no sigmoid(D), equilibrium gap or logit accuracy is reported."""
     generator_needs_real: bool = False
     """True when ``generator_loss`` uses ``real_scores``: the harness recomputes D(real) with the updated D."""
+    pure: bool = False
+    """True when ``discriminator_loss`` and ``generator_loss`` are pure functions of their tensors: no state kept
+    between calls, no random draws, no Python decision on a value (``.item()``, ``if x > 0``). The stacked engine
+    (``--vectorise``) then evaluates every member of one loss in a single ``torch.func.vmap`` call instead of one
+    call per member; it checks the claim (a random draw or a value read makes it go member by member) but cannot
+    see state kept on the loss. ``penalty`` is always called per member, with that member's random stream."""
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         """Scalar the discriminator minimises."""

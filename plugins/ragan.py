@@ -37,6 +37,9 @@ class RelativisticAverageGAN(AdversarialLoss):
     recipe = Recipe(n_critic=1, optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
     # generator_loss uses real_scores: ask the harness to recompute them with the just-updated discriminator.
     generator_needs_real = True
+    # both losses are pure functions of the scores: the stacked engine (--vectorise) may evaluate them for every
+    # member in one vmapped call
+    pure = True
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return (

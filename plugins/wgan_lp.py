@@ -32,6 +32,7 @@ class WGANLP(AdversarialLoss):
     name = "wgan-lp"
     recipe = Recipe(n_critic=5, optimizer="adam", lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9))
     scores_are_logits = False  # critic values, not logits: the harness reports no sigmoid(D) for them
+    pure = True  # its losses keep no state and draw nothing (the penalty's draws are per member anyway)
     weight = 10.0
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:

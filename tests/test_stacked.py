@@ -324,3 +324,46 @@ def test_a_members_result_does_not_depend_on_its_group(catalog) -> None:
         assert small[spec.run_id].checkpoint == large[spec.run_id].checkpoint
         assert small[spec.run_id].metrics == large[spec.run_id].metrics
         assert small[spec.run_id].history[COLUMNS].equals(large[spec.run_id].history[COLUMNS])
+
+
+class CountedPure(AdversarialLoss):
+    """Non-saturating, declared ``pure``, counting its calls (state a pure loss should not keep: here it only shows
+    how often the engine calls it)."""
+
+    pure = True
+
+    def __init__(self, name: str, recipe, draws: bool = False) -> None:
+        self.name, self.recipe, self.draws, self.calls = name, recipe, draws, 0
+
+    def discriminator_loss(self, real_scores, fake_scores):
+        self.calls += 1
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+    def generator_loss(self, fake_scores, real_scores):
+        # with ``draws``, a random term: vmap refuses it, so the loss goes member by member, each member drawing
+        # from its own stream (one draw for the group, or the group's stream, would change the logged g_loss)
+        extra = 1e-2 * torch.rand(()) if self.draws else 0
+        return F.softplus(-fake_scores).mean() + extra
+
+
+def test_a_pure_loss_is_evaluated_once_per_step_for_all_its_members(catalog) -> None:
+    # 3 seeds x 6 steps: step 1 member by member (3 calls, each checked), then one vmapped call per step (5)
+    loss = CountedPure("counted-pure", catalog.losses.get("nonsaturating").recipe)
+    catalog.losses.add(loss, "test-plugin")
+    specs = [make_spec(loss="counted-pure", seed=seed, steps=6) for seed in (0, 1, 2)]
+    stacked = _by_id(train_group(specs, catalog))
+    assert loss.calls == 3 + 5
+    for spec in specs:
+        _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
+
+
+def test_a_pure_loss_that_draws_goes_member_by_member_and_keeps_each_members_stream(catalog) -> None:
+    # the draw comes from each member's own global-RNG stream, as alone: same histories and weights
+    catalog.losses.add(
+        CountedPure("drawing-pure", catalog.losses.get("nonsaturating").recipe, draws=True), "test-plugin"
+    )
+    specs = [make_spec(loss="drawing-pure", seed=seed, steps=6) for seed in (0, 1)]
+    stacked = _by_id(train_group(specs, catalog))
+    for spec in specs:
+        assert stacked[spec.run_id].environment["engine"] == "stacked"
+        _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))

@@ -64,6 +64,7 @@ class _GoodfellowDiscriminator(AdversarialLoss):
 
     recipe = GOODFELLOW
     scores_are_logits = True
+    pure = True
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         # -log sigmoid(r) = softplus(-r); -log(1 - sigmoid(f)) = softplus(f)
@@ -95,6 +96,7 @@ class WassersteinCritic(AdversarialLoss):
     the generator -mean D(fake). Not registered itself: the two differ in how they keep the critic Lipschitz."""
 
     scores_are_logits = False
+    pure = True
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return fake_scores.mean() - real_scores.mean()
@@ -149,6 +151,7 @@ class LSGAN(AdversarialLoss):
 
     name = "lsgan"
     recipe = GOODFELLOW
+    pure = True
     scores_are_logits = False  # regression targets on the raw output, not logits
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -168,6 +171,7 @@ class Hinge(AdversarialLoss):
 
     name = "hinge"
     recipe = GOODFELLOW
+    pure = True
     scores_are_logits = False  # margins on the raw output, not logits
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:

@@ -8,7 +8,9 @@ own run:
 
 - it starts from the weights ``train._Run.build`` gives its RunSpec and draws the same batches and latent noise
   (streams are shared by members of one seed, since they depend on the seed, model and dataset only);
-- its loss and penalty are called on its own slice, with its own global-RNG state (the penalty's randomness);
+- its loss and penalty are called on its own slice, with its own global-RNG state (the penalty's randomness); a
+  loss declared ``pure`` is evaluated for all its members in one ``vmap`` call (it draws nothing, so no state is
+  swapped), and member by member if that call fails;
 - its learning rates, Adam betas and generator-average decay are its recipe's;
 - its ``after_discriminator_step`` sees a module whose parameters alias its slice (weight clipping per member);
 - a non-finite loss makes it ``diverged`` at that step and it is dropped from the group before the optimizer

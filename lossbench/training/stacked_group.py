@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.func import vmap
 
 from lossbench.api import GAN, AdversarialLoss
 from lossbench.errors import LossbenchError
@@ -110,6 +111,7 @@ class _Group:
             for m in self.members:
                 m.run.average = copy.deepcopy(m.model.generator).requires_grad_(False)
         self.active = list(self.members)
+        self.member_by_member: set[tuple[str, str]] = set()  # (loss, method) whose vmapped call failed once
         self.finished: list[_Member] = []  # out of training, not yet handed on
         self._refresh()
 
@@ -214,10 +216,8 @@ class _Group:
                     fresh_real_scores = self.D(real)
             zs = torch.stack([torch.randn((batch, self.latent), generator=z_g[s], device=device) for s in order])
             fake_scores_g = self.D.frozen(self.G(zs[self.streams]))
-            g_losses = []
-            for i, m in enumerate(self.active):
-                reference = fresh_real_scores[i] if m.loss.generator_needs_real else real_scores[i].detach()
-                g_losses.append(self._guarded(m, step, "generator_loss", fake_scores_g[i], reference))
+            references = {False: real_scores.detach()} | ({True: fresh_real_scores} if needs_real else {})
+            g_losses = self._losses(step, "generator_loss", _generator_columns(fake_scores_g, references), True)
             self.G.zero_grad()
             live = [g for g in g_losses if g is not None]
             if live:
@@ -259,11 +259,10 @@ class _Group:
                     m.call(m.run.light_evaluation, m.model)
 
     def _discriminator_losses(self, step, critic_step, real, fake, real_scores, fake_scores):
-        totals, penalties, d_losses = [], [], []
+        totals, penalties = [], []
+        d_losses = self._losses(step, "discriminator_loss", lambda loss: (real_scores, fake_scores), critic_step == 0)
         for i, m in enumerate(self.active):
-            d_loss = self._guarded(
-                m, step, "discriminator_loss", real_scores[i], fake_scores[i], check=critic_step == 0
-            )
+            d_loss = d_losses[i]
             penalty = None
             if d_loss is not None and _overrides(m.loss, "penalty"):
                 penalty = self._guarded(
@@ -272,8 +271,33 @@ class _Group:
             total = None if d_loss is None or m.done else (d_loss if penalty is None else d_loss + penalty)
             totals.append(total)
             penalties.append(penalty)
-            d_losses.append(d_loss)
         return totals, penalties, d_losses
+
+    def _losses(
+        self, step: int, method: str, columns: Callable[[AdversarialLoss], tuple[Tensor, ...]], check: bool
+    ) -> list[Tensor | None]:
+        """Every active member's loss ``method`` on its rows of ``columns(loss)`` (``[K, ...]`` tensors): one
+        vmapped call for the members of a ``pure`` loss after step 1 (whose checks and fall-backs are per member),
+        else one call per member (``_guarded``). A vmapped call that raises or reads a value (``.item()``, a
+        random draw) makes that loss go member by member from then on, where each member's error is its own."""
+        values: list[Tensor | None] = [None] * len(self.active)
+        by_loss: dict[str, list[int]] = {}
+        for i, m in enumerate(self.active):
+            if not m.done:
+                by_loss.setdefault(m.run.spec.loss, []).append(i)
+        for name, positions in by_loss.items():
+            loss = self.active[positions[0]].loss
+            if step > 1 and len(positions) > 1 and loss.pure and (name, method) not in self.member_by_member:
+                rows = None if len(positions) == len(self.active) else torch.tensor(positions, device=self.device)
+                batched = _vmapped(getattr(loss, method), [c if rows is None else c[rows] for c in columns(loss)])
+                if batched is not None:
+                    for i, value in zip(positions, batched.unbind()):
+                        values[i] = value
+                    continue
+                self.member_by_member.add((name, method))
+            for i in positions:
+                values[i] = self._guarded(self.active[i], step, method, *(c[i] for c in columns(loss)), check=check)
+        return values
 
     def _guarded(self, m: _Member, step: int, method: str, *args, check: bool = True, optional: bool = False):
         """Member ``m``'s loss method on its slice; an exception marks it failed (at step 1: alone, see run_groups)."""
@@ -315,6 +339,24 @@ class _Group:
             self.D.keep(index)
             self._refresh()
         return tuple(t[index] for t in tensors)
+
+
+def _generator_columns(
+    fake_scores: Tensor, references: dict[bool, Tensor]
+) -> Callable[[AdversarialLoss], tuple[Tensor, ...]]:
+    """A loss's generator-step arguments: the fake scores, and real scores recomputed with the updated D where it
+    asks for them (``generator_needs_real``), else the last critic step's."""
+    return lambda loss: (fake_scores, references[loss.generator_needs_real])
+
+
+def _vmapped(method: Callable[..., Tensor], columns: list[Tensor]) -> Tensor | None:
+    """``method`` over the rows of ``columns`` in one call: the members' values (``[k]``), or None where it cannot
+    be vmapped (it raised, drew a random number, read a value) or gave no scalar per member."""
+    try:
+        out = vmap(method, randomness="error")(*columns)
+    except Exception:
+        return None
+    return out if isinstance(out, Tensor) and out.shape == (columns[0].shape[0],) else None
 
 
 def _values(tensors: list[Tensor | None]) -> list[float | None]:
