@@ -220,7 +220,7 @@ class ProgressDisplay:
 )
 @click.option(
     "--vectorise/--no-vectorise",
-    default=True,
+    default=False,
     show_default=True,
     envvar="LOSSBENCH_VECTORISE",
     help="Train compatible GAN runs (same model, dataset, sizes, optimizer kind and n_critic) as one stacked "

@@ -30,9 +30,7 @@ from lossbench.results.files import MARKER, UnsafePath, atomic_path, inside
 from lossbench.results.store import SCHEMA
 from lossbench.training.train import run_safely
 
-# the sequential engine: these tests hold one run of a worker or task at a gate, where the stacked engine would
-# hold its whole group (its own interruption and resume are tests/test_stacked_runs.py's)
-BASE = ["-m", "mlp", "-d", "ring8", "--preset", "smoke", "--steps", "4", "--device", "cpu", "--no-vectorise"]
+BASE = ["-m", "mlp", "-d", "ring8", "--preset", "smoke", "--steps", "4", "--device", "cpu"]
 ONE_RUN = ["run", "-l", "nonsaturating", "--seeds", "0", *BASE]
 HELD = ["run", "-l", "nonsaturating", "-l", "gated", "--seeds", "0", *BASE, "--no-report"]  # 1 run, then 1 held
 PATIENCE = 300  # seconds a child may take to reach a state the test waits for (a safety net, not a clock)

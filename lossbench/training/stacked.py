@@ -39,11 +39,9 @@ from lossbench.training.stacked_plan import (  # noqa: F401  (re-exported: the e
     DEFAULT_GROUP_SIZE,
     GROUP_SIZE_ENV,
     VECTORISE_ENV,
-    VMAP_ON_CPU,
     enabled,
     group_key,
     plan_groups,
-    vmap_on_cpu,
 )
 from lossbench.training.train import (
     ProgressCallback,
@@ -71,9 +69,7 @@ def iter_group(
     Members that cannot be stacked (and the whole group, when it cannot) are trained by ``train.run_safely``.
     """
     if len(specs) < 2:
-        for spec in specs:
-            why = VMAP_ON_CPU if group_key(spec, catalog) and vmap_on_cpu(spec, catalog) else "a group of one"
-            yield _alone(spec, catalog, progress, why)
+        yield from (_alone(spec, catalog, progress, "a group of one") for spec in specs)
         return
     device = resolve_device(specs[0].device)
     handed: set[str] = set()

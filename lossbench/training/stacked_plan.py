@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from lossbench.api import GAN, AdversarialLoss
+from lossbench.api import AdversarialLoss
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import Catalog
 
@@ -30,16 +30,9 @@ CUDA_BYTES_PER_MEMBER = 64 * 2**20
 """A generous bound on one small member's GPU memory (weights, optimizer state, activations of a step)."""
 
 
-VMAP_ON_CPU = (
-    "its model has layers the stacked engine runs under vmap, which on the CPU trains no faster than one run at a "
-    "time (benchmarks/vectorised.py); --group-size N stacks it anyway"
-)
-"""Why a run of such a model trains alone on the CPU unless ``--group-size`` asks for groups."""
-
-
 def enabled() -> bool:
-    """Whether this process trains groups stacked: yes unless ``--no-vectorise`` (``LOSSBENCH_VECTORISE=0``)."""
-    return os.environ.get(VECTORISE_ENV, "").strip().lower() not in ("0", "false", "no", "off")
+    """Whether this process trains groups stacked (set by ``--vectorise``, read by the executors)."""
+    return os.environ.get(VECTORISE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def group_size() -> int | None:
@@ -105,8 +98,6 @@ def plan_groups(
     buckets: dict[object, list[RunSpec]] = {}
     for index, spec in enumerate(specs):
         key = group_key(spec, catalog)
-        if key is not None and not group_size and vmap_on_cpu(spec, catalog):
-            key = None
         buckets.setdefault(("alone", index) if key is None else key, []).append(spec)
     groups: list[list[RunSpec]] = []
     for bucket in buckets.values():
@@ -124,36 +115,6 @@ def plan_groups(
     if workers > 1:
         groups.sort(key=lambda group: -_cost(group, catalog))
     return groups
-
-
-def vmap_on_cpu(spec: RunSpec, catalog: Catalog) -> bool:
-    """Whether ``spec`` trains on the CPU with a model the stacked engine cannot run as batched layers: it would run
-    under vmap, which was measured no faster there than the sequential engine (digits · dcgan: 0.92x)."""
-    import torch
-
-    if not (spec.device == "cpu" or (spec.device == "auto" and not torch.cuda.is_available())):
-        return False
-    key = (spec.model, spec.dataset)
-    if key not in _BATCHED:
-        _BATCHED[key] = _has_batched_layers(spec.model, spec.dataset, catalog)
-    return not _BATCHED[key]
-
-
-_BATCHED: dict[tuple[str, str], bool] = {}  # (model, dataset) -> whether both networks run as batched layers
-
-
-def _has_batched_layers(model: str, dataset: str, catalog: Catalog) -> bool:
-    import torch
-
-    from lossbench.training.stacked_layers import batched_layers
-
-    try:
-        with torch.random.fork_rng(devices=[]):  # building draws weights: leave the caller's stream as it was
-            gan = catalog.models.get(model).build(catalog.datasets.get(dataset).spec)
-        assert isinstance(gan, GAN), "only GAN runs are grouped (group_key)"
-        return all(batched_layers(net) is not None for net in (gan.generator, gan.discriminator))
-    except Exception:
-        return False  # the run fails or falls back on its own, with its own message
 
 
 def _cost(group: Sequence[RunSpec], catalog: Catalog) -> int:
