@@ -110,7 +110,8 @@ class AdversarialLoss:
     between calls, no random draws, no Python decision on a value (``.item()``, ``if x > 0``). The stacked engine
     (``--vectorise``) then evaluates every member of one loss in a single ``torch.func.vmap`` call instead of one
     call per member; it checks the claim (a random draw or a value read makes it go member by member) but cannot
-    see state kept on the loss. ``penalty`` is always called per member, with that member's random stream."""
+    see state kept on the loss. A subclass that overrides either loss inherits no claim: it declares its own.
+    ``penalty`` is always called per member, with that member's random stream."""
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         """Scalar the discriminator minimises."""

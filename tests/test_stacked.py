@@ -367,3 +367,27 @@ def test_a_pure_loss_that_draws_goes_member_by_member_and_keeps_each_members_str
     for spec in specs:
         assert stacked[spec.run_id].environment["engine"] == "stacked"
         _assert_same_run(stacked[spec.run_id], run_safely(spec, catalog))
+
+
+def test_every_shipped_gan_loss_is_pure_and_a_subclass_that_rewrites_a_loss_is_not() -> None:
+    from lossbench.builtin.losses import NonSaturating
+    from lossbench.training.stacked_group import is_pure
+
+    fresh = load_environment().catalog  # the built-ins and the checkout's plugins/, not the test plugins above
+    shipped = {n: fresh.losses.get(n) for n in fresh.losses.names()}
+    gan = {n for n, loss in shipped.items() if isinstance(loss, AdversarialLoss)}
+    assert {"nonsaturating", "minimax", "wgan-gp", "hinge", "lsgan"} <= gan
+    assert {n for n in gan if is_pure(shipped[n])} == gan
+
+    class Counting(NonSaturating):  # keeps state: the parent's claim must not carry over
+        calls = 0
+
+        def discriminator_loss(self, real_scores, fake_scores):
+            self.calls += 1
+            return super().discriminator_loss(real_scores, fake_scores)
+
+    class Declared(Counting):
+        pure = True  # its author's claim, made again (wrongly here, which the engine cannot see)
+
+    assert Counting.pure and not is_pure(Counting())
+    assert is_pure(Declared())

@@ -79,6 +79,7 @@ class Minimax(_GoodfellowDiscriminator):
     """Goodfellow et al. 2014, minimax (saturating): G minimises log(1 - D(G(z))), which saturates early on."""
 
     name = "minimax"
+    pure = True  # declared again: it writes its own generator loss
 
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor) -> Tensor:
         # log(1 - sigmoid(f)) = -softplus(f): always <= 0, and flat in f when D rejects the fakes

@@ -29,6 +29,15 @@ def _overrides(loss: AdversarialLoss, method: str) -> bool:
     return getattr(type(loss), method) is not getattr(AdversarialLoss, method)
 
 
+def is_pure(loss: AdversarialLoss) -> bool:
+    """Whether ``loss`` is ``pure``, as declared by a class at or below every class that writes one of its two
+    losses: a subclass that rewrites a loss (say, to keep a count) does not inherit its parent's claim."""
+    mro = type(loss).__mro__
+    declared_by = next(cls for cls in mro if "pure" in vars(cls))
+    writers = [cls for cls in mro if "discriminator_loss" in vars(cls) or "generator_loss" in vars(cls)]
+    return bool(loss.pure) and all(issubclass(declared_by, cls) for cls in writers)
+
+
 @dataclass
 class _Member:
     run: _Run
@@ -112,6 +121,7 @@ class _Group:
                 m.run.average = copy.deepcopy(m.model.generator).requires_grad_(False)
         self.active = list(self.members)
         self.member_by_member: set[tuple[str, str]] = set()  # (loss, method) whose vmapped call failed once
+        self.pure = {m.run.spec.loss: is_pure(m.loss) for m in self.members}
         self.finished: list[_Member] = []  # out of training, not yet handed on
         self._refresh()
 
@@ -287,7 +297,7 @@ class _Group:
                 by_loss.setdefault(m.run.spec.loss, []).append(i)
         for name, positions in by_loss.items():
             loss = self.active[positions[0]].loss
-            if step > 1 and len(positions) > 1 and loss.pure and (name, method) not in self.member_by_member:
+            if step > 1 and len(positions) > 1 and self.pure[name] and (name, method) not in self.member_by_member:
                 rows = None if len(positions) == len(self.active) else torch.tensor(positions, device=self.device)
                 batched = _vmapped(getattr(loss, method), [c if rows is None else c[rows] for c in columns(loss)])
                 if batched is not None:
