@@ -200,3 +200,25 @@ def test_a_ray_task_trains_a_group(workdir: Path) -> None:
     # nonsaturating and dragan: one recipe family (Adam, n_critic 1), their own learning rates and betas
     assert [(e["engine"], e["executor"], e["group_size"]) for e in environments] == [("stacked", "ray", 2)] * 2
     assert len({e["worker_pid"] for e in environments}) == 1
+
+
+def test_a_ray_group_whose_worker_dies_trains_its_members_again_alone(workdir: Path) -> None:
+    """A member that kills its Ray worker (``os._exit``) takes the group's task with it; each member then trains
+    again in a task of its own, so only that member fails, as with local workers."""
+    import pytest
+    from scale_helpers import write_failing_plugin
+
+    pytest.importorskip("ray")
+    plugins = write_failing_plugin(workdir / "plugins")
+    result = run_lossbench(
+        *("run", "-l", "nonsaturating", "-l", "crash", "-m", "mlp", "-d", "ring8", "--seeds", "0"),
+        *("--preset", "smoke", "--steps", "5", "--device", "cpu", "--no-report", "--vectorise"),
+        *("--executor", "ray", "--workers", "1", "--plugins-dir", str(plugins)),
+        cwd=workdir,
+    )
+    assert result.returncode == 1, result.stderr  # a failed run: the grid finishes with exit status 1
+    with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
+        rows = dict(db.execute("SELECT loss, status FROM runs").fetchall())
+        reasons = dict(db.execute("SELECT loss, reason FROM runs").fetchall())
+    assert rows == {"nonsaturating": "ok", "crash": "failed"}
+    assert reasons["crash"].startswith("Ray worker lost")

@@ -258,12 +258,18 @@ def _results(
             sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
         task = ray.remote(_run_task)
         environ = forwarded_environment()
-        for work in tasks:
+
+        def submit(work: Task) -> Any:
             # max_retries=0: a run that kills its worker would kill it again; it is recorded as failed instead
             first = work.specs[0]
             name = first.label if len(work.specs) == 1 else f"{first.dataset}/{first.model} group of {len(work.specs)}"
             options = {**task_resources(first), "max_retries": 0, "name": f"lossbench {name}"}
-            refs[task.options(**options).remote(work, config, environ, sink)] = work
+            ref = task.options(**options).remote(work, config, environ, sink)
+            refs[ref] = work
+            return ref
+
+        for work in tasks:
+            submit(work)
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
@@ -277,6 +283,12 @@ def _results(
                 try:
                     results = ray.get(ref)
                 except ray.exceptions.RayError as exc:
+                    if work.stacked and len(work.specs) > 1:
+                        # one member killed or broke the group's task: each trains again alone, so that, as with
+                        # local workers, only the run that kills its worker fails
+                        pending.extend(submit(Task((spec,))) for spec in work.specs)
+                        open_ids.update(spec.run_id for spec in work.specs)
+                        continue
                     results = [failed(spec, failure_reason(exc)) for spec in work.specs]
                 yield from results
     finally:
