@@ -15,7 +15,7 @@ from lossbench.api import GAN, AdversarialLoss
 from lossbench.errors import LossbenchError
 from lossbench.plan import seeding
 from lossbench.plan.grid import RunSpec
-from lossbench.plugin.contracts import check_shapes, failure_reason
+from lossbench.plugin.contracts import failure_reason
 from lossbench.plugin.registry import Catalog
 from lossbench.training.stacked_layers import Critic, Stack, alias_module
 from lossbench.training.train import Batches, Diverged, ProgressCallback, _check_scalar, _Run, plugin_objects
@@ -80,13 +80,7 @@ class _Group:
             model = run.build()
             if not isinstance(model, GAN):
                 raise CannotStack(f"{spec.label} is not a GAN")
-            check_shapes(
-                model,
-                run.train_x[: min(spec.batch_size, len(run.train_x))],
-                tuple(run.dataset.spec.shape),
-                spec.model,
-                catalog.models.plugin_of(spec.model),
-            )  # raises: the runs go alone and fail there
+            run.check_model(model)  # raises: the runs go alone and fail there
             stream = seeds.setdefault(spec.seed, len(seeds))
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
             if not isinstance(run.loss, AdversarialLoss):
@@ -305,8 +299,9 @@ class _Group:
                         values[i] = value
                     continue
                 self.member_by_member.add((name, method))
+            arguments = columns(loss)
             for i in positions:
-                values[i] = self._guarded(self.active[i], step, method, *(c[i] for c in columns(loss)), check=check)
+                values[i] = self._guarded(self.active[i], step, method, *(c[i] for c in arguments), check=check)
         return values
 
     def _guarded(self, m: _Member, step: int, method: str, *args, check: bool = True, optional: bool = False):

@@ -282,6 +282,18 @@ class _Run:
         torch.manual_seed(seeding.loss_seed(spec.seed, spec.loss, spec.model, spec.dataset))
         return model
 
+    def check_model(self, model: GAN | VAE) -> None:
+        """Raise, naming the model's plugin, when ``model`` does not map a batch of this dataset to the shapes the
+        harness expects (``contracts.check_shapes``)."""
+        spec = self.spec
+        check_shapes(
+            model,
+            self.train_x[: min(spec.batch_size, len(self.train_x))],
+            tuple(self.dataset.spec.shape),
+            spec.model,
+            self.catalog.models.plugin_of(spec.model),
+        )
+
     def noise(self, stream: str) -> torch.Generator:
         spec = self.spec
         return seeding.make_generator(seeding.noise_seed(spec.seed, spec.model, spec.dataset, stream), self.device)
@@ -513,13 +525,7 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
     run = _Run(spec, catalog, device, progress)
     facts = run_facts(run)
     model = run.build()
-    check_shapes(
-        model,
-        run.train_x[: min(spec.batch_size, len(run.train_x))],
-        tuple(run.dataset.spec.shape),
-        spec.model,
-        catalog.models.plugin_of(spec.model),
-    )
+    run.check_model(model)
     run.train_started = time.perf_counter()
     status, reason, failed_step = "ok", "", None
     try:

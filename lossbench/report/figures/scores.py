@@ -28,6 +28,22 @@ def direction_text(direction: str) -> str:
     return {"lower": "lower is better", "higher": "higher is better"}.get(direction, "unranked")
 
 
+def _one_row_per_loss(data: pd.DataFrame, metric: str, order: Sequence[str], palette: Mapping[str, tuple], ax) -> dict:
+    """The arguments that make a seaborn plot draw ``metric`` on x with one row per loss, in ``order`` and the
+    report's loss colours, on ``ax``."""
+    return dict(
+        data=data,
+        x=metric,
+        y="loss",
+        hue="loss",
+        order=list(order),
+        hue_order=list(order),
+        palette=palette,
+        legend=False,
+        ax=ax,
+    )
+
+
 def leaderboard_figure(
     summary: pd.DataFrame,
     wide: pd.DataFrame,
@@ -53,15 +69,7 @@ def leaderboard_figure(
             ok = wide[wide["status"] == "ok"] if metric in wide else wide.iloc[0:0]
             if metric in ok and ok[metric].notna().any():
                 sns.stripplot(
-                    data=ok,
-                    x=metric,
-                    y="loss",
-                    hue="loss",
-                    order=list(order),
-                    hue_order=list(order),
-                    palette=palette,
-                    legend=False,
-                    ax=ax,
+                    **_one_row_per_loss(ok, metric, order, palette, ax),
                     size=3.5,
                     alpha=0.45,
                     jitter=0.12,
@@ -159,29 +167,13 @@ def seeds_figure(
             with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated ``vert``
                 warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
                 sns.boxplot(
-                    data=data,
-                    x=metric,
-                    y="loss",
-                    hue="loss",
-                    order=list(order),
-                    hue_order=list(order),
-                    palette=palette,
-                    legend=False,
-                    ax=ax,
+                    **_one_row_per_loss(data, metric, order, palette, ax),
                     fliersize=0,
                     width=0.55,
                     boxprops={"alpha": 0.45},
                 )
             sns.stripplot(
-                data=data,
-                x=metric,
-                y="loss",
-                hue="loss",
-                order=list(order),
-                hue_order=list(order),
-                palette=palette,
-                legend=False,
-                ax=ax,
+                **_one_row_per_loss(data, metric, order, palette, ax),
                 size=5,
                 jitter=0.15,
                 edgecolor="black",
