@@ -220,17 +220,17 @@ class ProgressDisplay:
 )
 @click.option(
     "--vectorise/--no-vectorise",
-    default=False,
-    show_default=True,
+    default=None,
     envvar="LOSSBENCH_VECTORISE",
     help="Train compatible GAN runs (same model, dataset, sizes, optimizer kind and n_critic) as one stacked "
-    "model per group; each worker process or Ray task trains a group.",
+    "model per group; each worker process or Ray task trains a group. Neither flag: where it pays (every "
+    "compatible group on CUDA, MLPs on the CPU).",
 )
 @click.option(
     "--group-size",
     type=click.IntRange(min=1),
     envvar="LOSSBENCH_GROUP_SIZE",
-    help="Runs per stacked group with --vectorise (default: chosen for the device).",
+    help="Most runs per stacked group (default: chosen for the device).",
 )
 @click.option("--ray-address", help="Ray cluster address for --executor ray (default: start a local Ray).")
 @results_option
@@ -303,7 +303,7 @@ def run(
     device: str,
     executor: str,
     workers: str,
-    vectorise: bool,
+    vectorise: bool | None,
     group_size: int | None,
     ray_address: str | None,
     results: Path,
@@ -342,11 +342,13 @@ def run(
     seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
     if data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(data_root)
+    from lossbench.environ import scoped
     from lossbench.training.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
 
-    os.environ[VECTORISE_ENV] = "1" if vectorise else "0"  # the executors read it (workers inherit it)
-    if group_size is not None:
-        os.environ[GROUP_SIZE_ENV] = str(group_size)
+    # the executors read them (workers inherit them); neither flag nor $LOSSBENCH_VECTORISE: stack where it pays
+    engine = {VECTORISE_ENV: None if vectorise is None else "1" if vectorise else "0"}
+    sizes = {GROUP_SIZE_ENV: str(group_size)} if group_size is not None else {}
+    click.get_current_context().with_resource(scoped(engine | sizes))
     if inception_weights is not None:
         from lossbench.scoring.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
 

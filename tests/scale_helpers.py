@@ -100,20 +100,34 @@ def write_failing_plugin(folder: Path) -> Path:
 
 
 @functools.cache
-def serial_reference() -> tuple[Path, Path]:
+def serial_reference(stacked: bool = True) -> tuple[Path, Path]:
     """(results folder, plugins folder) of the smoke grid with ``boom`` trained serially in this process, once per
-    session. ``crash`` cannot run serially: it would kill the test process."""
+    session and engine: the default one (these MLP runs stack) or, with ``stacked=False``, the sequential one
+    (``--no-vectorise``). ``crash`` cannot run serially: it would kill the test process."""
+    import os
+
     from lossbench.jobs.driver import GridOptions, run_grid
     from lossbench.plugin.loader import PluginConfig, load_environment
+    from lossbench.training.stacked_plan import VECTORISE_ENV
 
     folder = tempfile.TemporaryDirectory(prefix="lossbench-serial-")
     _KEEP.append(folder)
     root = Path(folder.name)
     plugins = write_failing_plugin(root / "plugins")
     config = PluginConfig(plugins_dir=plugins)
-    outcome = run_grid(
-        load_environment(config), config, GridOptions(losses=[*OK_LOSSES, "boom"], results=root / "results", **SMOKE)
-    )
+    before = os.environ.pop(VECTORISE_ENV, None)
+    if not stacked:
+        os.environ[VECTORISE_ENV] = "0"
+    try:
+        outcome = run_grid(
+            load_environment(config),
+            config,
+            GridOptions(losses=[*OK_LOSSES, "boom"], results=root / "results", **SMOKE),
+        )
+    finally:
+        os.environ.pop(VECTORISE_ENV, None)
+        if before is not None:
+            os.environ[VECTORISE_ENV] = before
     assert outcome.counts == {"ok": 4, "failed": 2}, outcome.counts
     return root / "results", plugins
 

@@ -32,7 +32,9 @@ from lossbench.training.train import run_safely
 
 BASE = ["-m", "mlp", "-d", "ring8", "--preset", "smoke", "--steps", "4", "--device", "cpu"]
 ONE_RUN = ["run", "-l", "nonsaturating", "--seeds", "0", *BASE]
-HELD = ["run", "-l", "nonsaturating", "-l", "gated", "--seeds", "0", *BASE, "--no-report"]  # 1 run, then 1 held
+# 1 run, then 1 held; the sequential engine's interruption contract, run by run (stacked, a held member would hold
+# its group: tests/test_stacked_runs.py interrupts stacked groups)
+HELD = ["run", "-l", "nonsaturating", "-l", "gated", "--seeds", "0", *BASE, "--no-report", "--no-vectorise"]
 PATIENCE = 300  # seconds a child may take to reach a state the test waits for (a safety net, not a clock)
 
 BLAME_PLUGIN = '''"""Models and a loss that break the plugin contract, each in its own way."""
@@ -377,7 +379,8 @@ def test_workers_are_capped_at_the_runs_and_warned_above_the_cores(workdir: Path
 def test_sigkill_of_the_driver_takes_its_workers_and_resource_tracker_with_it(workdir: Path) -> None:
     plugins, gate = gated_plugins(workdir)
     driver = start(
-        ["run", "-l", "gated", "--seeds", "0,1", *BASE, "--workers", "2", "--no-report", "--plugins-dir", str(plugins)],
+        ["run", "-l", "gated", "--seeds", "0,1", *BASE, "--workers", "2", "--no-report", "--no-vectorise"]
+        + ["--plugins-dir", str(plugins)],
         workdir,
     )
     wait_for(lambda: (gate / "claimed").exists(), driver, "a worker holds a run")
@@ -430,6 +433,7 @@ def test_sigterm_stops_a_ray_grid_like_ctrl_c(workdir: Path) -> None:
             "--workers",
             "2",
             "--no-report",
+            "--no-vectorise",
             "--plugins-dir",
             str(plugins),
         ],

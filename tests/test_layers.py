@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lossbench"
 
 # Earliest first. A module may import from its own stage or an earlier one.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("lossbench.errors",),
+    ("lossbench.errors", "lossbench.environ"),
     ("lossbench.api", "lossbench.hookspecs"),
     ("lossbench.plugin",),
     ("lossbench.plan", "lossbench.data", "lossbench.records"),

@@ -54,8 +54,13 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine, executor",
+    [(["--no-vectorise"], "processes"), ([], "serial")],  # stacked: the two runs are one group, trained in the driver
+    ids=["sequential", "stacked"],
+)
 def test_run_logged_gets_batches_on_the_schedule_in_the_training_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: list[str], executor: str
 ) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
@@ -64,15 +69,19 @@ def test_run_logged_gets_batches_on_the_schedule_in_the_training_process(
     monkeypatch.setenv("LOSSBENCH_RECORD_TO", str(record))  # LOSSBENCH_* reaches the workers
     monkeypatch.setenv("RECORD_TO", str(record))
     code, output = invoke(
-        *RUN, "--seeds", "0,1", "--workers", "2", "--results", str(tmp_path / "results"), "--plugins-dir", str(plugins)
-    )
+        *RUN, "--seeds", "0,1", "--workers", "2", *engine, "--results", str(tmp_path / "results"),
+        "--plugins-dir", str(plugins),
+    )  # fmt: skip
     assert code == 0, output
     batches = [json.loads(line) for line in record.read_text().splitlines()]
     with Store.open(tmp_path / "results", create=False) as store:
-        history, metrics = store.history(), store.metrics()
-    assert {b["pid"] for b in batches}.isdisjoint({os.getpid()})  # workers, not the driver
+        history, metrics, runs = store.history(), store.metrics(), store.runs()
+    environments = dict(zip(runs["run_id"], runs["environment_json"].map(json.loads)))
     for run_id in history["run_id"].unique():
         mine = [b for b in batches if b["run_id"] == run_id]
+        assert environments[run_id]["executor"] == executor
+        trained_in = environments[run_id].get("worker_pid", os.getpid())  # a worker, or the driver itself
+        assert {b["pid"] for b in mine} == {trained_in}
         assert [b["step"] for b in mine] == [20, 40, STEPS]  # each light evaluation, then the end
         assert [b["final"] for b in mine] == [False, False, True] and mine[-1]["status"] == "ok"
         assert [b["status"] for b in mine[:-1]] == ["running", "running"]

@@ -25,6 +25,7 @@ from lossbench.jobs.driver import GridListener, GridOptions, run_grid
 from lossbench.plan import seeding
 from lossbench.plan.grid import expand
 from lossbench.plugin.loader import PluginConfig, load_environment
+from lossbench.training.stacked_plan import plan_groups
 
 
 class Recorder(GridListener):
@@ -70,13 +71,19 @@ def test_two_workers_store_bitwise_the_serial_results(workdir: Path) -> None:
     assert {serial_envs[run_id]["executor"] for run_id in ok_ids} == {"serial"}
 
 
-def test_a_worker_that_dies_fails_only_its_run(workdir: Path) -> None:
-    serial, plugins = serial_reference()
+@pytest.mark.parametrize("stacked", [False, True], ids=["sequential", "stacked"])
+def test_a_worker_that_dies_fails_only_its_run(workdir: Path, stacked: bool) -> None:
+    # stacked: the crash takes its group's worker; its groupmates train again as stacks of one, whose bits are
+    # those of the group (the reference trains them in a group of two)
+    serial, plugins = serial_reference(stacked)
     config = PluginConfig(plugins_dir=plugins)
     catalog = load_environment(config).catalog
     crash = expand(catalog, losses=["crash"], **{**SMOKE, "seeds": [0]}).specs
     ok = expand(catalog, losses=["nonsaturating"], **SMOKE).specs
-    results = {r.run_id: r for r in run_processes([*crash, *ok], config, workers=2)}
+    groups = plan_groups([*crash, *ok], catalog, None, workers=2, where_it_pays=True) if stacked else None
+    if stacked:
+        assert sorted(len(g) for g in groups) == [3]  # one recipe: the crash shares the group
+    results = {r.run_id: r for r in run_processes([*crash, *ok], config, workers=2, groups=groups)}
 
     assert len(results) == 3
     assert results[crash[0].run_id].status == "failed"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import math
+import os
+import sqlite3
 
 import numpy as np
 import pytest
@@ -12,9 +15,10 @@ import torch.nn.functional as F
 from conftest import make_spec
 
 from lossbench import AdversarialLoss
+from lossbench.errors import LossbenchError
 from lossbench.plugin.loader import load_environment
 from lossbench.records import HISTORY_COLUMNS
-from lossbench.training.stacked import plan_groups, run_groups, train_group
+from lossbench.training.stacked import GROUP_SIZE_ENV, VECTORISE_ENV, plan_groups, run_groups, train_group
 from lossbench.training.train import run_safely
 
 # float tolerance: batched matmuls (vmap) sum in another order than one model's matmuls; after 20 Adam steps the
@@ -236,10 +240,39 @@ def test_vae_runs_and_singletons_form_groups_of_one(catalog) -> None:
     assert [len(g) for g in plan_groups(specs[1:3] * 3, catalog, 4)] == [4, 2]
 
 
-def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monkeypatch) -> None:
-    import json
-    import sqlite3
+def test_by_default_the_engine_stacks_only_where_it_pays(catalog, monkeypatch) -> None:
+    # the CPU: MLPs run as batched layers (faster stacked), convolutions under vmap (no faster: one at a time)
+    from lossbench.training.stacked_plan import mode, pays
 
+    mlp = [make_spec(seed=seed) for seed in (0, 1)]
+    conv = [make_spec(model="dcgan", dataset="digits", seed=seed) for seed in (0, 1)]
+    assert pays(mlp[0], catalog) and not pays(conv[0], catalog)
+    assert [len(g) for g in plan_groups([*mlp, *conv], catalog, None, where_it_pays=True)] == [2, 1, 1]
+    assert [len(g) for g in plan_groups([*mlp, *conv], catalog, None)] == [2, 2]  # --vectorise: every group
+    monkeypatch.delenv(VECTORISE_ENV, raising=False)
+    assert mode() == "auto"
+    for value, expected in (("1", "on"), ("0", "off"), ("yes", "on"), ("false", "off")):
+        monkeypatch.setenv(VECTORISE_ENV, value)
+        assert mode() == expected
+    monkeypatch.setenv(VECTORISE_ENV, "sometimes")
+    with pytest.raises(LossbenchError, match="LOSSBENCH_VECTORISE='sometimes': expected 1 or 0"):
+        mode()
+
+
+def test_run_by_default_stacks_the_mlp_runs_and_trains_the_convolutional_ones_alone(cli, workdir) -> None:
+    args = ["run", "-l", "hinge", "--seeds", "0,1", "--preset", "smoke", "--steps", "4", "--device", "cpu"]
+    for pair in (["-m", "mlp", "-d", "ring8"], ["-m", "dcgan", "-d", "digits"]):
+        result = cli(*args, *pair, "--no-report")
+        assert result.exit_code == 0, result.output
+        assert "cannot train stacked" not in result.output  # the engine's choice is not a fallback
+    with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
+        rows = db.execute("SELECT model, environment_json FROM runs ORDER BY model").fetchall()
+    engines = [(model, json.loads(env)["engine"], json.loads(env).get("group_size")) for model, env in rows]
+    assert engines == [("dcgan", "sequential", None)] * 2 + [("mlp", "stacked", 2)] * 2
+    assert not any("stacked_fallback" in json.loads(env) for _model, env in rows)
+
+
+def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monkeypatch) -> None:
     monkeypatch.setenv("LOSSBENCH_VECTORISE", "0")  # the CLI sets both for its executors; restored afterwards
     monkeypatch.setenv("LOSSBENCH_GROUP_SIZE", "32")
     args = [
@@ -262,15 +295,17 @@ def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monke
         "cpu",
         "--no-report",
     ]
+    before = {name: os.environ.get(name) for name in (VECTORISE_ENV, GROUP_SIZE_ENV)}
     first = cli(*args, "--vectorise", "--group-size", "3")
     assert first.exit_code == 0, first.output
+    assert {name: os.environ.get(name) for name in before} == before  # the choices end with the command
     with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
         rows = db.execute("SELECT loss, seed, environment_json FROM runs").fetchall()
     environments = [json.loads(row[2]) for row in rows]
-    assert len(rows) == 4  # one recipe: a group of 3 and a run alone
-    assert sorted(e["engine"] for e in environments) == ["sequential", "stacked", "stacked", "stacked"]
-    assert [e.get("group_size") for e in environments if e["engine"] == "stacked"] == [3, 3, 3]
-    assert [e["stacked_fallback"] for e in environments if e["engine"] == "sequential"] == ["a group of one"]
+    assert len(rows) == 4  # one recipe: a group of 3 and a stack of one (the same bits as in a group)
+    assert [e["engine"] for e in environments] == ["stacked"] * 4
+    assert sorted(e["group_size"] for e in environments) == [1, 3, 3, 3]
+    assert not any("stacked_fallback" in e for e in environments)
     again = cli(*args, "--vectorise")
     assert again.exit_code == 0 and "0 to train" in again.output, again.output
 
@@ -320,10 +355,12 @@ def test_a_members_result_does_not_depend_on_its_group(catalog) -> None:
     a, b = make_spec(loss="nonsaturating", seed=0, steps=15), make_spec(loss="hinge", seed=1, steps=15)
     others = [make_spec(loss="dragan", seed=2, steps=15), make_spec(loss="lsgan", seed=0, steps=15)]
     small, large = _by_id(train_group([a, b], catalog)), _by_id(train_group([others[0], a, others[1], b], catalog))
-    for spec in (a, b):
-        assert small[spec.run_id].checkpoint == large[spec.run_id].checkpoint
-        assert small[spec.run_id].metrics == large[spec.run_id].metrics
-        assert small[spec.run_id].history[COLUMNS].equals(large[spec.run_id].history[COLUMNS])
+    alone = _by_id(train_group([a], catalog))  # a stack of one: the score layer's batch of one is padded to two
+    assert alone[a.run_id].environment["group_size"] == 1
+    for spec, smaller in ((a, small), (b, small), (a, alone)):
+        assert smaller[spec.run_id].checkpoint == large[spec.run_id].checkpoint
+        assert smaller[spec.run_id].metrics == large[spec.run_id].metrics
+        assert smaller[spec.run_id].history[COLUMNS].equals(large[spec.run_id].history[COLUMNS])
 
 
 class CountedPure(AdversarialLoss):

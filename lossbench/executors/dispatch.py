@@ -26,14 +26,16 @@ def execute(
     """Dispatch to the chosen executor; every executor yields RunResults in the driver, as they finish.
 
     With ``executor="ray"``, ``workers`` > 1 is the number of CPUs of a local Ray (ignored with an address).
-    With ``--vectorise`` (``stacked_plan.enabled``) the unit of work is a group of compatible runs trained
-    stacked: a worker process or a Ray task trains one group at a time, and groups are cut so that every worker
-    gets one (``stacked_plan.plan_groups``).
+    Unless ``--no-vectorise`` (``stacked_plan.enabled``) the unit of work is a group of compatible runs trained
+    stacked (every such group with ``--vectorise``, else where it pays: ``stacked_plan.pays``): a worker process
+    or a Ray task trains one group at a time, and groups are cut so that every worker gets one
+    (``stacked_plan.plan_groups``).
     """
     groups = None
     if stacked_plan.enabled():
         cores = workers if workers > 1 or executor != "ray" else (os.cpu_count() or 1)  # a local Ray: all cores
-        groups = stacked_plan.plan_groups(specs, env.catalog, stacked_plan.group_size(), max(cores, 1))
+        auto = stacked_plan.mode() == "auto"
+        groups = stacked_plan.plan_groups(specs, env.catalog, stacked_plan.group_size(), max(cores, 1), auto)
     if executor == "ray":
         from lossbench.executors.ray import run_ray
 

@@ -301,7 +301,7 @@ def run_processes(
             with _pool(1, config, context) as alone:  # reused while it survives
                 while suspects:
                     spec = suspects.pop(0)
-                    outcome = yield from alone.run([Task((spec,))], by_id, progress)
+                    outcome = yield from alone.run([Task((spec,), spec.run_id in grouped)], by_id, progress)
                     if outcome.broken:
                         yield failed(spec, f"worker process died while running it ({alone.exit_of(spec.run_id)})")
                         break

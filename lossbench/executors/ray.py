@@ -286,7 +286,7 @@ def _results(
                     if work.stacked and len(work.specs) > 1:
                         # one member killed or broke the group's task: each trains again alone, so that, as with
                         # local workers, only the run that kills its worker fails
-                        pending.extend(submit(Task((spec,))) for spec in work.specs)
+                        pending.extend(submit(Task((spec,), True)) for spec in work.specs)  # stacks of one
                         open_ids.update(spec.run_id for spec in work.specs)
                         continue
                     results = [failed(spec, failure_reason(exc)) for spec in work.specs]

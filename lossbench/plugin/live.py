@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from lossbench.environ import scoped
 from lossbench.errors import LossbenchError, UsageError
 
 LOG_ENV = "LOSSBENCH_LOG"  # comma-separated built-in loggers chosen with --log
@@ -51,18 +52,9 @@ def choose(names: tuple[str, ...] | list[str], folder: Path | None) -> Iterator[
         package = EXTRAS.get(name)
         if package and importlib.util.find_spec(package) is None:
             raise LossbenchError(f'--log {name} needs the {package} package: pip install "lossbench[{name}]"')
-    saved = {key: os.environ.get(key) for key in (LOG_ENV, LOG_DIR_ENV)}
-    if names:
-        os.environ[LOG_ENV] = ",".join(dict.fromkeys(names))
-        os.environ[LOG_DIR_ENV] = str((folder or DEFAULT_LOG_DIR).resolve())
-    try:
+    chosen = {LOG_ENV: ",".join(dict.fromkeys(names)), LOG_DIR_ENV: str((folder or DEFAULT_LOG_DIR).resolve())}
+    with scoped(chosen if names else {}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_folder(label: str, run_id: str) -> str:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from lossbench.api import Dataset, FeatureSpace
+from lossbench.environ import scoped
 from lossbench.errors import DataUnavailable, UnknownNameError, UsageError
 from lossbench.plugin.registry import unknown_name_message
 
@@ -28,15 +29,8 @@ def parse_spaces(values: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
 @contextlib.contextmanager
 def choose(names: tuple[str, ...]) -> Iterator[None]:
     """Set ``$LOSSBENCH_FEATURE_SPACES`` for the duration of a command (workers inherit it), then restore it."""
-    previous = os.environ.get(SPACES_ENV)
-    os.environ[SPACES_ENV] = ",".join(names)
-    try:
+    with scoped({SPACES_ENV: ",".join(names)}):
         yield
-    finally:
-        if previous is None:
-            os.environ.pop(SPACES_ENV, None)
-        else:
-            os.environ[SPACES_ENV] = previous
 
 
 def chosen_spaces() -> tuple[str, ...]:

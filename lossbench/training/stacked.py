@@ -19,8 +19,10 @@ own run:
   ``train.finish_run``), on a model that holds its slice; its result is handed on as soon as it is final (a
   member that diverges early is stored while the others train on).
 
-What cannot be stacked (VAEs, a group of one, a model that vmap rejects, a loss that raises at its first stacked
-step) trains in the sequential engine, with one line on stderr saying why.
+A group of one trains stacked too (a lone run, a member of a group whose worker died, the last unfinished member of
+a killed group), so that a run gets the same bits whatever else trains beside it. What cannot be stacked (VAEs, a
+model that vmap rejects, a loss that raises at its first stacked step) trains in the sequential engine, with one
+line on stderr saying why.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from lossbench.training.stacked_plan import (  # noqa: F401  (re-exported: the e
     VECTORISE_ENV,
     enabled,
     group_key,
+    mode,
+    pays,
     plan_groups,
 )
 from lossbench.training.train import (
@@ -68,8 +72,10 @@ def iter_group(
 
     Members that cannot be stacked (and the whole group, when it cannot) are trained by ``train.run_safely``.
     """
-    if len(specs) < 2:
-        yield from (_alone(spec, catalog, progress, "a group of one") for spec in specs)
+    if not specs:
+        return
+    if len(specs) == 1 and mode() == "auto" and not pays(specs[0], catalog):
+        yield run_safely(specs[0], catalog, progress)  # the engine's choice (a model that stacks no faster here)
         return
     device = resolve_device(specs[0].device)
     handed: set[str] = set()
@@ -121,10 +127,11 @@ def train_group(
     return [results[spec.run_id] for spec in specs]
 
 
-def _alone(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None, why: str) -> RunResult:
-    """The sequential engine's result, recording why the stacked one did not train it."""
+def _alone(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None, why: str | None) -> RunResult:
+    """The sequential engine's result, recording why the stacked one did not train it (if it was asked to)."""
     result = run_safely(spec, catalog, progress)
-    result.environment.update(engine="sequential", stacked_fallback=why)
+    if why:
+        result.environment["stacked_fallback"] = why
     return result
 
 

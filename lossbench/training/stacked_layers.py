@@ -50,8 +50,8 @@ def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
     if kind is nn.Linear:
         weight, bias = prefix + "weight", prefix + "bias"
         if module.bias is None:
-            return lambda params, x: torch.bmm(x, params[weight].transpose(1, 2))
-        return lambda params, x: torch.baddbmm(params[bias].unsqueeze(1), x, params[weight].transpose(1, 2))
+            return lambda params, x: _linear(None, x, params[weight])
+        return lambda params, x: _linear(params[bias], x, params[weight])
     if kind in _ELEMENTWISE:
         return lambda params, x: module(x)
     if kind is Scores:
@@ -59,6 +59,24 @@ def batched_layers(module: nn.Module, prefix: str = "") -> Forward | None:
         body = batched_layers(module.body, prefix + "body.")
         return None if body is None else (lambda params, x: body(params, x).reshape(x.shape[0], x.shape[1]))
     return None
+
+
+def runs_as_batched_layers(module: nn.Module) -> bool:
+    """Whether ``Stack`` runs this network as batched layers (``batched_layers``; no buffers), not under ``vmap``."""
+    return not list(module.buffers()) and batched_layers(module) is not None
+
+
+def _linear(bias: Tensor | None, x: Tensor, weight: Tensor) -> Tensor:
+    """``x @ weight.T + bias`` per member ([K, B, in] -> [K, B, out]). MKL multiplies a batch of one by a single
+    column (a critic's score layer) with another kernel than a batch of several, whose last bits differ; a stack of
+    one is then padded to two, so that a member's scores do not depend on how many share its group (gradients too:
+    the pad's share is exactly zero)."""
+    if x.shape[0] == 1 and weight.shape[1] == 1:
+        twice = torch.cat([bias, bias]) if bias is not None else None
+        return _linear(twice, torch.cat([x, x]), torch.cat([weight, weight]))[:1]
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 class Stack:

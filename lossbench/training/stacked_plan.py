@@ -1,5 +1,8 @@
 """Which runs train together in the stacked engine, and how many per group (``--vectorise``, ``--group-size``).
 
+Unless told (``--vectorise`` stacks every compatible group, ``--no-vectorise`` none), the engine stacks where it pays
+(``pays``): on CUDA every compatible group, on the CPU only networks that run as batched layers (MLPs).
+
 Members of one group share everything that shapes the loop: model, dataset, sizes, schedule, device, the optimizer
 kind, the n_critic schedule and whether a generator average is kept. Learning rates, Adam's betas and the average's
 decay are per member (``stacked_optim``), so a group holds every loss of a dataset x model x seed set that trains
@@ -14,6 +17,7 @@ import os
 from collections.abc import Sequence
 
 from lossbench.api import AdversarialLoss
+from lossbench.errors import LossbenchError
 from lossbench.plan.grid import RunSpec
 from lossbench.plugin.registry import Catalog
 
@@ -22,7 +26,8 @@ DEFAULT_GROUP_SIZE = {"cpu": 32, "cuda": 256}
 needs hundreds of small models to fill (``group_limit`` lowers it to what the GPU's free memory holds)."""
 
 VECTORISE_ENV = "LOSSBENCH_VECTORISE"
-"""``1``: the executors train compatible runs stacked (``lossbench run --vectorise``)."""
+"""``1``: the executors stack every compatible group (``lossbench run --vectorise``); ``0``: none
+(``--no-vectorise``); unset: where it pays (``pays``)."""
 GROUP_SIZE_ENV = "LOSSBENCH_GROUP_SIZE"
 """Members per group (``--group-size``); default ``DEFAULT_GROUP_SIZE`` for the device."""
 
@@ -30,9 +35,42 @@ CUDA_BYTES_PER_MEMBER = 64 * 2**20
 """A generous bound on one small member's GPU memory (weights, optimizer state, activations of a step)."""
 
 
+def mode() -> str:
+    """``on`` (``--vectorise``), ``off`` (``--no-vectorise``) or ``auto`` (neither: stack where it ``pays``), from
+    ``$LOSSBENCH_VECTORISE`` (the CLI sets it; worker processes inherit it)."""
+    value = os.environ.get(VECTORISE_ENV, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return "on"
+    if value in ("0", "false", "no", "off"):
+        return "off"
+    if not value:
+        return "auto"
+    raise LossbenchError(f"${VECTORISE_ENV}={value!r}: expected 1 or 0, or leave it unset")
+
+
 def enabled() -> bool:
-    """Whether this process trains groups stacked (set by ``--vectorise``, read by the executors)."""
-    return os.environ.get(VECTORISE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether the executors plan groups at all (``plan_groups`` then leaves alone the runs it will not stack)."""
+    return mode() != "off"
+
+
+def pays(spec: RunSpec, catalog: Catalog) -> bool:
+    """Whether stacking ``spec``'s group is worth it where it trains. On CUDA, yes: a few small models leave a GPU
+    idle. On the CPU only where both networks run as batched layers (``stacked_layers.batched_layers``, MLPs:
+    1.3 to 1.5x the sequential engine in ``benchmarks/vectorised.py``), not convolutions under ``vmap``, which train
+    no faster than one at a time there (0.9x)."""
+    from torch import nn
+
+    from lossbench.training.stacked_layers import runs_as_batched_layers
+    from lossbench.training.train import resolve_device
+
+    if spec.device.startswith("cuda") or (spec.device == "auto" and resolve_device("auto").type == "cuda"):
+        return True
+    try:
+        model = catalog.models.get(spec.model).build(catalog.datasets.get(spec.dataset).spec)
+    except Exception:  # the run fails alone, with the sequential engine's message
+        return False
+    networks = (getattr(model, "generator", None), getattr(model, "discriminator", None))
+    return all(isinstance(n, nn.Module) and runs_as_batched_layers(n) for n in networks)
 
 
 def group_size() -> int | None:
@@ -89,19 +127,22 @@ def group_key(spec: RunSpec, catalog: Catalog) -> tuple | None:
 
 
 def plan_groups(
-    specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None, workers: int = 1
+    specs: Sequence[RunSpec], catalog: Catalog, group_size: int | None, workers: int = 1, where_it_pays: bool = False
 ) -> list[list[RunSpec]]:
     """The specs in groups of compatible runs, in the order of their first member (with several workers: the
     costliest first, so that the last group to start is a short one); runs that cannot be grouped form groups of
-    one. Without ``group_size`` a set of n compatible runs is cut into ``max(ceil(n / limit), min(workers, n // 2))``
-    equal groups, so that ``workers`` processes all get a group (a group holds at least 2)."""
+    one, and so do those that stacking would not speed up with ``where_it_pays`` (``pays``). Without ``group_size``
+    a set of n compatible runs is cut into ``max(ceil(n / limit), min(workers, n // 2))`` equal groups, so that
+    ``workers`` processes all get a group (a group holds at least 2)."""
     buckets: dict[object, list[RunSpec]] = {}
     for index, spec in enumerate(specs):
         key = group_key(spec, catalog)
         buckets.setdefault(("alone", index) if key is None else key, []).append(spec)
     groups: list[list[RunSpec]] = []
     for bucket in buckets.values():
-        if group_size:
+        if where_it_pays and not pays(bucket[0], catalog):
+            size = 1
+        elif group_size:
             size = group_size
         else:
             limit = group_limit(bucket[0].device)

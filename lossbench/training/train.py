@@ -540,9 +540,8 @@ def train_run(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None
         run.send_live(final=True, status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     train_seconds = time.perf_counter() - run.train_started - run.eval_seconds
-    return finish_run(
-        run, model, status, reason, failed_step, train_seconds, facts, environment_facts(device, determinism)
-    )
+    environment = {**environment_facts(device, determinism), "engine": "sequential"}  # the stacked one: stacked.py
+    return finish_run(run, model, status, reason, failed_step, train_seconds, facts, environment)
 
 
 def finish_run(
