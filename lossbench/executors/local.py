@@ -269,7 +269,8 @@ def run_processes(
     context = multiprocessing.get_context("spawn")
     by_id = {spec.run_id: spec for spec in specs}
     tasks = [Task((spec,)) for spec in specs] if groups is None else [Task(tuple(g), True) for g in groups]
-    grouped = {spec.run_id for task in tasks if task.stacked for spec in task.specs}
+    # members of groups of two or more: a death there cannot be pinned on one of them (a group of one's can)
+    grouped = {spec.run_id for task in tasks if task.stacked and len(task.specs) > 1 for spec in task.specs}
     waiting: list[RunSpec] = list(specs)
     while waiting:
         left = {spec.run_id for spec in waiting}
