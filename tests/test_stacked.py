@@ -238,6 +238,10 @@ def test_vae_runs_and_singletons_form_groups_of_one(catalog) -> None:
     ]
     assert [len(g) for g in plan_groups(specs, catalog, None)] == [1, 2, 1]
     assert [len(g) for g in plan_groups(specs[1:3] * 3, catalog, 4)] == [4, 2]
+    notices: list[str] = []
+    (vae,) = train_group(specs[:1], catalog, notice=notices.append)  # never a candidate: no fallback, no notice
+    assert vae.status == "ok" and vae.environment["engine"] == "sequential" and notices == []
+    assert "stacked_fallback" not in vae.environment
 
 
 def test_by_default_the_engine_stacks_only_where_it_pays(catalog, monkeypatch) -> None:

@@ -74,8 +74,8 @@ def iter_group(
     """
     if not specs:
         return
-    if len(specs) == 1 and mode() == "auto" and not pays(specs[0], catalog):
-        yield run_safely(specs[0], catalog, progress)  # the engine's choice (a model that stacks no faster here)
+    if len(specs) == 1 and (group_key(specs[0], catalog) is None or (mode() == "auto" and not pays(specs[0], catalog))):
+        yield run_safely(specs[0], catalog, progress)  # not a GAN run, or one that stacks no faster here
         return
     device = resolve_device(specs[0].device)
     handed: set[str] = set()
@@ -127,11 +127,10 @@ def train_group(
     return [results[spec.run_id] for spec in specs]
 
 
-def _alone(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None, why: str | None) -> RunResult:
-    """The sequential engine's result, recording why the stacked one did not train it (if it was asked to)."""
+def _alone(spec: RunSpec, catalog: Catalog, progress: ProgressCallback | None, why: str) -> RunResult:
+    """The sequential engine's result, recording why the stacked one did not train it."""
     result = run_safely(spec, catalog, progress)
-    if why:
-        result.environment["stacked_fallback"] = why
+    result.environment["stacked_fallback"] = why
     return result
 
 
