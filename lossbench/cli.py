@@ -340,19 +340,21 @@ def run(
             f"narrow it, or raise the limit with --max-runs {n_seeds}"
         )
     seed_list = parse_seeds(seeds, max_runs) if seeds is not None else (list(range(n_seeds)) if n_seeds else None)
-    if data_root is not None:
-        os.environ[DATA_ROOT_ENV] = str(data_root)
     from lossbench.environ import scoped
+    from lossbench.scoring.inception import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
     from lossbench.training.stacked import GROUP_SIZE_ENV, VECTORISE_ENV
 
-    # the executors read them (workers inherit them); neither flag nor $LOSSBENCH_VECTORISE: stack where it pays
-    engine = {VECTORISE_ENV: None if vectorise is None else "1" if vectorise else "0"}
-    sizes = {GROUP_SIZE_ENV: str(group_size)} if group_size is not None else {}
-    click.get_current_context().with_resource(scoped(engine | sizes))
+    # the command's choices, for the executors and the workers (which inherit them), undone when it ends; neither
+    # --vectorise/--no-vectorise nor $LOSSBENCH_VECTORISE: stack where it pays
+    chosen: dict[str, str | None] = {VECTORISE_ENV: None if vectorise is None else "1" if vectorise else "0"}
+    if group_size is not None:
+        chosen[GROUP_SIZE_ENV] = str(group_size)
+    if data_root is not None:
+        chosen[DATA_ROOT_ENV] = str(data_root)
     if inception_weights is not None:
-        from lossbench.scoring.evaluate import INCEPTION_WEIGHTS_ENV, inception_weights as check_weights
-
-        os.environ[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
+        chosen[INCEPTION_WEIGHTS_ENV] = str(inception_weights.resolve())
+    click.get_current_context().with_resource(scoped(chosen))
+    if inception_weights is not None:
         check_weights()  # a path that is not a file is one clear error now, not a failure of every image run
     from lossbench.scoring import chosen as feature_spaces
 

@@ -15,9 +15,11 @@ import torch.nn.functional as F
 from conftest import make_spec
 
 from lossbench import AdversarialLoss
+from lossbench.data.root import DATA_ROOT_ENV
 from lossbench.errors import LossbenchError
 from lossbench.plugin.loader import load_environment
 from lossbench.records import HISTORY_COLUMNS
+from lossbench.scoring.inception import INCEPTION_WEIGHTS_ENV
 from lossbench.training.stacked import GROUP_SIZE_ENV, VECTORISE_ENV, plan_groups, run_groups, train_group
 from lossbench.training.train import run_safely
 
@@ -299,8 +301,13 @@ def test_run_vectorise_records_the_engine_and_resumes_by_run(cli, workdir, monke
         "cpu",
         "--no-report",
     ]
-    before = {name: os.environ.get(name) for name in (VECTORISE_ENV, GROUP_SIZE_ENV)}
-    first = cli(*args, "--vectorise", "--group-size", "3")
+    weights = workdir / "weights.pth"  # any file: points are not scored with Inception
+    weights.write_bytes(b"")
+    chosen = ["--data-root", str(workdir), "--inception-weights", str(weights)]
+    before = {
+        name: os.environ.get(name) for name in (VECTORISE_ENV, GROUP_SIZE_ENV, DATA_ROOT_ENV, INCEPTION_WEIGHTS_ENV)
+    }
+    first = cli(*args, "--vectorise", "--group-size", "3", *chosen)
     assert first.exit_code == 0, first.output
     assert {name: os.environ.get(name) for name in before} == before  # the choices end with the command
     with sqlite3.connect(workdir / "results" / "lossbench.db") as db:
