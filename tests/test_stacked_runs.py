@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import run_lossbench
 
 # a group of three (one recipe family: Adam, n_critic 1): one member diverges at step 1, one holds the group at a
@@ -79,25 +81,40 @@ def rows(results: Path) -> list[tuple]:
         return []
 
 
-def test_a_killed_group_resumes_its_unfinished_members(workdir: Path) -> None:
+@pytest.mark.parametrize(
+    ("executor", "stop"),
+    [
+        ([], signal.SIGKILL),  # the serial driver, killed outright
+        (["--executor", "ray", "--workers", "1"], signal.SIGINT),  # Ctrl-C: the driver stops its local Ray
+    ],
+    ids=["serial", "ray"],
+)
+def test_a_killed_group_resumes_its_unfinished_members(workdir: Path, executor: list[str], stop: int) -> None:
+    if executor:
+        pytest.importorskip("ray")
     gate, plugins = workdir / "gate", workdir / "plugins"
     gate.mkdir(), plugins.mkdir()
     (plugins / "gated.py").write_text(PLUGIN.format(gate=str(gate)))
-    args = [*GRID, "--plugins-dir", str(plugins)]
+    args = [*GRID, *executor, "--plugins-dir", str(plugins)]
     with open(workdir / "driver.err", "w") as err:
         driver = subprocess.Popen(
             [sys.executable, "-m", "lossbench.cli", *args], cwd=workdir, stdout=subprocess.DEVNULL, stderr=err
         )
     try:
-        while not (gate / "claimed").exists():  # an event, not a timer
+        # events, not timers: the member that diverged at step 1 is committed while the group is held at step 2
+        deadline = time.monotonic() + 300  # only a bound on a failure: the loop ends on the events
+        while not ((gate / "claimed").exists() and rows(workdir / "results")):
             assert driver.poll() is None, (workdir / "driver.err").read_text()
+            assert time.monotonic() < deadline, "the diverged member was not stored while its group trained on"
             time.sleep(0.05)
-        # the serial driver committed the member that diverged at step 1 before the group went on to step 2
-        driver.kill()  # SIGKILL while the group is held
+        driver.send_signal(stop)
+        driver.wait(timeout=120)
     finally:
         if driver.poll() is None:
             driver.kill()
         driver.wait()
+    expected = -signal.SIGKILL if stop == signal.SIGKILL else 130  # Ctrl-C: the driver's own exit status
+    assert driver.returncode == expected, (workdir / "driver.err").read_text()
     stored = rows(workdir / "results")
     assert [(loss, status, step) for loss, status, step, _env in stored] == [("nan-loss", "diverged", 1)]
     assert json.loads(stored[0][3])["group_size"] == 3
@@ -165,8 +182,6 @@ def test_workers_train_a_group_each_and_record_it(cli, workdir: Path, monkeypatc
 
 
 def test_a_ray_task_trains_a_group(workdir: Path) -> None:
-    import pytest
-
     pytest.importorskip("ray")
     result = run_lossbench(
         "run",
@@ -205,7 +220,6 @@ def test_a_ray_task_trains_a_group(workdir: Path) -> None:
 def test_a_ray_group_whose_worker_dies_trains_its_members_again_alone(workdir: Path) -> None:
     """A member that kills its Ray worker (``os._exit``) takes the group's task with it; each member then trains
     again in a task of its own, so only that member fails, as with local workers."""
-    import pytest
     from scale_helpers import write_failing_plugin
 
     pytest.importorskip("ray")

@@ -170,9 +170,11 @@ def spec_in_task(spec: RunSpec) -> RunSpec:
 _ENVIRONMENTS: dict[PluginConfig, Environment] = {}
 
 
-def _run_task(task: Task, config: PluginConfig, environ: dict[str, str], sink: Any) -> list[RunResult]:
+def _run_task(task: Task, config: PluginConfig, environ: dict[str, str], sink: Any, reports: bool) -> list[RunResult]:
     """One run, or one group trained stacked (``--vectorise``), in a Ray worker (reused across tasks, so the
-    plugins load once per worker and config)."""
+    plugins load once per worker and config). A group hands each member's result to ``sink`` as soon as it is
+    final, as a local worker does, so that the driver commits it while the others train on (a grid stopped
+    mid-group keeps it); a lone run's result is what the task returns. ``reports``: send progress to ``sink``."""
     os.environ.update(environ)
     seeding.prepare_process()
     if config not in _ENVIRONMENTS:
@@ -180,35 +182,44 @@ def _run_task(task: Task, config: PluginConfig, environ: dict[str, str], sink: A
         _ENVIRONMENTS[config] = load_environment(config)
     catalog = _ENVIRONMENTS[config].catalog
     progress = None
-    if sink is not None:
+    if reports:
         progress = ThrottledProgress(lambda run_id, step: sink.report.remote(run_id, step), PROGRESS_SECONDS)
-    if task.stacked:
-        from lossbench.training.stacked import iter_group
-
-        results = list(iter_group([spec_in_task(spec) for spec in task.specs], catalog, progress))
-    else:
-        results = [run_safely(spec_in_task(task.specs[0]), catalog, progress)]
     import ray
 
     planned = {spec.run_id: spec for spec in task.specs}
-    for result in results:
+
+    def placed(result: RunResult) -> RunResult:
         result.spec = planned[result.run_id]  # the id and device the grid was planned with
         result.environment.update(executor="ray", node=ray.util.get_node_ip_address(), worker_pid=os.getpid())
-    return results
+        return result
+
+    if not task.stacked:
+        return [placed(run_safely(spec_in_task(task.specs[0]), catalog, progress))]
+    from lossbench.training.stacked import iter_group
+
+    for result in iter_group([spec_in_task(spec) for spec in task.specs], catalog, progress):
+        ray.get(sink.deliver.remote(placed(result)))  # acknowledged: it is the driver's before the next member
+    return []
 
 
-class _ProgressSink:
-    """A Ray actor collecting (run_id, step) reports from the tasks until the driver drains them."""
+class _Sink:
+    """A Ray actor collecting what the tasks send the driver before they end: (run_id, step) progress reports and
+    the results of finished group members, until the driver drains them."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
+        self.results: list[RunResult] = []
 
     def report(self, run_id: str, step: int) -> None:
         self.events.append((run_id, step))
 
-    def drain(self) -> list[tuple[str, int]]:
-        events, self.events = self.events, []
-        return events
+    def deliver(self, result: RunResult) -> None:
+        self.results.append(result)
+
+    def drain(self) -> tuple[list[tuple[str, int]], list[RunResult]]:
+        drained = self.events, self.results
+        self.events, self.results = [], []
+        return drained
 
 
 # -- in the driver ------------------------------------------------------------------------------------------------
@@ -253,9 +264,9 @@ def _results(
     sink = None
     try:
         by_id = {spec.run_id: spec for spec in specs}
-        open_ids = set(by_id)
-        if progress is not None:
-            sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
+        open_ids = set(by_id)  # runs whose result has not reached the driver yet
+        if progress is not None or any(work.stacked for work in tasks):
+            sink = ray.remote(num_cpus=0)(_Sink).remote()
         task = ray.remote(_run_task)
         environ = forwarded_environment()
 
@@ -264,33 +275,41 @@ def _results(
             first = work.specs[0]
             name = first.label if len(work.specs) == 1 else f"{first.dataset}/{first.model} group of {len(work.specs)}"
             options = {**task_resources(first), "max_retries": 0, "name": f"lossbench {name}"}
-            ref = task.options(**options).remote(work, config, environ, sink)
+            ref = task.options(**options).remote(work, config, environ, sink, progress is not None)
             refs[ref] = work
             return ref
+
+        def arrived(results: list[RunResult]) -> list[RunResult]:
+            """The results not seen before (a group's members come through the sink, the rest with their task)."""
+            fresh = [result for result in results if result.run_id in open_ids]
+            open_ids.difference_update(result.run_id for result in fresh)
+            return fresh
 
         for work in tasks:
             submit(work)
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
-            if sink is not None and progress is not None:
-                for run_id, step in ray.get(sink.drain.remote()):
-                    if run_id in open_ids:  # a late report of a run already returned is dropped
-                        progress(by_id[run_id], step)
+            if sink is not None:  # before the ready tasks: a group's task ends only after its members are here
+                events, delivered = ray.get(sink.drain.remote())
+                if progress is not None:
+                    for run_id, step in events:
+                        if run_id in open_ids:  # a late report of a run already returned is dropped
+                            progress(by_id[run_id], step)
+                yield from arrived(delivered)
             for ref in ready:
                 work = refs.pop(ref)
-                open_ids.difference_update(spec.run_id for spec in work.specs)
                 try:
                     results = ray.get(ref)
                 except ray.exceptions.RayError as exc:
+                    unfinished = [spec for spec in work.specs if spec.run_id in open_ids]
                     if work.stacked and len(work.specs) > 1:
-                        # one member killed or broke the group's task: each trains again alone, so that, as with
-                        # local workers, only the run that kills its worker fails
-                        pending.extend(submit(Task((spec,), True)) for spec in work.specs)  # stacks of one
-                        open_ids.update(spec.run_id for spec in work.specs)
+                        # one member killed or broke the group's task: each member that had not finished trains
+                        # again alone, so that, as with local workers, only the run that kills its worker fails
+                        pending.extend(submit(Task((spec,), True)) for spec in unfinished)  # stacks of one
                         continue
-                    results = [failed(spec, failure_reason(exc)) for spec in work.specs]
-                yield from results
+                    results = [failed(spec, failure_reason(exc)) for spec in unfinished]
+                yield from arrived(results)
     finally:
         for ref in refs:  # still running: the driver is stopping (Ctrl-C, an error while committing)
             try:
