@@ -13,7 +13,12 @@ one stack with no per-member work at all and no penalty, each run with its own c
 (``arithmetic_bound``), against the sequential engine's training time.
 Goals (2 CPU cores): >= 3x for ring8 · mlp, >= 1.5x for digits · dcgan.
 
+``--per-loss`` prints, instead, where the time goes: each loss's seeds trained one after another and as one group
+of their own, in this process on one thread, with the training-time ratio, the share of the sequential engine's
+time the loss takes, and the critic steps per generator step its recipe runs.
+
     python benchmarks/vectorised.py [--steps 200] [--seeds 3] [--rounds 2] [--workers N] [--only ring8]
+    python benchmarks/vectorised.py --per-loss --only ring8
 """
 
 from __future__ import annotations
@@ -112,6 +117,32 @@ def train(specs, env, workers: int, groups) -> tuple[dict, float, float]:
     return {r.run_id: r for r in results}, wall, sum(r.train_seconds for r in results) / workers
 
 
+def per_loss(dataset: str, steps: int, seeds: int, catalog) -> None:
+    """Each loss's seeds, sequential then stacked as one group, on one thread (``--per-loss``)."""
+    from lossbench.training.stacked import train_group
+    from lossbench.training.train import run_safely
+
+    specs = specs_for(dataset, steps, seeds, catalog)
+    rows = []
+    with seeding.pinned_threads(1):
+        run_safely(specs[0], catalog), train_group(specs[:seeds], catalog)  # warm up both engines, untimed
+        for loss in dict.fromkeys(spec.loss for spec in specs):
+            mine = [spec for spec in specs if spec.loss == loss]
+            sequential = sum(run_safely(spec, catalog).train_seconds for spec in mine)
+            stacked = sum(r.train_seconds for r in train_group(mine, catalog))
+            recipe = catalog.losses.get(loss).recipe
+            critic = sum(recipe.critic_steps(t) for t in range(1, steps + 1)) / steps
+            rows.append((loss, critic, sequential, stacked))
+    total = sum(row[2] for row in rows)
+    print(f"{dataset} · {SETS[dataset][0]}, {seeds} seeds x {steps} steps, one thread")
+    print(f"{'loss':<16}{'critic/G step':>14}{'share of seq time':>19}{'seq s':>8}{'stacked s':>11}{'ratio':>7}")
+    for loss, critic, sequential, stacked in sorted(rows, key=lambda row: -row[2]):
+        print(
+            f"{loss:<16}{critic:>14.1f}{sequential / total:>18.0%}{sequential:>8.1f}{stacked:>11.1f}"
+            f"{sequential / stacked:>6.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -120,8 +151,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--group-size", type=int, default=None)
     parser.add_argument("--only", choices=sorted(SETS), default=None)
+    parser.add_argument("--per-loss", action="store_true", help="each loss's group alone, on one thread")
     args = parser.parse_args()
     env = load_environment()
+    if args.per_loss:
+        for dataset in [args.only] if args.only else list(SETS):
+            per_loss(dataset, args.steps, args.seeds, env.catalog)
+        return
     print(
         f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
         f"{args.workers} workers x {seeding.run_threads()} thread(s) on both sides"
