@@ -20,9 +20,14 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from lossbench.training.stacked_optim import MemberOptimizer
 
-# the flat gradient's column views have the strides of the parameters they belong to, which is all the contract
-# asks for; torch warns because they are not contiguous
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+
+def _quiet_gradient_layout() -> None:
+    """Silence torch's gradient-layout warning: the flat gradient's column views have the strides of the parameters
+    they belong to, which is all the contract asks for; torch warns because they are not contiguous. Installed
+    with each ``Stack``, not once at import, so that it also holds where the filters are reset after the import
+    (pytest resets them for every test)."""
+    warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+
 
 Forward = Callable[[dict, Tensor], Tensor]
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.ELU, nn.SiLU, nn.GELU, nn.Softplus)
@@ -90,6 +95,7 @@ class Stack:
         betas: Sequence[tuple[float, float]],
         average_decays: Sequence[float] | None,
     ) -> None:
+        _quiet_gradient_layout()
         params, buffers = stack_module_state(modules)
         self.layout = [(name, p.shape[1:], p[0].numel()) for name, p in params.items()]
         self.weights = torch.cat([p.detach().flatten(1) for p in params.values()], 1)
