@@ -62,14 +62,18 @@ def url(server: ThreadingHTTPServer, name: str) -> str:
 
 
 def idx_files(n: int = 12) -> dict[str, bytes]:
-    """A tiny MNIST training split in the distributed form: gzipped idx files."""
+    """A tiny MNIST training split in the distributed form: gzipped idx files, the same bytes on every call, as a
+    mirror serves them (gzip's header holds a time: ``mtime=0`` keeps it from changing the digest between calls)."""
     images = (
         struct.pack(">IIII", ondisk.IDX_IMAGE_MAGIC, n, 28, 28)
         + bytes(range(256)) * (n * 784 // 256)
         + bytes(n * 784 % 256)
     )
     labels = struct.pack(">II", ondisk.IDX_LABEL_MAGIC, n) + bytes(i % 10 for i in range(n))
-    return {"train-images-idx3-ubyte.gz": gzip.compress(images), "train-labels-idx1-ubyte.gz": gzip.compress(labels)}
+    return {
+        "train-images-idx3-ubyte.gz": gzip.compress(images, mtime=0),
+        "train-labels-idx1-ubyte.gz": gzip.compress(labels, mtime=0),
+    }
 
 
 def md5(data: bytes) -> str:
@@ -125,7 +129,7 @@ def test_mnist_lands_where_lossbench_reads_it_and_is_not_fetched_twice(
     assert tuple(images.shape)[0] == 12 and labels.tolist()[:3] == [0, 1, 2]
 
     again = cli("fetch", "mnist", "--to", "data")
-    assert again.exit_code == 0 and again.output.count("already there:") == 2
+    assert again.exit_code == 0 and again.output.count("already there:") == 2, again.output
     assert len(server.requests) == 2  # nothing downloaded the second time
 
 
