@@ -125,7 +125,8 @@ def per_loss(dataset: str, steps: int, seeds: int, catalog) -> None:
     specs = specs_for(dataset, steps, seeds, catalog)
     rows = []
     with seeding.pinned_threads(1):
-        run_safely(specs[0], catalog), train_group(specs[:seeds], catalog)  # warm up both engines, untimed
+        run_safely(specs[0], catalog)  # warm up both engines, untimed
+        train_group(specs[:seeds], catalog)
         for loss in dict.fromkeys(spec.loss for spec in specs):
             mine = [spec for spec in specs if spec.loss == loss]
             sequential = sum(run_safely(spec, catalog).train_seconds for spec in mine)
