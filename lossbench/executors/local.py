@@ -299,10 +299,15 @@ def run_processes(
         suspects = [spec for spec in waiting if spec in batch.in_flight]
         waiting = [spec for spec in waiting if spec not in batch.in_flight]
         while suspects:
+            culprit = None
             with _pool(1, config, context) as alone:  # reused while it survives
                 while suspects:
                     spec = suspects.pop(0)
                     outcome = yield from alone.run([Task((spec,), spec.run_id in grouped)], by_id, progress)
                     if outcome.broken:
-                        yield failed(spec, f"worker process died while running it ({alone.exit_of(spec.run_id)})")
+                        culprit = spec
                         break
+            # the exit code is read once the pool is shut down, as above: while the executor's own thread reaps the
+            # dead worker, a second waiter can find it reaped with its code not yet recorded ("exit status unknown")
+            if culprit is not None:
+                yield failed(culprit, f"worker process died while running it ({alone.exit_of(culprit.run_id)})")
